@@ -1,0 +1,262 @@
+"""ISO 8583 codec: bytes <-> ``dict[str, str]``, no sockets, no asyncio.
+
+Messages are plain dicts keyed like pyiso8583's (``"t"`` for the MTI, ``"p"``
+and ``"1"`` for bitmaps, ``"2"`` .. ``"128"`` for data elements).
+
+pyiso8583 is the reference codec. For specs made only of ASCII text fields
+with ASCII or binary length prefixes (every dialect we ship) a spec is
+compiled into per-field tables and encoded/decoded by a tight loop that gives
+byte-identical results about 5x faster: at 20,000 messages a second the
+generic codec alone would eat a whole core. Any spec outside that subset
+(BCD, EBCDIC, nibble lengths, padding) falls back to pyiso8583; the test
+suite checks both paths agree.
+
+>>> from switch.dialect import load_spec
+>>> codec = Codec(load_spec("ascii"))
+>>> codec.encode({"t": "0210", "3": "111111", "39": "05"})
+b'0210200000000200000011111105'
+>>> codec.decode(b"0210200000000200000011111105")["39"]
+'05'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import iso8583
+import iso8583.decoder
+import iso8583.encoder
+
+__all__ = ["Codec", "DecodeError", "EncodeError", "Message", "peek_mti"]
+
+Message = dict[str, str]
+
+# For each byte value, the 1-based positions of its set bits, left-aligned as
+# ISO 8583 bitmaps are (0x80 -> (1,)).
+_BYTE_BITS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(j + 1 for j in range(8) if b & (0x80 >> j)) for b in range(256)
+)
+
+_TEXT_ENCODINGS = frozenset({"ascii", "latin-1", "latin_1", "iso-8859-1", "utf-8"})
+
+
+class DecodeError(ValueError):
+    """Bytes that do not parse under the spec. Carries where, never the data."""
+
+    def __init__(self, msg: str, *, field: str, pos: int) -> None:
+        super().__init__(f"{msg}: field {field} pos {pos}")
+        self.field = field
+        self.pos = pos
+
+
+class EncodeError(ValueError):
+    """A message dict that cannot be encoded under the spec."""
+
+    def __init__(self, msg: str, *, field: str) -> None:
+        super().__init__(f"{msg}: field {field}")
+        self.field = field
+
+
+def peek_mti(frame: bytes, mti_len: int = 4) -> str | None:
+    """The MTI of a frame if it is readable, else None (for format-error replies)."""
+    mti = frame[:mti_len]
+    if len(mti) == mti_len and mti.isdigit():
+        return mti.decode("ascii")
+    return None
+
+
+def _fast_ok(spec: Mapping[str, Mapping[str, Any]]) -> bool:
+    if spec["h"]["max_len"] != 0:
+        return False
+    for key, f in spec.items():
+        if f.get("len_count", "bytes") != "bytes" or f.get("left_pad") or f.get("right_pad"):
+            return False
+        if f["len_enc"] not in ("ascii", "b"):
+            return False
+        if key in ("p", "1"):
+            if f["data_enc"] not in ("ascii", "b"):
+                return False
+        elif f["data_enc"] not in _TEXT_ENCODINGS:
+            return False
+    return spec["t"]["data_enc"] == "ascii" and spec["t"]["max_len"] == 4
+
+
+class Codec:
+    """Encoder/decoder for one spec. Thread-safe and reusable."""
+
+    __slots__ = ("spec", "fast", "_fields", "_bin_bitmap", "_bitmap_len")
+
+    def __init__(self, spec: Mapping[str, Mapping[str, Any]]) -> None:
+        self.spec = spec
+        self.fast = _fast_ok(spec)
+        # index i -> (key, len_type, max_len, binary_len, encoding) for field i
+        self._fields: list[tuple[str, int, int, bool, str] | None] = [None] * 129
+        for i in range(2, 129):
+            f = spec.get(str(i))
+            if f is not None:
+                self._fields[i] = (
+                    str(i),
+                    int(f["len_type"]),
+                    int(f["max_len"]),
+                    f["len_enc"] == "b",
+                    f["data_enc"],
+                )
+        self._bin_bitmap = spec["p"]["data_enc"] == "b"
+        self._bitmap_len = 8 if self._bin_bitmap else 16
+
+    # -- encode ---------------------------------------------------------
+    def encode(self, msg: Mapping[str, str]) -> bytes:
+        """Encode ``msg`` (not modified). Raises :class:`EncodeError`."""
+        if not self.fast:
+            return self._slow_encode(msg)
+        try:
+            mti = msg["t"]
+        except KeyError:
+            raise EncodeError("MTI missing", field="t") from None
+        if type(mti) is not str or len(mti) != 4 or not mti.isascii():
+            raise EncodeError("MTI must be 4 ASCII characters", field="t")
+        nums: list[int] = []
+        for k in msg:
+            if k in ("t", "p", "1", "65"):
+                continue
+            try:
+                n = int(k)
+            except ValueError:
+                if k == "h":
+                    continue
+                raise EncodeError("unknown field key", field=str(k)) from None
+            if not 2 <= n <= 128 or self._fields[n] is None:
+                raise EncodeError("field outside 2-128", field=k)
+            nums.append(n)
+        nums.sort()
+        bitmap = 0
+        secondary = nums and nums[-1] > 64
+        if secondary:
+            bitmap |= 1 << 127
+        for n in nums:
+            bitmap |= 1 << (128 - n)
+        nbytes = 16 if secondary else 8
+        if not secondary:
+            bitmap >>= 64
+        raw_bm = bitmap.to_bytes(nbytes, "big")
+        parts = [mti.encode("ascii"), raw_bm if self._bin_bitmap else raw_bm.hex().upper().encode("ascii")]
+        fields = self._fields
+        for n in nums:
+            key, len_type, max_len, bin_len, enc = fields[n]  # type: ignore[misc]
+            value = msg[key]
+            try:
+                data = value.encode(enc)
+            except (UnicodeEncodeError, AttributeError):
+                raise EncodeError("invalid data", field=key) from None
+            size = len(data)
+            if len_type == 0:
+                if size != max_len:
+                    raise EncodeError(f"field data is {size} bytes, expecting {max_len}", field=key)
+                parts.append(data)
+                continue
+            if size > max_len:
+                raise EncodeError(f"field data is {size} bytes, larger than maximum {max_len}", field=key)
+            if bin_len:
+                parts.append(size.to_bytes(len_type, "big"))
+            else:
+                prefix = str(size).zfill(len_type)
+                if len(prefix) > len_type:
+                    raise EncodeError("length prefix overflow", field=key)
+                parts.append(prefix.encode("ascii"))
+            parts.append(data)
+        return b"".join(parts)
+
+    def _slow_encode(self, msg: Mapping[str, str]) -> bytes:
+        try:
+            s, _ = iso8583.encode(dict(msg), self.spec)  # type: ignore[arg-type]
+        except iso8583.EncodeError as e:
+            raise EncodeError(e.msg, field=e.field) from None
+        return bytes(s)
+
+    # -- decode ---------------------------------------------------------
+    def decode(self, frame: bytes) -> Message:
+        """Decode one whole message (no length header). Raises :class:`DecodeError`."""
+        if not self.fast:
+            return self._slow_decode(frame)
+        end = len(frame)
+        mti_b = frame[:4]
+        if len(mti_b) != 4:
+            raise DecodeError("message too short for MTI", field="t", pos=0)
+        try:
+            mti = mti_b.decode("ascii")
+        except UnicodeDecodeError:
+            raise DecodeError("MTI is not ASCII", field="t", pos=0) from None
+        msg: Message = {"t": mti}
+        pos = 4
+        bml = self._bitmap_len
+        bin_bm = self._bin_bitmap
+        raw, pos = self._read_bitmap(frame, pos, bml, bin_bm, "p")
+        msg["p"] = self._bitmap_text(frame, pos - bml, pos, bin_bm)
+        if raw[0] & 0x80:
+            sec, pos = self._read_bitmap(frame, pos, bml, bin_bm, "1")
+            msg["1"] = self._bitmap_text(frame, pos - bml, pos, bin_bm)
+            raw += sec
+        fields = self._fields
+        byte_bits = _BYTE_BITS
+        nums = [i * 8 + j for i, b in enumerate(raw) if b for j in byte_bits[b]]
+        for n in nums:
+            if n == 1:
+                continue
+            spec = fields[n]
+            if spec is None:
+                raise DecodeError("field not in spec", field=str(n), pos=pos)
+            key, len_type, max_len, bin_len, enc = spec
+            if len_type == 0:
+                size = max_len
+            else:
+                lb = frame[pos : pos + len_type]
+                if len(lb) != len_type:
+                    raise DecodeError(f"field length is {len(lb)} bytes wide, expecting {len_type}", field=key, pos=pos)
+                if bin_len:
+                    size = int.from_bytes(lb, "big")
+                else:
+                    if not lb.isdigit():
+                        raise DecodeError("field length is not numeric", field=key, pos=pos)
+                    size = int(lb)
+                if size > max_len:
+                    raise DecodeError(f"field data is {size} bytes, larger than maximum {max_len}", field=key, pos=pos)
+                pos += len_type
+            nxt = pos + size
+            if nxt > end:
+                raise DecodeError(f"field data is {end - pos} bytes, expecting {size}", field=key, pos=pos)
+            try:
+                msg[key] = frame[pos:nxt].decode(enc)
+            except UnicodeDecodeError:
+                raise DecodeError("field data is not valid text", field=key, pos=pos) from None
+            pos = nxt
+        if pos != end:
+            raise DecodeError("extra data after last field", field="p", pos=pos)
+        return msg
+
+    @staticmethod
+    def _read_bitmap(frame: bytes, pos: int, bml: int, bin_bm: bool, key: str) -> tuple[bytes, int]:
+        raw = frame[pos : pos + bml]
+        if len(raw) != bml:
+            raise DecodeError(f"bitmap is {len(raw)} bytes, expecting {bml}", field=key, pos=pos)
+        if bin_bm:
+            return raw, pos + bml
+        try:
+            out = bytes.fromhex(raw.decode("ascii"))
+        except ValueError:
+            out = b""
+        if len(out) != bml // 2:  # fromhex skips blanks; a bitmap may hold none
+            raise DecodeError("bitmap is not hex", field=key, pos=pos)
+        return out, pos + bml
+
+    @staticmethod
+    def _bitmap_text(frame: bytes, start: int, stop: int, bin_bm: bool) -> str:
+        raw = frame[start:stop]
+        return raw.hex().upper() if bin_bm else raw.decode("ascii").upper()
+
+    def _slow_decode(self, frame: bytes) -> Message:
+        try:
+            dec, _ = iso8583.decode(bytearray(frame), self.spec)  # type: ignore[arg-type]
+        except iso8583.DecodeError as e:
+            raise DecodeError(e.msg, field=e.field, pos=e.pos) from None
+        return dec
