@@ -34,9 +34,7 @@ Message = dict[str, str]
 
 # For each byte value, the 1-based positions of its set bits, left-aligned as
 # ISO 8583 bitmaps are (0x80 -> (1,)).
-_BYTE_BITS: tuple[tuple[int, ...], ...] = tuple(
-    tuple(j + 1 for j in range(8) if b & (0x80 >> j)) for b in range(256)
-)
+_BYTE_BITS: tuple[tuple[int, ...], ...] = tuple(tuple(j + 1 for j in range(8) if b & (0x80 >> j)) for b in range(256))
 
 _TEXT_ENCODINGS = frozenset({"ascii", "latin-1", "latin_1", "iso-8859-1", "utf-8"})
 

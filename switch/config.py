@@ -1,0 +1,113 @@
+"""The switch's configuration: one typed object built once from a TOML file.
+
+>>> cfg = SwitchConfig.load()
+>>> cfg.destinations[0].name, cfg.destinations[0].link.port, cfg.default_route
+('sim', 8583, 'sim')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from schemas import SCHEMAS_DIR
+from switch.dialect import DIALECTS
+from switch.framing import FRAMINGS
+from switch.link import LinkConfig
+from switch.pool import Pool, Route, Router, RoutingTable
+
+__all__ = ["ConfigError", "DestinationConfig", "SwitchConfig", "DEFAULT_CONFIG"]
+
+DEFAULT_CONFIG = SCHEMAS_DIR / "config" / "default.toml"
+
+_LINK_KEYS = {f.name for f in dataclasses.fields(LinkConfig)} - {"host", "port", "name", "ssl"}
+
+
+class ConfigError(ValueError):
+    """The configuration file is wrong; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationConfig:
+    name: str
+    link: LinkConfig
+    links: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchConfig:
+    node_id: int = 0
+    destinations: tuple[DestinationConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    default_route: str | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> SwitchConfig:
+        p = Path(path) if path is not None else DEFAULT_CONFIG
+        try:
+            with open(p, "rb") as f:
+                doc = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"{p}: {e}") from None
+        return cls.from_dict(doc, source=str(p))
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], source: str = "config") -> SwitchConfig:
+        sw = doc.get("switch", {})
+        node_id = sw.get("node_id", 0)
+        if not isinstance(node_id, int) or not 0 <= node_id <= 9:
+            raise ConfigError(f"{source}: switch.node_id must be 0..9")
+        dests = []
+        for i, d in enumerate(doc.get("destinations", [])):
+            where = f"{source}: destinations[{i}]"
+            d = dict(d)
+            try:
+                name, host, port = d.pop("name"), d.pop("host"), int(d.pop("port"))
+            except KeyError as e:
+                raise ConfigError(f"{where}: missing {e}") from None
+            count = int(d.pop("links", 2))
+            unknown = set(d) - _LINK_KEYS
+            if unknown:
+                raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+            if d.get("dialect", "ascii") not in DIALECTS:
+                raise ConfigError(f"{where}: dialect must be one of {DIALECTS}")
+            if d.get("framing", "binary2") not in FRAMINGS:
+                raise ConfigError(f"{where}: framing must be one of {tuple(FRAMINGS)}")
+            if count < 1:
+                raise ConfigError(f"{where}: links must be at least 1")
+            dests.append(DestinationConfig(name, LinkConfig(host=host, port=port, name=name, **d), count))
+        names = {d.name for d in dests}
+        if len(names) != len(dests):
+            raise ConfigError(f"{source}: destination names must be unique")
+        routes = []
+        for i, r in enumerate(doc.get("routes", [])):
+            where = f"{source}: routes[{i}]"
+            try:
+                bins, dest = str(r["bins"]), r["destination"]
+            except KeyError as e:
+                raise ConfigError(f"{where}: missing {e}") from None
+            low, _, high = bins.partition("-")
+            try:
+                routes.append(Route(dest, low.strip(), (high or low).strip()))
+            except ValueError as e:
+                raise ConfigError(f"{where}: {e}") from None
+            if dest not in names:
+                raise ConfigError(f"{where}: unknown destination {dest!r}")
+        default = doc.get("routing", {}).get("default")
+        if default is not None and default not in names:
+            raise ConfigError(f"{source}: routing.default names unknown destination {default!r}")
+        return cls(node_id, tuple(dests), tuple(routes), default)
+
+    def with_target(self, host: str, port: int) -> SwitchConfig:
+        """The same config with every destination pointed at ``host:port`` (for ``up`` and bench)."""
+        dests = tuple(
+            dataclasses.replace(d, link=dataclasses.replace(d.link, host=host, port=port)) for d in self.destinations
+        )
+        return dataclasses.replace(self, destinations=dests)
+
+    def build_router(self) -> Router:
+        pools = [Pool.connect(d.name, d.link, d.links) for d in self.destinations]
+        return Router(pools, RoutingTable(self.routes, self.default_route))

@@ -1,0 +1,159 @@
+"""Destinations: a pool of links to one host, and BIN routing between pools.
+
+>>> t = RoutingTable([Route("visa", "400000", "499999"), Route("amex", "34", "37")], default="sim")
+>>> t.destination("4111111111111111"), t.destination("371449635398431"), t.destination("6011000990139424")
+('visa', 'amex', 'sim')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from switch.codec import Message
+from switch.errors import DestinationUnavailable, NoRoute
+from switch.link import Link, LinkConfig, LinkState
+
+__all__ = ["Pool", "Route", "RoutingTable", "Router"]
+
+
+class Pool:
+    """Several links to one destination; each request goes to the least-loaded ready link."""
+
+    def __init__(self, name: str, links: Iterable[Link]) -> None:
+        self.name = name
+        self.links = list(links)
+        if not self.links:
+            raise ValueError(f"destination {name} has no links")
+
+    @classmethod
+    def connect(cls, name: str, config: LinkConfig, count: int) -> Pool:
+        """``count`` links with the same config, labelled ``name#i``."""
+        links = []
+        for i in range(count):
+            label = f"{name}#{i}"
+            links.append(Link(dataclasses.replace(config, name=label)))
+        return cls(name, links)
+
+    def start(self) -> None:
+        for link in self.links:
+            link.start()
+
+    async def wait_ready(self, timeout: float | None = None, *, all_links: bool = False) -> None:
+        """Wait for one ready link (or every link with ``all_links``)."""
+        waits = [asyncio.ensure_future(link.wait_ready()) for link in self.links]
+        try:
+            async with asyncio.timeout(timeout):
+                if all_links:
+                    await asyncio.gather(*waits)
+                else:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    @property
+    def ready_links(self) -> int:
+        return sum(1 for link in self.links if link.state is LinkState.READY)
+
+    def pick(self) -> Link:
+        """The ready link with the fewest requests in flight; fails fast when none is ready."""
+        best: Link | None = None
+        best_load = 1 << 62
+        for link in self.links:
+            if link.state is LinkState.READY:
+                load = len(link._pending)
+                if load < best_load:
+                    best, best_load = link, load
+        if best is None:
+            raise DestinationUnavailable(f"destination {self.name} has no ready link")
+        return best
+
+    async def request(self, msg: Message, *, timeout: float | None = None) -> Message:
+        return await self.pick().request(msg, timeout=timeout)
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        await asyncio.gather(*(link.close(timeout=timeout) for link in self.links))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """PANs whose prefix lies in ``low..high`` (compared on ``len(low)`` digits) go to ``destination``."""
+
+    destination: str
+    low: str
+    high: str
+
+    def __post_init__(self) -> None:
+        if not (self.low.isdigit() and self.high.isdigit() and len(self.low) == len(self.high)):
+            raise ValueError(f"route {self.low}-{self.high}: bounds must be digit strings of one length")
+        if self.low > self.high:
+            raise ValueError(f"route {self.low}-{self.high}: low above high")
+
+    def covers(self, pan: str) -> bool:
+        return self.low <= pan[: len(self.low)] <= self.high
+
+    @property
+    def width(self) -> float:
+        # Narrower ranges are more specific; compare on a common 19-digit scale.
+        scale = 10 ** (19 - len(self.low))
+        return (int(self.high) - int(self.low) + 1) * scale
+
+
+class RoutingTable:
+    """BIN ranges to destination names; the most specific range wins, else the default."""
+
+    _CACHE_MAX = 65_536
+
+    def __init__(self, routes: Iterable[Route], default: str | None = None) -> None:
+        self.routes = sorted(routes, key=lambda r: r.width)
+        self.default = default
+        self._cache: dict[str, str | None] = {}
+        self._key_len = max((len(r.low) for r in self.routes), default=0)
+
+    def destination(self, pan: str) -> str:
+        # Routes only look at the first _key_len digits: cache on those.
+        key = pan[: self._key_len]
+        try:
+            dest = self._cache[key]
+        except KeyError:
+            dest = next((r.destination for r in self.routes if r.covers(pan)), None)
+            if len(self._cache) >= self._CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = dest
+        if dest is None:
+            if self.default is None:
+                raise NoRoute("no route for this card range and no default route")
+            return self.default
+        return dest
+
+
+class Router:
+    """Pools by name plus a routing table: ``await router.request(msg)`` routes on DE 2."""
+
+    def __init__(self, pools: Iterable[Pool], table: RoutingTable) -> None:
+        self.pools = {p.name: p for p in pools}
+        self.table = table
+        for r in table.routes:
+            if r.destination not in self.pools:
+                raise ValueError(f"route {r.low}-{r.high} names unknown destination {r.destination}")
+        if table.default is not None and table.default not in self.pools:
+            raise ValueError(f"default route names unknown destination {table.default}")
+
+    def pool_for(self, pan: str) -> Pool:
+        return self.pools[self.table.destination(pan)]
+
+    async def request(self, msg: Message, *, timeout: float | None = None) -> Message:
+        return await self.pool_for(msg.get("2", "")).request(msg, timeout=timeout)
+
+    def start(self) -> None:
+        for p in self.pools.values():
+            p.start()
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        await asyncio.gather(*(p.wait_ready(timeout) for p in self.pools.values()))
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        await asyncio.gather(*(p.close(timeout=timeout) for p in self.pools.values()))
