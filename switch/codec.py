@@ -167,7 +167,7 @@ class Codec:
 
     def _slow_encode(self, msg: Mapping[str, str]) -> bytes:
         try:
-            s, _ = iso8583.encode(dict(msg), self.spec)  # type: ignore[arg-type]
+            s, _ = iso8583.encode(dict(msg), self.spec)
         except iso8583.EncodeError as e:
             raise EncodeError(e.msg, field=e.field) from None
         return bytes(s)
@@ -254,7 +254,7 @@ class Codec:
 
     def _slow_decode(self, frame: bytes) -> Message:
         try:
-            dec, _ = iso8583.decode(bytearray(frame), self.spec)  # type: ignore[arg-type]
+            dec, _ = iso8583.decode(bytearray(frame), self.spec)
         except iso8583.DecodeError as e:
             raise DecodeError(e.msg, field=e.field, pos=e.pos) from None
         return dec

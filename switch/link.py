@@ -90,7 +90,7 @@ class LinkStats:
     echoes: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 @dataclass(slots=True)
@@ -167,6 +167,7 @@ class Link:
         self._flush_scheduled = False
         self._last_rx = 0.0
         self._ready = asyncio.Event()
+        self._closed = asyncio.Event()
         self._lost: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -220,8 +221,7 @@ class Link:
             self.state = LinkState.CLOSED
             return
         if self.state is LinkState.CLOSING:
-            while self.state is not LinkState.CLOSED:
-                await asyncio.sleep(0.01)
+            await self._closed.wait()
             return
         was_ready = self.state is LinkState.READY
         self.state = LinkState.CLOSING
@@ -249,6 +249,7 @@ class Link:
         self._drop_connection()
         self._fail_pending(LinkClosed(f"link {self.label} closed"))
         self.state = LinkState.CLOSED
+        self._closed.set()
 
     # -- sending --------------------------------------------------------
     async def _exchange(self, msg: Message, timeout: float) -> Message:
