@@ -51,9 +51,20 @@ def match_key(msg: Mapping[str, str]) -> tuple[str, str, str]:
     return (cls, msg.get("41", ""), msg.get("11", ""))
 
 
+_de7_last: list[object] = [-1, ""]  # (second, text): strftime costs more than the rest of a send
+
+
 def de7(now: float | None = None) -> str:
-    """DE 7 transmission date and time, ``MMDDhhmmss`` UTC."""
-    return time.strftime("%m%d%H%M%S", time.gmtime(time.time() if now is None else now))
+    """DE 7 transmission date and time, ``MMDDhhmmss`` UTC.
+
+    >>> de7(0)
+    '0101000000'
+    """
+    sec = int(time.time() if now is None else now)
+    if _de7_last[0] != sec:
+        _de7_last[0] = sec
+        _de7_last[1] = time.strftime("%m%d%H%M%S", time.gmtime(sec))
+    return _de7_last[1]  # type: ignore[return-value]
 
 
 def network_request(code: str) -> dict[str, str]:
