@@ -118,12 +118,13 @@ class Codec:
         for k in msg:
             if k in ("t", "p", "1", "65"):
                 continue
-            try:
-                n = int(k)
-            except ValueError:
+            # Only canonical decimal keys: int() would also take " 2", "02",
+            # "+2", "٢", 2, 2.0 ... and then encode the wrong key or a field twice.
+            if type(k) is not str or not (k.isascii() and k.isdigit()) or k[0] == "0":
                 if k == "h":
                     continue
-                raise EncodeError("unknown field key", field=str(k)) from None
+                raise EncodeError("unknown field key", field=str(k))
+            n = int(k)
             if not 2 <= n <= 128 or self._fields[n] is None:
                 raise EncodeError("field outside 2-128", field=k)
             nums.append(n)
@@ -170,6 +171,8 @@ class Codec:
             s, _ = iso8583.encode(dict(msg), self.spec)
         except iso8583.EncodeError as e:
             raise EncodeError(e.msg, field=e.field) from None
+        except KeyError as e:  # a field key the spec lacks ("129") or that is not canonical ("02")
+            raise EncodeError("field not in spec", field=str(e.args[0])) from None
         return bytes(s)
 
     # -- decode ---------------------------------------------------------
@@ -195,11 +198,18 @@ class Codec:
             sec, pos = self._read_bitmap(frame, pos, bml, bin_bm, "1")
             msg["1"] = self._bitmap_text(frame, pos - bml, pos, bin_bm)
             raw += sec
+            if sec[0] & 0x80:
+                # Bit 65 announces a tertiary bitmap (fields 129-192), which
+                # pyiso8583 reads and appends to "1"; no spec of ours has such fields.
+                ter, pos = self._read_bitmap(frame, pos, bml, bin_bm, "1")
+                msg["1"] += self._bitmap_text(frame, pos - bml, pos, bin_bm)
+                if any(ter):
+                    raise DecodeError("tertiary bitmap has fields 129-192", field="1", pos=pos - bml)
         fields = self._fields
         byte_bits = _BYTE_BITS
         nums = [i * 8 + j for i, b in enumerate(raw) if b for j in byte_bits[b]]
         for n in nums:
-            if n == 1:
+            if n == 1 or n == 65:
                 continue
             spec = fields[n]
             if spec is None:
@@ -214,9 +224,16 @@ class Codec:
                 if bin_len:
                     size = int.from_bytes(lb, "big")
                 else:
-                    if not lb.isdigit():
-                        raise DecodeError("field length is not numeric", field=key, pos=pos)
-                    size = int(lb)
+                    if lb.isdigit():
+                        size = int(lb)
+                    else:
+                        # As pyiso8583: int() of the text, so blanks, a sign, "_" pass.
+                        try:
+                            size = int(lb.decode("ascii"))
+                        except ValueError:
+                            raise DecodeError("field length is not numeric", field=key, pos=pos) from None
+                        if size < 0:
+                            raise DecodeError("field length is negative", field=key, pos=pos)
                 if size > max_len:
                     raise DecodeError(f"field data is {size} bytes, larger than maximum {max_len}", field=key, pos=pos)
                 pos += len_type
@@ -242,19 +259,21 @@ class Codec:
         try:
             out = bytes.fromhex(raw.decode("ascii"))
         except ValueError:
-            out = b""
-        if len(out) != bml // 2:  # fromhex skips blanks; a bitmap may hold none
-            raise DecodeError("bitmap is not hex", field=key, pos=pos)
-        return out, pos + bml
+            raise DecodeError("bitmap is not hex", field=key, pos=pos) from None
+        # As pyiso8583: fromhex skips blanks between digit pairs, and the
+        # bytes it does not return hold no fields.
+        return out.ljust(bml // 2, b"\0"), pos + bml
 
     @staticmethod
     def _bitmap_text(frame: bytes, start: int, stop: int, bin_bm: bool) -> str:
         raw = frame[start:stop]
-        return raw.hex().upper() if bin_bm else raw.decode("ascii").upper()
+        return raw.hex().upper() if bin_bm else raw.decode("ascii")  # text kept as sent, as pyiso8583
 
     def _slow_decode(self, frame: bytes) -> Message:
         try:
             dec, _ = iso8583.decode(bytearray(frame), self.spec)
         except iso8583.DecodeError as e:
             raise DecodeError(e.msg, field=e.field, pos=e.pos) from None
+        except KeyError as e:  # pyiso8583 looks up fields 129-192 a tertiary bitmap names
+            raise DecodeError("field not in spec", field=str(e.args[0]), pos=len(frame)) from None
         return dec
