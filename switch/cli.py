@@ -77,9 +77,7 @@ async def _serve_switch(config_path: str | None, target: tuple[str, int] | None,
             await asyncio.wait_for(router.wait_ready(), 10)
         last = ""
         while not stop.is_set():
-            states = ", ".join(
-                f"{link.label}={link.state.value}" for p in router.pools.values() for link in p.links
-            )
+            states = ", ".join(f"{link.label}={link.state.value}" for p in router.pools.values() for link in p.links)
             if states != last:
                 print(f"links: {states}", flush=True)
                 last = states
@@ -130,7 +128,9 @@ def _cmd_up(argv: Sequence[str]) -> int:
             print(f"isoswitch up: the simulator did not start ({line or 'no output'})", file=sys.stderr)
             return 1
         sim_addr = line.removeprefix("listening on ")
-        print(f"simulated issuer host listening on {sim_addr} (ledger: http://{args.host}:{args.sim_admin_port}/ledger)")
+        print(
+            f"simulated issuer host listening on {sim_addr} (ledger: http://{args.host}:{args.sim_admin_port}/ledger)"
+        )
         print("switch link pool connecting to it; Ctrl-C stops everything.")
         print("benchmark it from another terminal:")
         print(f"  .venv/bin/isoswitch bench iso --target {sim_addr} --concurrency 64 --duration 20")

@@ -24,6 +24,11 @@ __all__ = ["ConfigError", "DestinationConfig", "SwitchConfig", "DEFAULT_CONFIG"]
 DEFAULT_CONFIG = SCHEMAS_DIR / "config" / "default.toml"
 
 _LINK_KEYS = {f.name for f in dataclasses.fields(LinkConfig)} - {"host", "port", "name", "ssl"}
+# Each link option's type is its default's: a wrong type must fail here, naming
+# the key, not later inside a running link (TOML integers do for floats).
+_LINK_TYPES = {f.name: type(f.default) for f in dataclasses.fields(LinkConfig) if f.name in _LINK_KEYS}
+_SECTION_KEYS = {"switch": {"node_id"}, "routing": {"default"}}
+_ROUTE_KEYS = {"bins", "destination"}
 
 
 class ConfigError(ValueError):
@@ -56,6 +61,10 @@ class SwitchConfig:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = "config") -> SwitchConfig:
+        for section, known in _SECTION_KEYS.items():
+            unknown = set(doc.get(section, {})) - known
+            if unknown:
+                raise ConfigError(f"{source}: [{section}]: unknown keys {sorted(unknown)}")
         sw = doc.get("switch", {})
         node_id = sw.get("node_id", 0)
         if not isinstance(node_id, int) or not 0 <= node_id <= 9:
@@ -68,10 +77,23 @@ class SwitchConfig:
                 name, host, port = d.pop("name"), d.pop("host"), int(d.pop("port"))
             except KeyError as e:
                 raise ConfigError(f"{where}: missing {e}") from None
-            count = int(d.pop("links", 2))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: port must be an integer") from None
+            if not 0 < port <= 65535:
+                raise ConfigError(f"{where}: port must be 1..65535")
+            try:
+                count = int(d.pop("links", 2))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: links must be an integer") from None
             unknown = set(d) - _LINK_KEYS
             if unknown:
                 raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+            for key, value in d.items():
+                want = _LINK_TYPES[key]
+                if isinstance(value, bool) != (want is bool) or not isinstance(
+                    value, (int, float) if want is float else want
+                ):
+                    raise ConfigError(f"{where}: {key} must be {want.__name__}")
             if d.get("dialect", "ascii") not in DIALECTS:
                 raise ConfigError(f"{where}: dialect must be one of {DIALECTS}")
             if d.get("framing", "binary2") not in FRAMINGS:
@@ -85,6 +107,9 @@ class SwitchConfig:
         routes = []
         for i, r in enumerate(doc.get("routes", [])):
             where = f"{source}: routes[{i}]"
+            unknown = set(r) - _ROUTE_KEYS
+            if unknown:
+                raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
             try:
                 bins, dest = str(r["bins"]), r["destination"]
             except KeyError as e:

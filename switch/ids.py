@@ -44,8 +44,8 @@ def luhn_digit(payload: str) -> str:
 
 
 def luhn_ok(number: str) -> bool:
-    """True when ``number`` is all digits and passes the Luhn check."""
-    if not number.isdigit() or len(number) < 2:
+    """True when ``number`` is all ASCII digits (``str.isdigit`` alone admits "٤" and "²") and passes the Luhn check."""
+    if not (number.isascii() and number.isdigit()) or len(number) < 2:
         return False
     return luhn_digit(number[:-1]) == number[-1]
 

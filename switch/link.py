@@ -228,28 +228,32 @@ class Link:
         self._ready.clear()
         deadline = self.config.drain_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
-        if self._pending:
-            self._drained = loop.create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._drained), deadline)
-            except TimeoutError:
-                log.warning("link %s: %d requests still in flight at close", self.label, len(self._pending))
-        if was_ready and self.config.sign_on and self._proto is not None:
-            try:
-                await self._exchange(network_request(NM_SIGN_OFF), min(self.config.sign_on_timeout, 2.0))
-            except (LinkClosed, RequestTimeout, LinkNotReady):
-                pass  # the host may already be gone; closing anyway
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self._drop_connection()
-        self._fail_pending(LinkClosed(f"link {self.label} closed"))
-        self.state = LinkState.CLOSED
-        self._closed.set()
+        try:
+            # Before READY the only exchange in flight is our own sign-on: nothing to drain.
+            if was_ready and self._pending:
+                self._drained = loop.create_future()
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._drained), deadline)
+                except TimeoutError:
+                    log.warning("link %s: %d requests still in flight at close", self.label, len(self._pending))
+            if was_ready and self.config.sign_on and self._proto is not None:
+                try:
+                    await self._exchange(network_request(NM_SIGN_OFF), min(self.config.sign_on_timeout, 2.0))
+                except (LinkClosed, RequestTimeout, LinkNotReady):
+                    pass  # the host may already be gone; closing anyway
+        finally:
+            # Even when close() itself is cancelled: a link left CLOSING would hang every later close().
+            task, self._task = self._task, None
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+            self._drop_connection()
+            self._fail_pending(LinkClosed(f"link {self.label} closed"))
+            self.state = LinkState.CLOSED
+            self._closed.set()
 
     # -- sending --------------------------------------------------------
     async def _exchange(self, msg: Message, timeout: float) -> Message:
@@ -281,6 +285,9 @@ class Link:
             if pending.get(key) is entry:
                 del pending[key]
                 entry.timer.cancel()
+                if fut.cancelled():
+                    # The caller gave up but the request went out: an answer may still come.
+                    busy.quarantine[stan] = loop.time() + self.config.stan_quarantine
             busy.in_flight.discard(stan)
             if not pending and self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
@@ -343,7 +350,11 @@ class Link:
             return
         self.stats.unmatched += 1
         if self.on_unmatched is not None:
-            self.on_unmatched(msg)
+            try:
+                self.on_unmatched(msg)
+            except Exception:
+                # A faulty handler must not take the connection down with it.
+                log.exception("link %s: unmatched-message handler failed", self.label)
         else:
             log.info("link %s: unmatched message %s", self.label, loggable(msg))
 

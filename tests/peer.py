@@ -40,9 +40,15 @@ def answer(msg: Message, rc: str = "00", **extra: str) -> Message:
 
 class ScriptedHost:
     def __init__(
-        self, script: Callable[[Message], Action] | None = None, dialect: str = "ascii", framing: str = "binary2"
+        self,
+        script: Callable[[Message], Action] | None = None,
+        dialect: str = "ascii",
+        framing: str = "binary2",
+        network: Callable[[Message], Action] | None = None,
     ) -> None:
         self.script = script or (lambda m: Action())
+        # 0800s (sign-on, echo, sign-off) are answered 00 unless ``network`` says otherwise.
+        self.network = network or (lambda m: Action())
         self.dialect = Dialect.named(dialect, framing)
         self.received: list[Message] = []
         self.held: list[tuple[asyncio.Transport, bytes]] = []
@@ -105,7 +111,7 @@ class _Proto(asyncio.Protocol):
             self.host.received.append(msg)
             if msg["t"][2] in "13":
                 continue  # a response (e.g. to our own echo); nothing to answer
-            act = Action() if msg["t"] == "0800" else self.host.script(msg)
+            act = self.host.network(msg) if msg["t"] == "0800" else self.host.script(msg)
             if act.close:
                 self.transport.close()
                 return
