@@ -20,8 +20,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# pytest-timeout fails a hanging test; the outer timeout is the backstop for a
+# hang it cannot interrupt (e.g. in a fixture's teardown).
 test: lint
-	$(BIN)/pytest switch acquirer_sim bench tests
+	timeout -k 10 1200 $(BIN)/pytest switch acquirer_sim bench tests
 
 bench: $(STAMP)
 	$(BIN)/isoswitch bench all --out bench/results

@@ -1,9 +1,9 @@
 """Card data out of logs: mask PANs, drop secrets, before anything is printed.
 
 >>> mask_pan("4111111111111111")
-'411111******1111'
+'411111****1111'
 >>> loggable({"t": "0100", "2": "4111111111111111", "120": "123", "11": "000001"})
-{'t': '0100', '2': '411111******1111', '11': '000001'}
+{'t': '0100', '2': '411111****1111', '11': '000001'}
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ _SECRET = frozenset({"35", "36", "45", "52", "55", "120", "122", "64", "128"})
 
 
 def mask_pan(pan: str) -> str:
-    """First 6 and last 4 digits, the rest as ``*``; short values fully masked."""
+    """First 6 and last 4 digits around ``****`` (the orders API's form); short values fully masked."""
     if len(pan) < 13:
-        return "*" * len(pan)
-    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
+        return "****"
+    return pan[:6] + "****" + pan[-4:]
 
 
 def loggable(msg: Mapping[str, str]) -> dict[str, str]:

@@ -1,0 +1,115 @@
+"""The simulator's admin HTTP API (aiohttp): books, faults, counters.
+
+=======  =========  ==========================================================
+method   path       what
+=======  =========  ==========================================================
+GET      /health    ``{"status": "ok", "listening": "HOST:PORT", ...}``
+GET      /stats     counters (requests, responses, decode_errors, ...)
+GET      /ledger    every card's books, PANs masked (see ``ledger.py``)
+GET      /faults    the active fault rules (PANs masked)
+PUT      /faults    a JSON list of fault rules, replacing the active ones
+=======  =========  ==========================================================
+
+Nothing here ever shows a full PAN. No metrics endpoint: that is a later issue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from acquirer_sim.errors import RulesError
+
+if TYPE_CHECKING:
+    from acquirer_sim.server import SimServer
+
+__all__ = ["AdminServer", "build_app"]
+
+_SIM: web.AppKey[SimServer] = web.AppKey("sim")
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+async def _health(request: web.Request) -> web.Response:
+    sim = request.app[_SIM]
+    addr = sim.address
+    return _json(
+        {
+            "status": "ok",
+            "listening": None if addr is None else f"{addr[0]}:{addr[1]}",
+            "dialect": sim.config.dialect,
+            "framing": sim.config.framing,
+            "connections": sim.stats.connections,
+        }
+    )
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return _json(request.app[_SIM].stats_dict())
+
+
+async def _ledger(request: web.Request) -> web.Response:
+    return _json(request.app[_SIM].ledger.snapshot())
+
+
+async def _get_faults(request: web.Request) -> web.Response:
+    return _json([r.to_dict() for r in request.app[_SIM].faults.rules])
+
+
+async def _put_faults(request: web.Request) -> web.Response:
+    sim = request.app[_SIM]
+    try:
+        doc = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return _json({"error": "body is not JSON"}, status=400)
+    if isinstance(doc, dict) and set(doc) == {"faults"}:
+        doc = doc["faults"]
+    if not isinstance(doc, list):
+        return _json({"error": "body must be a JSON list of fault rules"}, status=400)
+    try:
+        sim.set_faults(doc)
+    except RulesError as e:
+        return _json({"error": str(e)}, status=400)
+    return _json([r.to_dict() for r in sim.faults.rules])
+
+
+def build_app(sim: SimServer) -> web.Application:
+    """The aiohttp application serving ``sim``'s admin endpoints."""
+    app = web.Application()
+    app[_SIM] = sim
+    app.router.add_get("/health", _health)
+    app.router.add_get("/stats", _stats)
+    app.router.add_get("/ledger", _ledger)
+    app.router.add_get("/faults", _get_faults)
+    app.router.add_put("/faults", _put_faults)
+    return app
+
+
+class AdminServer:
+    """Runs :func:`build_app` on its own port, paired start/stop."""
+
+    def __init__(self, sim: SimServer) -> None:
+        self._sim = sim
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        runner = web.AppRunner(build_app(self._sim), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        addr = runner.addresses[0]
+        return (addr[0], addr[1])
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()

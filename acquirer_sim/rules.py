@@ -1,0 +1,294 @@
+"""Issuer rules: BIN ranges, per-card behaviour and fault injection, from TOML.
+
+The built-in rules live in ``default_rules.toml`` next to this module. A rules
+file given by the operator is merged over them: ``[issuer]`` keys override
+one by one, ``[[cards]]`` entries replace the default entry with the same
+``pan`` (others are kept), and a ``faults`` key, when present, replaces the
+default fault list as a whole (so ``faults = []`` clears it).
+
+>>> rules = default_rules()
+>>> rules.issuer.bin_prefixes
+('2', '4', '5')
+>>> rules.card_table()["4276990011343663"].response
+'05'
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from acquirer_sim.errors import RulesError
+from acquirer_sim.pan import mask_pan
+
+__all__ = [
+    "FAULT_ACTIONS",
+    "CardRule",
+    "FaultAction",
+    "FaultRule",
+    "IssuerSettings",
+    "Rules",
+    "default_rules",
+    "load_rules",
+    "parse_rules",
+]
+
+FaultAction = Literal["delay", "no_reply", "close", "garbage"]
+FAULT_ACTIONS: tuple[str, ...] = ("delay", "no_reply", "close", "garbage")
+
+_AUTH_CODE_STYLES = ("digits", "alnum")
+_CODE_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _fail(where: str, msg: str) -> RulesError:
+    return RulesError(f"{where}: {msg}")
+
+
+def _check_keys(where: str, doc: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    # Unknown keys are refused rather than ignored: a typo such as `balence`
+    # would otherwise silently fall back to a default and mislead a test.
+    extra = sorted(set(doc) - set(allowed))
+    if extra:
+        raise _fail(where, f"unknown key(s) {', '.join(extra)}")
+
+
+def _int(where: str, key: str, value: Any, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(where, f"{key} must be an integer >= {minimum}")
+    return value
+
+
+def _digits(where: str, key: str, value: Any, lengths: range) -> str:
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) not in lengths:
+        raise _fail(where, f"{key} must be a string of {lengths.start}..{lengths.stop - 1} digits")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerSettings:
+    """How the simulated issuer treats every card without an entry of its own."""
+
+    #: PANs starting with one of these are the issuer's; any other PAN answers 14.
+    bin_prefixes: tuple[str, ...] = ("2", "4", "5")
+    #: Opening balance of a card without a ``balance`` of its own, in minor units.
+    default_balance: int = 100_000_000
+    #: DE 38 alphabet: ``digits`` (``"012345"``) or ``alnum`` (digits + A-Z).
+    auth_code: str = "digits"
+    #: When true, a request missing any field MESSAGES.md lists as required
+    #: answers 30; when false only the fields the simulator needs are required.
+    strict: bool = False
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any]) -> IssuerSettings:
+        where = "[issuer]"
+        _check_keys(where, doc, ("bin_prefixes", "default_balance", "auth_code", "strict"))
+        d = cls()
+        prefixes = doc.get("bin_prefixes", list(d.bin_prefixes))
+        if not isinstance(prefixes, list | tuple) or not prefixes:
+            raise _fail(where, "bin_prefixes must be a non-empty list of digit strings")
+        bins = tuple(_digits(where, "bin_prefixes", p, range(1, 12)) for p in prefixes)
+        style = doc.get("auth_code", d.auth_code)
+        if style not in _AUTH_CODE_STYLES:
+            raise _fail(where, f"auth_code must be one of {', '.join(_AUTH_CODE_STYLES)}")
+        strict = doc.get("strict", d.strict)
+        if not isinstance(strict, bool):
+            raise _fail(where, "strict must be true or false")
+        return cls(
+            bin_prefixes=bins,
+            default_balance=_int(where, "default_balance", doc.get("default_balance", d.default_balance)),
+            auth_code=style,
+            strict=strict,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CardRule:
+    """One card with behaviour of its own. Unset fields fall back to the issuer's."""
+
+    pan: str
+    #: ``00`` follows the normal checks; any other code is the fixed answer to
+    #: authorizations and sales (``A1`` is waived when 3-D Secure data is present).
+    response: str = "00"
+    #: Opening balance in minor units; None = the issuer's default_balance.
+    balance: int | None = None
+    #: Expected CVV2 (DE 120); None = any CVV2 is accepted.
+    cvv: str | None = None
+    #: The card's real expiry ``YYMM``: when set it is checked instead of DE 14.
+    expiry: str | None = None
+    #: Free text for humans (shown nowhere on the wire).
+    note: str = ""
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any], index: int = 0) -> CardRule:
+        where = f"[[cards]] #{index + 1}"
+        _check_keys(where, doc, ("pan", "response", "balance", "cvv", "expiry", "note"))
+        pan = _digits(where, "pan", doc.get("pan"), range(12, 20))
+        where = f"[[cards]] {mask_pan(pan)}"
+        response = doc.get("response", "00")
+        if not isinstance(response, str) or len(response) != 2 or not set(response) <= _CODE_CHARS:
+            raise _fail(where, "response must be a 2-character response code such as 05 or A1")
+        balance = doc.get("balance")
+        cvv = doc.get("cvv")
+        expiry = doc.get("expiry")
+        note = doc.get("note", "")
+        if expiry is not None:
+            expiry = _digits(where, "expiry", expiry, range(4, 5))
+            if not 1 <= int(expiry[2:]) <= 12:
+                raise _fail(where, "expiry must be YYMM with month 01..12")
+        if not isinstance(note, str):
+            raise _fail(where, "note must be a string")
+        return cls(
+            pan=pan,
+            response=response,
+            balance=None if balance is None else _int(where, "balance", balance),
+            # The message names the key but never echoes the value: it is a CVV.
+            cvv=None if cvv is None else _digits(where, "cvv", cvv, range(3, 5)),
+            expiry=expiry,
+            note=note,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRule:
+    """A misbehaviour applied to the requests it matches.
+
+    Every condition given must match (PAN, DE 4 amount in minor units, MTI);
+    a matching rule then fires with probability ``rate``. ``times`` caps how
+    often it fires (None = forever). The first rule that fires wins.
+    """
+
+    action: FaultAction
+    pan: str | None = None
+    amount: int | None = None
+    mti: str | None = None
+    rate: float = 1.0
+    delay_ms: int = 0
+    times: int | None = None
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any], index: int = 0) -> FaultRule:
+        where = f"fault #{index + 1}"
+        if not isinstance(doc, Mapping):
+            raise _fail(where, "must be a table/object")
+        _check_keys(where, doc, ("action", "pan", "amount", "mti", "rate", "delay_ms", "times"))
+        action = doc.get("action")
+        if action not in FAULT_ACTIONS:
+            raise _fail(where, f"action must be one of {', '.join(FAULT_ACTIONS)}")
+        pan = doc.get("pan")
+        amount = doc.get("amount")
+        mti = doc.get("mti")
+        rate = doc.get("rate", 1.0)
+        times = doc.get("times")
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+            raise _fail(where, "rate must be a number in 0..1")
+        return cls(
+            action=cast(FaultAction, action),
+            pan=None if pan is None else _digits(where, "pan", pan, range(12, 20)),
+            amount=None if amount is None else _int(where, "amount", amount),
+            mti=None if mti is None else _digits(where, "mti", mti, range(4, 5)),
+            rate=float(rate),
+            delay_ms=_int(where, "delay_ms", doc.get("delay_ms", 0)),
+            times=None if times is None else _int(where, "times", times, minimum=1),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; the PAN is masked (the admin API shows this)."""
+        out: dict[str, Any] = {"action": self.action, "rate": self.rate}
+        if self.pan is not None:
+            out["pan"] = mask_pan(self.pan)
+        if self.amount is not None:
+            out["amount"] = self.amount
+        if self.mti is not None:
+            out["mti"] = self.mti
+        if self.action == "delay":
+            out["delay_ms"] = self.delay_ms
+        if self.times is not None:
+            out["times"] = self.times
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Everything the rules file says: issuer settings, cards, faults."""
+
+    issuer: IssuerSettings = field(default_factory=IssuerSettings)
+    cards: tuple[CardRule, ...] = ()
+    faults: tuple[FaultRule, ...] = ()
+
+    def card_table(self) -> dict[str, CardRule]:
+        """PAN -> rule, for the one dict lookup a request costs."""
+        return {c.pan: c for c in self.cards}
+
+
+def parse_rules(doc: Mapping[str, Any]) -> Rules:
+    """Rules from a parsed document (the TOML shape), without the defaults."""
+    _check_keys("rules", doc, ("issuer", "cards", "faults"))
+    issuer = doc.get("issuer", {})
+    cards = doc.get("cards", [])
+    faults = doc.get("faults", [])
+    if not isinstance(issuer, Mapping):
+        raise _fail("rules", "[issuer] must be a table")
+    if not isinstance(cards, list) or not all(isinstance(c, Mapping) for c in cards):
+        raise _fail("rules", "cards must be an array of tables ([[cards]])")
+    if not isinstance(faults, list):
+        raise _fail("rules", "faults must be an array of tables ([[faults]])")
+    table: dict[str, CardRule] = {}
+    for i, c in enumerate(cards):
+        rule = CardRule.from_mapping(c, i)
+        if rule.pan in table:
+            raise _fail("rules", f"card {mask_pan(rule.pan)} is listed twice")
+        table[rule.pan] = rule
+    return Rules(
+        issuer=IssuerSettings.from_mapping(issuer),
+        cards=tuple(table.values()),
+        faults=tuple(FaultRule.from_mapping(f, i) for i, f in enumerate(faults)),
+    )
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    _check_keys("rules", over, ("issuer", "cards", "faults"))
+    merged: dict[str, Any] = dict(base)
+    issuer = over.get("issuer", {})
+    if not isinstance(issuer, Mapping):
+        raise _fail("rules", "[issuer] must be a table")
+    merged["issuer"] = {**base.get("issuer", {}), **issuer}
+    cards: dict[Any, Any] = {c.get("pan"): c for c in base.get("cards", [])}
+    over_cards = over.get("cards", [])
+    if not isinstance(over_cards, list) or not all(isinstance(c, Mapping) for c in over_cards):
+        raise _fail("rules", "cards must be an array of tables ([[cards]])")
+    for c in over_cards:
+        cards.pop(c.get("pan"), None)  # re-insert so the file's order wins for its cards
+        cards[c.get("pan")] = c
+    merged["cards"] = list(cards.values())
+    if "faults" in over:
+        merged["faults"] = over["faults"]
+    return merged
+
+
+def _default_doc() -> dict[str, Any]:
+    text = resources.files("acquirer_sim").joinpath("default_rules.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def default_rules() -> Rules:
+    """The built-in rules (``acquirer_sim/default_rules.toml``)."""
+    return parse_rules(_default_doc())
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """The built-in rules, with the TOML file at ``path`` merged over them."""
+    base = _default_doc()
+    if path is None:
+        return parse_rules(base)
+    try:
+        with open(path, "rb") as f:
+            over = tomllib.load(f)
+    except OSError as e:
+        raise RulesError(f"cannot read rules file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RulesError(f"rules file {path} is not valid TOML: {e}") from None
+    return parse_rules(_merge(base, over))
