@@ -36,6 +36,10 @@ Message = dict[str, str]
 # ISO 8583 bitmaps are (0x80 -> (1,)).
 _BYTE_BITS: tuple[tuple[int, ...], ...] = tuple(tuple(j + 1 for j in range(8) if b & (0x80 >> j)) for b in range(256))
 
+# (key, length-prefix bytes, max length, binary prefix?, text encoding)
+_FieldSpec = tuple[str, int, int, bool, str]
+_PLAN_CACHE_MAX = 4096
+
 _TEXT_ENCODINGS = frozenset({"ascii", "latin-1", "latin_1", "iso-8859-1", "utf-8"})
 
 
@@ -83,13 +87,15 @@ def _fast_ok(spec: Mapping[str, Mapping[str, Any]]) -> bool:
 class Codec:
     """Encoder/decoder for one spec. Thread-safe and reusable."""
 
-    __slots__ = ("spec", "fast", "_fields", "_bin_bitmap", "_bitmap_len")
+    __slots__ = ("_bin_bitmap", "_bitmap_len", "_fields", "_layouts", "_plans", "fast", "spec")
 
     def __init__(self, spec: Mapping[str, Mapping[str, Any]]) -> None:
         self.spec = spec
         self.fast = _fast_ok(spec)
+        self._plans: dict[tuple[str, ...], tuple[bytes, tuple[_FieldSpec, ...]]] = {}
+        self._layouts: dict[bytes, tuple[tuple[int, _FieldSpec | None], ...]] = {}
         # index i -> (key, len_type, max_len, binary_len, encoding) for field i
-        self._fields: list[tuple[str, int, int, bool, str] | None] = [None] * 129
+        self._fields: list[_FieldSpec | None] = [None] * 129
         for i in range(2, 129):
             f = spec.get(str(i))
             if f is not None:
@@ -114,35 +120,13 @@ class Codec:
             raise EncodeError("MTI missing", field="t") from None
         if type(mti) is not str or len(mti) != 4 or not mti.isascii():
             raise EncodeError("MTI must be 4 ASCII characters", field="t")
-        nums: list[int] = []
-        for k in msg:
-            if k in ("t", "p", "1", "65"):
-                continue
-            # Only canonical decimal keys: int() would also take " 2", "02",
-            # "+2", "٢", 2, 2.0 ... and then encode the wrong key or a field twice.
-            if type(k) is not str or not (k.isascii() and k.isdigit()) or k[0] == "0":
-                if k == "h":
-                    continue
-                raise EncodeError("unknown field key", field=str(k))
-            n = int(k)
-            if not 2 <= n <= 128 or self._fields[n] is None:
-                raise EncodeError("field outside 2-128", field=k)
-            nums.append(n)
-        nums.sort()
-        bitmap = 0
-        secondary = nums and nums[-1] > 64
-        if secondary:
-            bitmap |= 1 << 127
-        for n in nums:
-            bitmap |= 1 << (128 - n)
-        nbytes = 16 if secondary else 8
-        if not secondary:
-            bitmap >>= 64
-        raw_bm = bitmap.to_bytes(nbytes, "big")
-        parts = [mti.encode("ascii"), raw_bm if self._bin_bitmap else raw_bm.hex().upper().encode("ascii")]
-        fields = self._fields
-        for n in nums:
-            key, len_type, max_len, bin_len, enc = fields[n]  # type: ignore[misc]
+        keys = tuple(msg)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plan(keys)
+        bitmap, layout = plan
+        parts = [mti.encode("ascii"), bitmap]
+        for key, len_type, max_len, bin_len, enc in layout:
             value = msg[key]
             try:
                 data = value.encode(enc)
@@ -159,12 +143,42 @@ class Codec:
             if bin_len:
                 parts.append(size.to_bytes(len_type, "big"))
             else:
-                prefix = str(size).zfill(len_type)
-                if len(prefix) > len_type:
-                    raise EncodeError("length prefix overflow", field=key)
-                parts.append(prefix.encode("ascii"))
+                parts.append(b"%0*d" % (len_type, size))
             parts.append(data)
         return b"".join(parts)
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[bytes, tuple[_FieldSpec, ...]]:
+        """Encoded bitmap and field layout for a message with these keys.
+
+        Messages of one kind share their key set, so this runs once per kind:
+        the sort and the bitmap are cached (~6 us of a ~9 us encode).
+        """
+        nums: list[int] = []
+        for k in keys:
+            if k in ("t", "p", "1", "65"):
+                continue
+            # Only canonical decimal keys: int() would also take " 2", "02",
+            # "+2", "٢", 2, 2.0 ... and then encode the wrong key or a field twice.
+            if type(k) is not str or not (k.isascii() and k.isdigit()) or k[0] == "0":
+                if k == "h":
+                    continue
+                raise EncodeError("unknown field key", field=str(k))
+            n = int(k)
+            if not 2 <= n <= 128 or self._fields[n] is None:
+                raise EncodeError("field outside 2-128", field=k)
+            nums.append(n)
+        nums.sort()
+        secondary = bool(nums) and nums[-1] > 64
+        bits = 1 << 127 if secondary else 0
+        for n in nums:
+            bits |= 1 << (128 - n)
+        raw_bm = bits.to_bytes(16, "big") if secondary else (bits >> 64).to_bytes(8, "big")
+        bitmap = raw_bm if self._bin_bitmap else raw_bm.hex().upper().encode("ascii")
+        layout = tuple(self._fields[n] for n in nums)
+        plan = (bitmap, layout)
+        if len(self._plans) < _PLAN_CACHE_MAX:
+            self._plans[keys] = plan  # type: ignore[assignment]
+        return plan  # type: ignore[return-value]
 
     def _slow_encode(self, msg: Mapping[str, str]) -> bytes:
         try:
@@ -205,13 +219,10 @@ class Codec:
                 msg["1"] += self._bitmap_text(frame, pos - bml, pos, bin_bm)
                 if any(ter):
                     raise DecodeError("tertiary bitmap has fields 129-192", field="1", pos=pos - bml)
-        fields = self._fields
-        byte_bits = _BYTE_BITS
-        nums = [i * 8 + j for i, b in enumerate(raw) if b for j in byte_bits[b]]
-        for n in nums:
-            if n == 1 or n == 65:
-                continue
-            spec = fields[n]
+        layout = self._layouts.get(raw)
+        if layout is None:
+            layout = self._layout(raw)
+        for n, spec in layout:
             if spec is None:
                 raise DecodeError("field not in spec", field=str(n), pos=pos)
             key, len_type, max_len, bin_len, enc = spec
@@ -248,6 +259,16 @@ class Codec:
         if pos != end:
             raise DecodeError("extra data after last field", field="p", pos=pos)
         return msg
+
+    def _layout(self, raw: bytes) -> tuple[tuple[int, _FieldSpec | None], ...]:
+        """The fields a bitmap announces, in order; cached per bitmap like encode plans."""
+        fields = self._fields
+        byte_bits = _BYTE_BITS
+        nums = [i * 8 + j for i, b in enumerate(raw) if b for j in byte_bits[b]]
+        layout = tuple((n, fields[n] if n <= 128 else None) for n in nums if n != 1 and n != 65)
+        if len(self._layouts) < _PLAN_CACHE_MAX:
+            self._layouts[raw] = layout
+        return layout
 
     @staticmethod
     def _read_bitmap(frame: bytes, pos: int, bml: int, bin_bm: bool, key: str) -> tuple[bytes, int]:

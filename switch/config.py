@@ -134,5 +134,5 @@ class SwitchConfig:
         return dataclasses.replace(self, destinations=dests)
 
     def build_router(self) -> Router:
-        pools = [Pool.connect(d.name, d.link, d.links) for d in self.destinations]
+        pools = [Pool.connect(d.name, d.link, d.links, node_id=self.node_id) for d in self.destinations]
         return Router(pools, RoutingTable(self.routes, self.default_route))

@@ -16,7 +16,7 @@ import logging
 import random
 import ssl as _ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from switch.codec import DecodeError, Message
 from switch.dialect import Dialect
@@ -35,7 +35,7 @@ from switch.messages import (
 )
 from switch.redact import loggable
 
-__all__ = ["Link", "LinkConfig", "LinkState", "LinkStats"]
+__all__ = ["Link", "LinkConfig", "LinkState", "LinkStats", "StanSpace"]
 
 log = logging.getLogger("isoswitch.link")
 
@@ -100,15 +100,29 @@ class _Pending:
     rrn: str | None = None
 
 
-@dataclass(slots=True)
-class _Busy:
-    """STANs a link must not hand out: in flight, or timed out recently."""
+class StanSpace:
+    """The STANs of one destination, shared by all its links.
 
-    in_flight: set[str] = field(default_factory=set)
-    quarantine: dict[str, float] = field(default_factory=dict)  # stan -> until
+    A host sees DE 41 + DE 11 + DE 7 as a transaction's identity; two links
+    of one pool handing out the same STAN for one terminal in the same second
+    would look to the host like a resend. So STANs are allocated per
+    destination (and per node: ``node_id`` picks a residue class mod 10),
+    not per link. Holds the in-flight set and the quarantine of STANs whose
+    request timed out or was abandoned.
+    """
+
+    __slots__ = ("_alloc", "in_flight", "quarantine")
+
+    def __init__(self, node_id: int = 0) -> None:
+        self._alloc = StanAllocator(start=random.randrange(1_000_000), stride=10, offset=node_id % 10)
+        self.in_flight: set[str] = set()
+        self.quarantine: dict[str, float] = {}  # stan -> loop time it may be reused
 
     def __contains__(self, stan: object) -> bool:
         return stan in self.in_flight or stan in self.quarantine
+
+    def next(self) -> str:
+        return self._alloc.next(self)
 
     def expire(self, now: float) -> None:
         if self.quarantine:
@@ -150,7 +164,13 @@ UnmatchedHandler = Callable[[Message], None]
 class Link:
     """A client connection to one host. ``start()``, ``await request(msg)``, ``await close()``."""
 
-    def __init__(self, config: LinkConfig, *, on_unmatched: UnmatchedHandler | None = None) -> None:
+    def __init__(
+        self,
+        config: LinkConfig,
+        *,
+        on_unmatched: UnmatchedHandler | None = None,
+        stans: StanSpace | None = None,
+    ) -> None:
         self.config = config
         self.label = config.label
         self.dialect = Dialect.named(config.dialect, config.framing)
@@ -160,8 +180,7 @@ class Link:
         self.stats = LinkStats()
         self.on_unmatched = on_unmatched
         self._pending: dict[Key, _Pending] = {}
-        self._busy = _Busy()
-        self._stans = StanAllocator(start=random.randrange(1_000_000))
+        self._busy = stans if stans is not None else StanSpace()
         self._proto: _Protocol | None = None
         self._wbuf: list[bytes] = []
         self._flush_scheduled = False
@@ -262,7 +281,7 @@ class Link:
         busy = self._busy
         stan = msg.get("11")
         if stan is None:
-            stan = msg["11"] = self._stans.next(busy)
+            stan = msg["11"] = busy.next()
         if "7" not in msg:
             msg["7"] = de7()
         key = match_key(msg)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from switch.codec import Message
 from switch.errors import DestinationUnavailable, NoRoute
-from switch.link import Link, LinkConfig, LinkState
+from switch.link import Link, LinkConfig, LinkState, StanSpace
 
 __all__ = ["Pool", "Route", "RoutingTable", "Router"]
 
@@ -29,12 +29,10 @@ class Pool:
             raise ValueError(f"destination {name} has no links")
 
     @classmethod
-    def connect(cls, name: str, config: LinkConfig, count: int) -> Pool:
-        """``count`` links with the same config, labelled ``name#i``."""
-        links = []
-        for i in range(count):
-            label = f"{name}#{i}"
-            links.append(Link(dataclasses.replace(config, name=label)))
+    def connect(cls, name: str, config: LinkConfig, count: int, *, node_id: int = 0) -> Pool:
+        """``count`` links with the same config, labelled ``name#i``, sharing one STAN space."""
+        stans = StanSpace(node_id)
+        links = [Link(dataclasses.replace(config, name=f"{name}#{i}"), stans=stans) for i in range(count)]
         return cls(name, links)
 
     def start(self) -> None:

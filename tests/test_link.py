@@ -514,7 +514,7 @@ async def test_stan_wraps_past_999999_and_skips_in_flight_and_quarantined_stans(
     host = await hosts()
     link = await links(host.port)
     # White-box: put the link's allocator just before the wrap.
-    link._stans = StanAllocator(start=999_997)
+    link._busy._alloc = StanAllocator(start=999_997)
     timed_out = auth(1, DROP)
     with pytest.raises(RequestTimeout):
         await link.request(timed_out, timeout=0.05)
@@ -525,13 +525,13 @@ async def test_stan_wraps_past_999999_and_skips_in_flight_and_quarantined_stans(
         assert first["11"] == "999999"
         assert (await link.request(req := auth(3)))["11"] == "000001" == req["11"]
         # Rewind: the next two STANs would be the quarantined and the in-flight one.
-        link._stans = StanAllocator(start=999_997)
+        link._busy._alloc = StanAllocator(start=999_997)
         assert (await link.request(req := auth(4)))["11"] == "000001" == req["11"]
         host.release()
         await held
     finally:
         held.cancel()
-    link._stans = StanAllocator(start=999_997)
+    link._busy._alloc = StanAllocator(start=999_997)
     await link.request(req := auth(5))
     assert req["11"] == "999999"  # free again once answered; 999998 stays quarantined
 
@@ -565,7 +565,7 @@ async def test_a_cancelled_request_quarantines_its_stan_like_a_timed_out_one(
     # The request went out: its answer may still come, so its STAN must not be reused at once.
     host = await hosts()
     link = await links(host.port)
-    link._stans = StanAllocator(start=41)  # white-box: known STANs
+    link._busy._alloc = StanAllocator(start=41)  # white-box: known STANs
     task = asyncio.ensure_future(link.request(req := auth(1, DROP)))
     await until(lambda: host.messages("0100"))
     task.cancel()
@@ -573,7 +573,7 @@ async def test_a_cancelled_request_quarantines_its_stan_like_a_timed_out_one(
         await task
     assert req["11"] == "000042"
     assert link.in_flight == 0
-    link._stans = StanAllocator(start=41)
+    link._busy._alloc = StanAllocator(start=41)
     await link.request(again := auth(2))
     assert again["11"] == "000043"
 

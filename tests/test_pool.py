@@ -304,3 +304,17 @@ def test_router_refuses_routes_to_unknown_destinations() -> None:
         Router([visa], RoutingTable([Route("amex", "34", "34")]))
     with pytest.raises(ValueError, match="sim"):
         Router([visa], RoutingTable([Route("visa", "4", "4")], default="sim"))
+
+
+async def test_links_of_one_pool_never_hand_out_the_same_stan() -> None:
+    # A host reads DE 41 + DE 11 + DE 7 as a transaction's identity: two links of one
+    # destination giving one terminal the same STAN in one second looks like a resend.
+    from switch.link import StanSpace
+
+    pool = Pool.connect("dest", LinkConfig("127.0.0.1", 1), 3, node_id=4)
+    spaces = {id(link._busy) for link in pool.links}
+    assert len(spaces) == 1
+    space: StanSpace = pool.links[0]._busy
+    stans = [space.next() for _ in range(1000)]
+    assert len(set(stans)) == 1000
+    assert all(int(s) % 10 == 4 for s in stans)  # node 4's residue class

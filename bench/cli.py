@@ -1,0 +1,243 @@
+"""``isoswitch bench``: ``iso`` (one run against a host) and ``suite`` (the simulator, then the scenarios).
+
+``main`` takes the arguments after ``bench``::
+
+    isoswitch bench iso --target 127.0.0.1:8583 --concurrency 64 --duration 20
+    isoswitch bench iso --target 127.0.0.1:8583 --via-switch --links 2 --concurrency 256 --duration 20
+    isoswitch bench suite --duration 20 --out-dir bench/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.stats import write_result
+from switch.dialect import DIALECTS
+from switch.framing import FRAMINGS
+
+__all__ = ["main", "DEFAULT_OUT_DIR"]
+
+DEFAULT_OUT_DIR = Path("bench") / "results"
+
+
+def _hostport(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {n}")
+    return n
+
+
+def _seconds(value: str) -> float:
+    try:
+        s = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if s < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {value!r}")
+    return s
+
+
+def _rate(value: str) -> float:
+    try:
+        r = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected requests a second, got {value!r}") from None
+    if r < 0:
+        raise argparse.ArgumentTypeError(f"expected a rate >= 0, got {value!r}")
+    return r
+
+
+def _mix(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated weights, got {value!r}") from None
+
+
+def _wire_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dialect", choices=DIALECTS, default="ascii", help="field encoding (default: ascii)")
+    p.add_argument("--framing", choices=tuple(FRAMINGS), default="binary2", help="length header (default: binary2)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="isoswitch bench", description="ISO 8583 benchmarks.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{iso,suite}")
+
+    iso = sub.add_parser(
+        "iso",
+        help="drive 0100 authorizations at a host, directly or through a switch link pool",
+        description="0100 load against an ISO 8583 host, closed-loop (--concurrency in flight) or paced "
+        "(--rate); prints throughput, latency percentiles, errors and response codes, and writes a JSON result.",
+    )
+    iso.add_argument("--target", type=_hostport, required=True, metavar="HOST:PORT", help="the ISO 8583 host")
+    iso.add_argument("--via-switch", action="store_true", help="go through a switch link pool built in this process")
+    iso.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=64,
+        help="requests in flight; with --rate, the cap on them (default: 64)",
+    )
+    iso.add_argument(
+        "--rate",
+        type=_rate,
+        default=0.0,
+        metavar="PER_S",
+        help="offer this many requests a second (paced, open loop) instead of a closed loop (default: 0 = closed)",
+    )
+    iso.add_argument("--duration", type=_seconds, default=15.0, help="measured seconds (default: 15)")
+    iso.add_argument("--warmup", type=_seconds, default=2.0, help="seconds of load not measured (default: 2)")
+    iso.add_argument(
+        "--max-requests",
+        type=_positive_int,
+        default=100_000_000,
+        help="stop after this many measured requests (default: 100,000,000)",
+    )
+    iso.add_argument("--connections", type=_positive_int, default=4, help="direct mode: TCP connections (default: 4)")
+    iso.add_argument("--links", type=_positive_int, default=2, help="--via-switch: links in the pool (default: 2)")
+    _wire_options(iso)
+    iso.add_argument("--timeout", type=_seconds, default=5.0, help="seconds a request may take (default: 5)")
+    iso.add_argument("--amount", type=_positive_int, default=1, help="DE 4 in minor units (default: 1)")
+    iso.add_argument(
+        "--mix", type=_mix, default=None, metavar="W,W,W,W,W", help="card weights, in the order of TEST_CARDS"
+    )
+    iso.add_argument("--no-sign-on", action="store_true", help="direct mode: no 0800 sign-on/sign-off")
+    iso.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the host's)")
+    iso.add_argument("--out", type=Path, help="JSON result (default: bench/results/iso-<mode>-<timestamp>.json)")
+    iso.set_defaults(func=_cmd_iso)
+
+    suite = sub.add_parser(
+        "suite",
+        aliases=["all"],
+        help="start the simulator and run the scenarios (direct at 64, via-switch at 256, via-switch paced)",
+        description="Start acquirer_sim as a subprocess, run the direct (64 in flight), via-switch (256 in "
+        "flight) and via-switch paced (12,000/s, <= 256 in flight) scenarios against it, print a summary table "
+        "and write the JSON results; the simulator is stopped at the end, however the suite ends.",
+    )
+    suite.add_argument("--duration", type=_seconds, default=15.0, help="measured seconds per run (default: 15)")
+    suite.add_argument("--warmup", type=_seconds, default=2.0, help="warmup seconds per run (default: 2)")
+    suite.add_argument(
+        "--out-dir", "--out", dest="out_dir", type=Path, default=DEFAULT_OUT_DIR, help="default: bench/results"
+    )
+    _wire_options(suite)
+    suite.set_defaults(func=_cmd_suite)
+    return ap
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def _command(argv: Sequence[str]) -> str:
+    return shlex.join(["isoswitch", "bench", *argv])
+
+
+def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from bench.iso import IsoBenchConfig, format_report, run_iso
+    from bench.measure import BenchError
+    from bench.workload import DEFAULT_MIX
+    from switch.cli import run_loop
+
+    host, port = args.target
+    try:
+        cfg = IsoBenchConfig(
+            host=host,
+            port=port,
+            via_switch=args.via_switch,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            duration=args.duration,
+            warmup=args.warmup,
+            max_requests=args.max_requests,
+            connections=args.connections,
+            links=args.links,
+            dialect=args.dialect,
+            framing=args.framing,
+            timeout=args.timeout,
+            amount=args.amount,
+            mix=args.mix or DEFAULT_MIX,
+            sign_on=not args.no_sign_on,
+            target_pid=args.target_pid,
+        )
+    except ValueError as e:
+        print(f"isoswitch bench iso: {e}", file=sys.stderr)
+        return 2
+
+    result: dict[str, Any] = {}
+
+    async def main() -> int:
+        result.update(await run_iso(cfg, command=_command(argv)))
+        return 0
+
+    try:
+        run_loop(main)
+    except BenchError as e:
+        print(f"isoswitch bench iso: {e}", file=sys.stderr)
+        return 1
+    out = args.out or DEFAULT_OUT_DIR / f"iso-{cfg.mode}-{_stamp()}.json"
+    print(format_report(result))
+    print(f"  result          {write_result(result, out)}")
+    return 0 if result["figures"]["responses"] > 0 else 1
+
+
+def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from bench.measure import BenchError
+    from bench.suite import SuiteConfig, run_suite
+    from switch.cli import run_loop
+
+    cfg = SuiteConfig(
+        duration=args.duration,
+        warmup=args.warmup,
+        out_dir=args.out_dir,
+        dialect=args.dialect,
+        framing=args.framing,
+        command=_command(argv),
+    )
+
+    async def main() -> int:
+        # SIGTERM unwinds like Ctrl-C does, so the simulator is stopped either way.
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await run_suite(cfg)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return run_loop(main)
+    except BenchError as e:
+        print(f"isoswitch bench suite: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("isoswitch bench suite: interrupted; the simulator was stopped", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str]) -> int:
+    """``isoswitch bench ...``: ``argv`` is what follows ``bench``."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help, or bad arguments (argparse printed why)
+        return e.code if isinstance(e.code, int) else 2
+    code: int = args.func(args, argv)
+    return code
