@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import subprocess
@@ -31,6 +32,9 @@ commands:
 
 def run_loop(main: Callable[[], Awaitable[int]]) -> int:
     """Run ``main`` on uvloop when it is installed, plain asyncio otherwise."""
+    # Everything loaded so far lives as long as the process: keep it out of
+    # the collector's full passes (they showed as 15 ms pauses under load).
+    gc.freeze()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS

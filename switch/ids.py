@@ -111,24 +111,28 @@ class RrnGenerator:
     12
     """
 
-    __slots__ = ("_node", "_clock", "_hour", "_seq")
+    __slots__ = ("_clock", "_hour", "_hour_no", "_node", "_seq")
 
     def __init__(self, node_id: int = 0, clock: Callable[[], float] = time.time) -> None:
         if not 0 <= node_id <= 9:
             raise ValueError("RRN node id must be 0..9")
         self._node = node_id
         self._clock = clock
+        self._hour_no = -1
         self._hour = ""
         self._seq = 0
 
     def next(self) -> str:
         now = self._clock()
-        t = time.gmtime(now)
-        hour = f"{t.tm_year % 10}{t.tm_yday:03d}{t.tm_hour:02d}"
-        if hour != self._hour:
-            self._hour = hour
+        hour_no = int(now // 3600)
+        if hour_no != self._hour_no:
+            # gmtime and formatting once an hour, not once an RRN.
+            t = time.gmtime(now)
+            self._hour_no = hour_no
+            self._hour = f"{t.tm_year % 10}{t.tm_yday:03d}{t.tm_hour:02d}"
             # 27 RRNs a second of the hour before the counter meets the clock.
             self._seq = int((now % 3600) * 27) % 100_000
+        hour = self._hour
         seq = self._seq
         self._seq = (seq + 1) % 100_000
         return f"{hour}{self._node}{seq:05d}"
