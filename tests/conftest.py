@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sim_helpers import IsoClient, MessageFactory, running_sim
+
+from acquirer_sim import SimServer
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +23,24 @@ async def _loop_errors_fail_the_test() -> AsyncIterator[None]:
     loop.set_exception_handler(None)
     if errors:
         pytest.fail(f"unhandled loop errors: {[e.get('message') or repr(e.get('exception')) for e in errors]}")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    """A simulator with the built-in rules on an ephemeral port (override per module)."""
+    async with running_sim() as s:
+        yield s
+
+
+@pytest.fixture
+async def client(sim: SimServer) -> AsyncIterator[IsoClient]:
+    """A raw ISO client connected to ``sim``."""
+    assert sim.address is not None
+    c = await IsoClient.connect(sim.address)
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+def mf() -> MessageFactory:
+    return MessageFactory()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from sim_helpers import IsoClient, MessageFactory, admin_get, admin_put, running_sim
@@ -13,25 +12,6 @@ from acquirer_sim import FaultPlan, FaultRule, SimServer, default_rules
 from switch.codec import DecodeError, peek_mti
 
 CARD = "4111111111111111"
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with running_sim() as s:
-        yield s
-
-
-@pytest.fixture
-async def client(sim: SimServer) -> AsyncIterator[IsoClient]:
-    assert sim.address is not None
-    c = await IsoClient.connect(sim.address)
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-def mf() -> MessageFactory:
-    return MessageFactory()
 
 
 SLOW = "4242424242424242"

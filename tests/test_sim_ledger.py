@@ -25,19 +25,6 @@ async def sim() -> AsyncIterator[SimServer]:
         yield s
 
 
-@pytest.fixture
-async def client(sim: SimServer) -> AsyncIterator[IsoClient]:
-    assert sim.address is not None
-    c = await IsoClient.connect(sim.address)
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-def mf() -> MessageFactory:
-    return MessageFactory()
-
-
 async def card_books(sim: SimServer, masked: str = MASKED) -> dict[str, Any]:
     books = await admin_get(sim, "/ledger")
     (card,) = [c for c in books["cards"] if c["pan"] == masked]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sim_helpers import IsoClient, MessageFactory, admin_get, running_sim
@@ -12,25 +11,6 @@ from acquirer_sim import SimConfig, SimServer
 from switch.dialect import Dialect
 
 CARD = "4111111111111111"
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with running_sim() as s:
-        yield s
-
-
-@pytest.fixture
-async def client(sim: SimServer) -> AsyncIterator[IsoClient]:
-    assert sim.address is not None
-    c = await IsoClient.connect(sim.address)
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-def mf() -> MessageFactory:
-    return MessageFactory()
 
 
 @pytest.mark.parametrize(
