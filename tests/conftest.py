@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pg import database, fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (shared PostgreSQL fixtures)
 from sim_helpers import IsoClient, MessageFactory, running_sim
 
 from acquirer_sim import SimServer

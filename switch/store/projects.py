@@ -1,0 +1,300 @@
+"""Merchant projects: HTTP Basic credentials (scrypt) and the settings that go on the wire.
+
+A password is shown once, at creation; the table keeps only
+``scrypt$N$r$p$salt$hash`` (parameters stored with each hash, so they can be
+raised later without invalidating old ones). Verifying costs ~50 ms of CPU
+by design, so verified credentials are cached in-process for a minute: the
+hot path pays one dictionary lookup, while a wrong password is never cached
+and stays slow. A cached entry may outlive a settings change made by another
+process by up to the TTL; changes made here drop the entry at once.
+
+>>> s = ProjectSettings.defaults(7, "shop")
+>>> s.terminal_id, s.merchant_id, s.descriptor
+('ISW00007', 'ISOSWITCH000007', 'ISOSWITCH*SHOP')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import asyncpg
+
+from switch.store.errors import InvalidSettings, ProjectExists
+from switch.translate import Merchant
+
+__all__ = ["Project", "ProjectSettings", "Projects", "hash_password", "verify_password"]
+
+# scrypt cost: N=2**14, r=8 is 16 MiB and ~50 ms per hash (RFC 7914's
+# interactive-login figure); p=1. Raise N for new hashes when CPUs get faster.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+_SALT_BYTES = 16
+_HASH_BYTES = 32
+
+# Project names double as HTTP Basic logins: no ":" (the Basic separator),
+# no spaces, no surprises in logs.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectSettings:
+    """Per-project acceptor data and pricing. Field defaults are what a new project gets.
+
+    ``terminal_id`` and ``merchant_id`` have no fixed default: a new project
+    gets ones derived from its id (:meth:`defaults`), so two projects never
+    look like one merchant to the host.
+    """
+
+    terminal_id: str  # DE 41, 1-8 printable ASCII
+    merchant_id: str  # DE 42, 1-15 printable ASCII
+    mcc: str = "5999"  # DE 18: 5999 "miscellaneous and specialty retail", the usual card-not-present default
+    descriptor: str = "ISOSWITCH"  # DE 43 name part, 1-25 characters (positions 1-25)
+    city: str = "INTERNET"  # DE 43 city part, 0-13 characters (e-commerce acceptors put a web/phone hint here)
+    country: str = "US"  # DE 43 country, ISO 3166-1 alpha-2
+    currency: str = "USD"  # default currency of orders, ISO 4217 alpha
+    auto_charge: bool = False  # 1-stage (authorize and charge) when the request does not say
+    fee_rate: Decimal = Decimal("0")  # percent of each charge kept as fee, e.g. Decimal("3") for 3 %
+    fee_fixed: int = 0  # minor units of fee per charge, on top of fee_rate
+    reserve_rate: Decimal = Decimal("0")  # percent of each authorization held as a reserve
+    acquirer_id: str = "412345"  # DE 32, the acquiring institution id (the sim's test acquirer BIN)
+
+    def __post_init__(self) -> None:
+        _text("terminal_id", self.terminal_id, 1, 8)
+        _text("merchant_id", self.merchant_id, 1, 15)
+        if not (len(self.mcc) == 4 and self.mcc.isascii() and self.mcc.isdigit()):
+            raise InvalidSettings("mcc must be 4 digits")
+        _text("descriptor", self.descriptor, 1, 25)
+        _text("city", self.city, 0, 13)
+        if not (len(self.country) == 2 and self.country.isascii() and self.country.isalpha()):
+            raise InvalidSettings("country must be an ISO 3166-1 alpha-2 code")
+        if not (len(self.currency) == 3 and self.currency.isascii() and self.currency.isalpha()):
+            raise InvalidSettings("currency must be an ISO 4217 alphabetic code")
+        if not isinstance(self.auto_charge, bool):
+            raise InvalidSettings("auto_charge must be true or false")
+        for name in ("fee_rate", "reserve_rate"):
+            v = getattr(self, name)
+            if not isinstance(v, Decimal) or not v.is_finite() or not Decimal(0) <= v <= Decimal(100):
+                raise InvalidSettings(f"{name} must be a percentage 0..100")
+        if not isinstance(self.fee_fixed, int) or isinstance(self.fee_fixed, bool) or self.fee_fixed < 0:
+            raise InvalidSettings("fee_fixed must be a non-negative integer of minor units")
+        if not (0 < len(self.acquirer_id) <= 11 and self.acquirer_id.isascii() and self.acquirer_id.isdigit()):
+            raise InvalidSettings("acquirer_id must be 1-11 digits")
+
+    @classmethod
+    def defaults(cls, project_id: int, name: str) -> ProjectSettings:
+        """A new project's settings: wire ids derived from its id, descriptor from its name."""
+        return cls(
+            terminal_id=f"ISW{project_id % 10**5:05d}",
+            merchant_id=f"ISOSWITCH{project_id % 10**6:06d}",
+            descriptor=("ISOSWITCH*" + name.upper())[:25],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready (decimals as strings, so no float ever touches a rate)."""
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        doc["fee_rate"] = str(self.fee_rate)
+        doc["reserve_rate"] = str(self.reserve_rate)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], *, strict: bool = True) -> ProjectSettings:
+        """From :meth:`to_json` output; unknown keys are refused when ``strict`` (ignored when reading rows)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(doc) - known
+        if unknown and strict:
+            raise InvalidSettings(f"unknown settings {sorted(unknown)}")
+        values = {k: v for k, v in doc.items() if k in known}
+        for name in ("fee_rate", "reserve_rate"):
+            if name in values:
+                values[name] = _decimal(name, values[name])
+        try:
+            return cls(**values)
+        except TypeError as e:  # a required field missing
+            raise InvalidSettings(str(e)) from None
+
+    def merchant(self) -> Merchant:
+        """The acceptor of :mod:`switch.translate` for these settings."""
+        return Merchant(
+            terminal_id=self.terminal_id,
+            merchant_id=self.merchant_id,
+            mcc=self.mcc,
+            name=self.descriptor,
+            city=self.city,
+            country=self.country,
+            acquirer_id=self.acquirer_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    name: str
+    login: str
+    settings: ProjectSettings
+
+
+class Projects:
+    """The projects table, with a small cache of verified credentials."""
+
+    __slots__ = ("_cache", "_cache_size", "_cache_ttl", "_pool", "_verifying")
+
+    def __init__(self, pool: asyncpg.Pool, *, cache_ttl: float = 60.0, cache_size: int = 1024) -> None:
+        self._pool = pool
+        self._cache_ttl = cache_ttl
+        self._cache_size = cache_size
+        # (login, sha256(password)) -> (project, expires at); LRU order.
+        self._cache: OrderedDict[tuple[str, bytes], tuple[Project, float]] = OrderedDict()
+        # Bounds the scrypt work in flight: a flood of wrong passwords queues
+        # here instead of filling the default executor other code needs.
+        self._verifying = asyncio.Semaphore(2)
+
+    async def create(self, name: str, settings: ProjectSettings | None = None) -> tuple[Project, str]:
+        """A new project whose login is ``name``; returns it and its password (shown only now)."""
+        if not _NAME.match(name):
+            raise InvalidSettings(
+                "project name must be 1-63 characters: letters, digits, '.', '_', '-', starting with a letter or digit"
+            )
+        password = secrets.token_urlsafe(24)
+        async with self._verifying:
+            password_hash = await asyncio.to_thread(hash_password, password)
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                pid = await conn.fetchval(
+                    "INSERT INTO projects (name, login, password_hash) VALUES ($1, $1, $2) RETURNING id",
+                    name,
+                    password_hash,
+                )
+            except asyncpg.UniqueViolationError:
+                raise ProjectExists(f"project {name!r} already exists") from None
+            # The wire ids derive from the id, known only after the insert.
+            chosen = settings if settings is not None else ProjectSettings.defaults(pid, name)
+            await conn.execute("UPDATE projects SET settings = $2 WHERE id = $1", pid, chosen.to_json())
+        return Project(pid, name, name, chosen), password
+
+    async def get(self, project_id: int) -> Project | None:
+        row = await self._pool.fetchrow("SELECT id, name, login, settings FROM projects WHERE id = $1", project_id)
+        return None if row is None else _project(row)
+
+    async def by_login(self, login: str) -> Project | None:
+        row = await self._pool.fetchrow("SELECT id, name, login, settings FROM projects WHERE login = $1", login)
+        return None if row is None else _project(row)
+
+    async def list_all(self) -> list[Project]:
+        rows = await self._pool.fetch("SELECT id, name, login, settings FROM projects ORDER BY id")
+        return [_project(r) for r in rows]
+
+    async def authenticate(self, login: str, password: str) -> Project | None:
+        """The project when the credentials are right, else None (after the same work as a wrong password)."""
+        key = (login, hashlib.sha256(password.encode()).digest())
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None:
+            if hit[1] > now:
+                self._cache.move_to_end(key)
+                return hit[0]
+            del self._cache[key]
+        row = await self._pool.fetchrow(
+            "SELECT id, name, login, settings, password_hash FROM projects WHERE login = $1", login
+        )
+        # An unknown login costs a full scrypt too, so timing does not tell
+        # which logins exist.
+        stored = row["password_hash"] if row is not None else _DUMMY_HASH
+        async with self._verifying:
+            ok = await asyncio.to_thread(verify_password, password, stored)
+        if not ok or row is None:
+            return None
+        project = _project(row)
+        self._cache[key] = (project, time.monotonic() + self._cache_ttl)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return project
+
+    async def update_settings(self, project_id: int, **changes: Any) -> Project:
+        """Change some settings (validated as a whole); returns the updated project."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT id, name, login, settings FROM projects WHERE id = $1 FOR UPDATE", project_id
+            )
+            if row is None:
+                raise LookupError(f"no project {project_id}")
+            current = _project(row)
+            doc = current.settings.to_json()
+            doc.update({k: str(v) if isinstance(v, Decimal) else v for k, v in changes.items()})
+            settings = ProjectSettings.from_json(doc)
+            await conn.execute("UPDATE projects SET settings = $2 WHERE id = $1", project_id, settings.to_json())
+        self.forget(project_id)
+        return dataclasses.replace(current, settings=settings)
+
+    def forget(self, project_id: int) -> None:
+        """Drop cached credentials of a project (after a change to it)."""
+        for key in [k for k, (p, _) in self._cache.items() if p.id == project_id]:
+            del self._cache[key]
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """``scrypt$N$r$p$salt$hash`` (base64), with a fresh salt."""
+    salt = secrets.token_bytes(_SALT_BYTES)
+    digest = _scrypt(password.encode(), salt, n, r, p)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Constant-time check of ``password`` against a :func:`hash_password` string."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = _scrypt(password.encode(), base64.b64decode(salt), int(n), int(r), int(p), len(expected))
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int = _HASH_BYTES) -> bytes:
+    # maxmem: scrypt needs 128*N*r*p bytes plus change; OpenSSL's default cap
+    # (32 MiB) would refuse stronger parameters stored by a later release.
+    return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=128 * n * r * (p + 1) + 2**20)
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+# Verified against when the login does not exist: same cost, always false.
+_DUMMY_HASH = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(bytes(_SALT_BYTES))}${_b64(bytes(_HASH_BYTES))}"
+
+
+def _project(row: asyncpg.Record) -> Project:
+    settings = ProjectSettings.from_json(row["settings"], strict=False)
+    return Project(row["id"], row["name"], row["login"], settings)
+
+
+def _text(name: str, value: object, lo: int, hi: int) -> None:
+    if not (isinstance(value, str) and lo <= len(value) <= hi and _PRINTABLE.match(value)):
+        raise InvalidSettings(f"{name} must be {lo}-{hi} printable ASCII characters")
+    if lo > 0 and not value.strip():
+        raise InvalidSettings(f"{name} must not be blank")
+
+
+def _decimal(name: str, value: object) -> Decimal:
+    if isinstance(value, float | bool):
+        raise InvalidSettings(f"{name} must be a decimal string, not a float")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidSettings(f"{name} must be a decimal number") from None
