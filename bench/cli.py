@@ -1,10 +1,13 @@
-"""``isoswitch bench``: ``iso`` (one run against a host) and ``suite`` (the simulator, then the scenarios).
+"""``isoswitch bench``: ``iso`` (one run against a host), ``suite`` (the simulator, then the
+scenarios) and ``rest`` (the orders API, and optionally the bare path).
 
 ``main`` takes the arguments after ``bench``::
 
     isoswitch bench iso --target 127.0.0.1:8583 --concurrency 64 --duration 20
     isoswitch bench iso --target 127.0.0.1:8583 --via-switch --links 2 --concurrency 256 --duration 20
     isoswitch bench suite --duration 20 --out-dir bench/results
+    isoswitch bench rest --url http://127.0.0.1:8080 --login L --password P --concurrency 64 --duration 20 \\
+        --bare --sim 127.0.0.1:8583
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def _wire_options(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="isoswitch bench", description="ISO 8583 benchmarks.")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{iso,suite}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{iso,suite,rest}")
 
     iso = sub.add_parser(
         "iso",
@@ -139,6 +142,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     _wire_options(suite)
     suite.set_defaults(func=_cmd_suite)
+
+    rest = sub.add_parser(
+        "rest",
+        help="drive POST /orders/authorize at the REST front (and optionally at the bare path)",
+        description="Closed-loop POST /orders/authorize load over --concurrency keep-alive connections (one "
+        "request in flight each) with mixed test cards; prints throughput, latency percentiles, status codes and "
+        "errors, and writes a JSON result. With --bare, the same load then runs against the bare path (JSON -> "
+        "ISO -> --sim -> JSON: no database, validation or auth) served by a bench.bare_server subprocess, and "
+        "the report shows full/bare.",
+    )
+    rest.add_argument("--url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8080")
+    rest.add_argument("--login", help="HTTP Basic login of a project (or give it in the URL)")
+    rest.add_argument("--password", help="HTTP Basic password of that project (never written to the result)")
+    rest.add_argument(
+        "--concurrency", type=_positive_int, default=64, help="keep-alive connections, one request each (default: 64)"
+    )
+    rest.add_argument("--duration", type=_seconds, default=15.0, help="measured seconds (default: 15)")
+    rest.add_argument("--warmup", type=_seconds, default=2.0, help="seconds of load not measured (default: 2)")
+    rest.add_argument(
+        "--max-requests",
+        type=_positive_int,
+        default=100_000_000,
+        help="stop after this many measured requests (default: 100,000,000)",
+    )
+    rest.add_argument("--timeout", type=_seconds, default=5.0, help="seconds a request may take (default: 5)")
+    rest.add_argument("--amount", default="0.01", help="order amount in major units (default: 0.01)")
+    rest.add_argument("--currency", default="USD", help="order currency (default: USD)")
+    rest.add_argument(
+        "--mix", type=_mix, default=None, metavar="W,W,W,W,W", help="card weights, in the order of TEST_CARDS"
+    )
+    rest.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the front's)")
+    rest.add_argument("--bare", action="store_true", help="then run the same load against the bare path")
+    rest.add_argument("--sim", type=_hostport, metavar="HOST:PORT", help="--bare: the ISO 8583 host it talks to")
+    rest.add_argument("--out", type=Path, help="JSON result (default: bench/results/rest-<timestamp>.json)")
+    rest.set_defaults(func=_cmd_rest)
     return ap
 
 
@@ -231,6 +269,91 @@ def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("isoswitch bench suite: interrupted; the simulator was stopped", file=sys.stderr)
         return 130
+
+
+def _redact(argv: Sequence[str]) -> list[str]:
+    """``argv`` without secrets: the password and any credentials in a URL.
+
+    >>> _redact(["--url", "http://a:b@h:1", "--password", "pw", "--password=pw"])
+    ['--url', 'http://***@h:1', '--password', '***', '--password=***']
+    """
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+        elif arg == "--password":
+            out.append(arg)
+            hide_next = True
+        elif arg.startswith("--password="):
+            out.append("--password=***")
+        elif "://" in arg and "@" in arg.partition("://")[2].partition("/")[0]:
+            scheme, _, rest = arg.partition("://")
+            out.append(f"{scheme}://***@{rest.partition('@')[2]}")
+        else:
+            out.append(arg)
+    return out
+
+
+def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from bench.measure import BenchError
+    from bench.rest import RestBenchConfig, format_report, run_rest
+    from bench.workload import DEFAULT_MIX
+    from switch.cli import run_loop
+
+    if args.bare and args.sim is None:
+        print(
+            "isoswitch bench rest: --bare needs --sim HOST:PORT (the ISO host the bare path talks to)", file=sys.stderr
+        )
+        return 2
+    try:
+        cfg = RestBenchConfig(
+            url=args.url,
+            login=args.login,
+            password=args.password,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            warmup=args.warmup,
+            max_requests=args.max_requests,
+            timeout=args.timeout,
+            amount=args.amount,
+            currency=args.currency,
+            mix=args.mix or DEFAULT_MIX,
+            target_pid=args.target_pid,
+            bare_sim=args.sim if args.bare else None,
+        )
+    except ValueError as e:
+        print(f"isoswitch bench rest: {e}", file=sys.stderr)
+        return 2
+    out: Path = args.out or DEFAULT_OUT_DIR / f"rest-{_stamp()}.json"
+    result: dict[str, Any] = {}
+
+    async def main() -> int:
+        # SIGTERM unwinds like Ctrl-C does, so the bare server is stopped either way.
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            bare_log = out.with_name(out.stem + "-bare.log")
+            result.update(await run_rest(cfg, command=_command(_redact(argv)), bare_log=bare_log))
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+        return 0
+
+    try:
+        run_loop(main)
+    except BenchError as e:
+        print(f"isoswitch bench rest: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("isoswitch bench rest: interrupted; the bare server (if any) was stopped", file=sys.stderr)
+        return 130
+    print(format_report(result))
+    print(f"  result          {write_result(result, out)}")
+    bare_failed = "error" in result.get("bare", {})
+    return 0 if result["figures"]["responses"] > 0 and not bare_failed else 1
 
 
 def main(argv: list[str]) -> int:

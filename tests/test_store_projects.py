@@ -153,3 +153,16 @@ def test_hashes_keep_their_parameters_so_stronger_ones_can_come_later() -> None:
     assert verify_password("pw", weak) and not verify_password("px", weak)
     assert not verify_password("pw", "bcrypt$whatever")
     assert not verify_password("pw", "scrypt$x$8$1$AA==$AA==")
+
+
+async def test_reset_password_replaces_the_old_one_and_drops_cached_credentials(database: Database) -> None:
+    projects = Projects(database.pool)
+    project, old = await projects.create("resettable")
+    assert await projects.authenticate("resettable", old) is not None  # now cached
+    new = await projects.reset_password("resettable")
+    assert new != old
+    assert await projects.authenticate("resettable", old) is None
+    found = await projects.authenticate("resettable", new)
+    assert found is not None and found.id == project.id
+    with pytest.raises(LookupError):
+        await projects.reset_password("nobody")

@@ -239,6 +239,19 @@ class Projects:
         self.forget(project_id)
         return dataclasses.replace(current, settings=settings)
 
+    async def reset_password(self, login: str) -> str:
+        """A new password for ``login`` (shown only now; the old one stops working)."""
+        password = secrets.token_urlsafe(24)
+        async with self._verifying:
+            password_hash = await asyncio.to_thread(hash_password, password)
+        pid = await self._pool.fetchval(
+            "UPDATE projects SET password_hash = $2 WHERE login = $1 RETURNING id", login, password_hash
+        )
+        if pid is None:
+            raise LookupError(f"no project with login {login!r}")
+        self.forget(pid)
+        return password
+
     def forget(self, project_id: int) -> None:
         """Drop cached credentials of a project (after a change to it)."""
         for key in [k for k, (p, _) in self._cache.items() if p.id == project_id]:

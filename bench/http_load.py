@@ -1,0 +1,540 @@
+"""A closed-loop HTTP/1.1 load generator that must cost little: keep-alive connections, one request in flight each.
+
+The target and the load generator share the box, so every microsecond spent
+here is taken from the system under test. Hence a bare asyncio ``Protocol``
+per connection (no streams, no aiohttp client, no task or future per
+request): requests are pre-built ``bytes`` (headers, ``Authorization`` and
+``Content-Length`` included) written as they are; of a response only the
+status line and the framing headers are read, and the body is skipped.
+The next request goes out from the ``data_received`` call that completed
+the previous answer, so ``concurrency`` connections each keep one request
+in flight for the whole run.
+
+Responses are framed as RFC 9112 section 6.3 says: no body for 1xx, 204 and
+304; ``Transfer-Encoding: chunked``; ``Content-Length``; otherwise the body
+runs to the end of the connection. ``Connection: close`` (or an HTTP/1.0
+answer without keep-alive) retires the connection after that response and
+a fresh one takes its place; so does a timeout or a response that cannot be
+parsed, which counts as an error.
+
+>>> parse_head(b"HTTP/1.1 402 Payment Required\\r\\nContent-Type: application/json\\r\\nContent-Length: 97")
+(402, 97, False, False)
+>>> parse_head(b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\nConnection: close")
+(200, -1, True, True)
+>>> parse_head(b"HTTP/1.0 200 OK\\r\\nContent-Length: 2")
+(200, 2, False, True)
+>>> chunked_end(b"5\\r\\nhello\\r\\n0\\r\\n\\r\\nHTTP/1.1", 0), chunked_end(b"5\\r\\nhel", 0)
+(15, -1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from bench.measure import BenchError, Tally, Window
+
+__all__ = [
+    "HttpTarget",
+    "ProtocolError",
+    "basic_auth",
+    "build_post",
+    "chunked_end",
+    "connect_error_kind",
+    "parse_head",
+    "run_http",
+]
+
+_TICK_S = 0.05  # timeout sweep period
+_MAX_HEAD = 64 * 1024  # a response head longer than this is not an orders API answer
+_RECONNECT_MAX_S = 1.0  # cap of the backoff between failed reconnects
+
+# Body framing of the response being read.
+_HEAD, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
+
+
+class ProtocolError(ValueError):
+    """The peer's bytes are not an HTTP/1.x response this client can frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    """Where requests go, from a URL such as ``http://login:password@127.0.0.1:8080/``.
+
+    >>> t = HttpTarget.parse("http://shop:s3cret@127.0.0.1:8080")
+    >>> t.host, t.port, t.path, t.host_header, t.login, t.password
+    ('127.0.0.1', 8080, '', '127.0.0.1:8080', 'shop', 's3cret')
+    >>> HttpTarget.parse("http://[::1]/api/").host_header
+    '[::1]:80'
+    >>> HttpTarget.parse("http://h:1/orders/authorize?x=1").redacted()
+    'http://h:1/orders/authorize?x=1'
+    """
+
+    host: str
+    port: int
+    path: str  # the URL's path without a trailing slash ("" for the root)
+    query: str = ""
+    login: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> HttpTarget:
+        parts = urlsplit(url)
+        if parts.scheme != "http":
+            raise ValueError(f"expected an http:// URL (the load generator speaks plain HTTP/1.1), got {url!r}")
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+        if not parts.hostname:
+            raise ValueError(f"no host in {url!r}")
+        login = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+        return cls(parts.hostname, port, parts.path.rstrip("/"), parts.query, login, password)
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def redacted(self) -> str:
+        """The URL without its credentials (what reports and JSON show)."""
+        query = f"?{self.query}" if self.query else ""
+        return f"http://{self.host_header}{self.path}{query}"
+
+
+def basic_auth(login: str, password: str) -> str:
+    """The ``Authorization`` header value for HTTP Basic.
+
+    >>> basic_auth("project", "password")
+    'Basic cHJvamVjdDpwYXNzd29yZA=='
+    """
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+
+
+def build_post(target: HttpTarget, path: str, body: bytes, *, authorization: str | None = None) -> bytes:
+    """One complete ``POST`` request, headers and body, ready to write as is.
+
+    >>> build_post(HttpTarget("h", 80, ""), "/p", b"{}").decode()
+    'POST /p HTTP/1.1\\r\\nHost: h:80\\r\\nContent-Type: application/json\\r\\nContent-Length: 2\\r\\n\\r\\n{}'
+    """
+    lines = [f"POST {path} HTTP/1.1", f"Host: {target.host_header}"]
+    if authorization is not None:
+        lines.append(f"Authorization: {authorization}")
+    lines += ["Content-Type: application/json", f"Content-Length: {len(body)}", "", ""]
+    return "\r\n".join(lines).encode("latin-1") + body
+
+
+def _header(lower: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` (lower case, with its colon) in a lower-cased head; the first one wins."""
+    i = lower.find(name)
+    if i < 0:
+        return None
+    start = i + len(name)
+    j = lower.find(b"\r\n", start)
+    return lower[start:j] if j >= 0 else lower[start:]
+
+
+def parse_head(head: bytes) -> tuple[int, int, bool, bool]:
+    """``(status, content_length or -1, chunked, close)`` from a status line and headers (no final CRLFCRLF)."""
+    if head[:7] != b"HTTP/1." or head[8:9] != b" " or not head[9:12].isdigit():
+        raise ProtocolError(f"not an HTTP/1.x status line: {head[:40]!r}")
+    status = int(head[9:12])
+    lower = head.lower()
+    length = -1
+    value = _header(lower, b"\r\ncontent-length:")
+    if value is not None:
+        value = value.strip()
+        if not value.isdigit():
+            raise ProtocolError(f"bad Content-Length: {value[:20]!r}")
+        length = int(value)
+    value = _header(lower, b"\r\ntransfer-encoding:")
+    chunked = value is not None and b"chunked" in value
+    close = head[7:8] == b"0"  # HTTP/1.0 closes unless it says keep-alive
+    value = _header(lower, b"\r\nconnection:")
+    if value is not None:
+        if b"close" in value:
+            close = True
+        elif b"keep-alive" in value:
+            close = False
+    return status, length, chunked, close
+
+
+def chunked_end(buf: bytes, pos: int) -> int:
+    """Where a chunked body starting at ``pos`` ends (after its trailers); -1 while incomplete."""
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return -1
+        size_field = buf[pos:eol].split(b";", 1)[0].strip()  # chunk extensions are ignored
+        try:
+            size = int(size_field, 16)
+        except ValueError:
+            raise ProtocolError(f"bad chunk size: {size_field[:20]!r}") from None
+        if size < 0:
+            raise ProtocolError(f"bad chunk size: {size_field[:20]!r}")
+        pos = eol + 2
+        if size == 0:
+            while True:  # trailer lines, up to an empty one
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    return -1
+                if eol == pos:
+                    return pos + 2
+                pos = eol + 2
+        if len(buf) < pos + size + 2:
+            return -1
+        if buf[pos + size : pos + size + 2] != b"\r\n":
+            raise ProtocolError("chunk not followed by CRLF")
+        pos += size + 2
+
+
+def connect_error_kind(exc: BaseException) -> str:
+    """The report's name for a failed connect.
+
+    >>> connect_error_kind(ConnectionRefusedError()), connect_error_kind(TimeoutError())
+    ('connect_refused', 'connect_timeout')
+    """
+    if isinstance(exc, ConnectionRefusedError):
+        return "connect_refused"
+    if isinstance(exc, TimeoutError):
+        return "connect_timeout"
+    return "connect_error"
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection with at most one request in flight."""
+
+    __slots__ = (
+        "run",
+        "tally",
+        "requests",
+        "pos",
+        "transport",
+        "buf",
+        "sent_at",
+        "card",
+        "mode",
+        "remaining",
+        "status",
+        "close_after",
+        "closing",
+    )
+
+    def __init__(self, run: _HttpRun, start: int) -> None:
+        self.run = run
+        self.tally = run.tally
+        self.requests = run.requests
+        self.pos = start % len(run.requests)
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.sent_at = 0.0  # 0: no request in flight
+        self.card = 0
+        self.mode = _HEAD
+        self.remaining = 0  # body bytes still to skip (_LENGTH)
+        self.status = 0
+        self.close_after = False  # the response being read retires the connection
+        self.closing = False  # we closed (or abort) it: connection_lost is expected
+
+    # -- asyncio.Protocol ------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:  # small requests must not wait for Nagle (uvloop and asyncio set it; be sure)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (OSError, AttributeError):
+                pass
+        self.run.live.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        run = self.run
+        run.live.discard(self)
+        if self.sent_at:
+            if self.mode == _UNTIL_CLOSE:
+                self._complete(time.perf_counter())  # the close is what ends this body
+                run.closed_by_server += 1
+            else:
+                self.sent_at = 0.0
+                self.tally.error("connection_reset" if isinstance(exc, ConnectionResetError) else "connection_closed")
+        elif not self.closing:
+            run.closed_by_server += 1  # an idle connection the server let go
+        run.replace()
+        run.check_done()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        if self.buf:
+            data = self.buf + data
+            self.buf = b""
+        try:
+            self._parse(data, now)
+        except ProtocolError:
+            self._fail("protocol_error")
+            return
+        if self.close_after and not self.sent_at:
+            self._retire()
+        elif not self.sent_at:
+            if self.tally.sending:
+                self.send(now)
+            else:
+                self.run.check_done()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too; connection_lost sorts out what was in flight
+
+    # -- reading -------------------------------------------------------------------
+    def _parse(self, buf: bytes, now: float) -> None:
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            mode = self.mode
+            if mode == _HEAD:
+                if not self.sent_at or self.close_after:
+                    raise ProtocolError("bytes with no request in flight")
+                i = buf.find(b"\r\n\r\n", pos)
+                if i < 0:
+                    if end - pos > _MAX_HEAD:
+                        raise ProtocolError("response head too long")
+                    self.buf = buf[pos:]
+                    return
+                status, length, chunked, close = parse_head(buf[pos:i])
+                pos = i + 4
+                if status < 200:
+                    continue  # an interim answer (100 Continue): the real one follows
+                self.status = status
+                self.close_after = close
+                if status == 204 or status == 304:
+                    self._complete(now)
+                elif chunked:
+                    self.mode = _CHUNKED
+                elif length > 0:
+                    self.mode = _LENGTH
+                    self.remaining = length
+                elif length == 0:
+                    self._complete(now)
+                else:
+                    self.mode = _UNTIL_CLOSE
+                    self.close_after = True
+            elif mode == _LENGTH:
+                take = min(self.remaining, end - pos)
+                pos += take
+                self.remaining -= take
+                if not self.remaining:
+                    self._complete(now)
+            elif mode == _CHUNKED:
+                n = chunked_end(buf, pos)
+                if n < 0:
+                    if end - pos > _MAX_HEAD * 16:
+                        raise ProtocolError("chunked body too long")
+                    self.buf = buf[pos:]
+                    return
+                pos = n
+                self._complete(now)
+            else:  # _UNTIL_CLOSE: the body is whatever comes before the close
+                return
+
+    def _complete(self, now: float) -> None:
+        tally = self.tally
+        if tally.measuring:
+            tally.responses += 1
+            tally.hist.record_value(int((now - self.sent_at) * 1_000_000))
+            key = (self.card, self.run.status_text(self.status))
+            codes = tally.codes
+            codes[key] = codes.get(key, 0) + 1
+        else:
+            tally.responses_outside_window += 1
+        self.sent_at = 0.0
+        self.mode = _HEAD
+
+    # -- writing and closing ---------------------------------------------------------
+    def send(self, now: float) -> None:
+        if self.closing or self.transport is None or not self.tally.sending:
+            return
+        self.tally.take()
+        request, self.card = self.requests[self.pos]
+        self.pos += 1
+        if self.pos == len(self.requests):
+            self.pos = 0
+        self.sent_at = now
+        self.transport.write(request)
+
+    def _retire(self) -> None:
+        """The server said ``Connection: close``: close after its answer; a new connection takes over."""
+        self.run.closed_by_server += 1
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, kind: str) -> None:
+        """Count an error and drop the connection: after it, nothing read on it can be trusted."""
+        self.tally.error(kind)
+        self.sent_at = 0.0
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def expire(self, now: float, timeout: float) -> None:
+        if self.sent_at and now - self.sent_at > timeout:
+            self._fail("timeout")
+
+
+class _HttpRun:
+    def __init__(
+        self, host: str, port: int, requests: Sequence[tuple[bytes, int]], tally: Tally, timeout: float
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.requests = list(requests)
+        self.tally = tally
+        self.timeout = timeout
+        self.live: set[_Conn] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.done = asyncio.Event()
+        self.opened = 0
+        self.closed_by_server = 0
+        self.stopping = False
+        self._next_start = 0
+        self._status_text: dict[int, str] = {}
+
+    def status_text(self, status: int) -> str:
+        text = self._status_text.get(status)
+        if text is None:
+            text = self._status_text[status] = str(status)
+        return text
+
+    def in_flight(self) -> int:
+        return sum(1 for c in self.live if c.sent_at)
+
+    def check_done(self) -> None:
+        if not self.tally.sending and not self.in_flight():
+            self.done.set()
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        for c in list(self.live):
+            c.expire(now, self.timeout)
+        self.check_done()
+
+    async def connect(self) -> _Conn:
+        loop = asyncio.get_running_loop()
+        start = self._next_start
+        self._next_start += 7  # connections start at different places of the card cycle
+        async with asyncio.timeout(self.timeout):
+            _, proto = await loop.create_connection(lambda: _Conn(self, start), self.host, self.port)
+        self.opened += 1
+        return proto
+
+    def replace(self) -> None:
+        """A connection ended: open another while the run still sends."""
+        if self.tally.sending and not self.stopping:
+            task = asyncio.get_running_loop().create_task(self._reopen())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _reopen(self) -> None:
+        delay = 0.0
+        while self.tally.sending and not self.stopping:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                conn = await self.connect()
+            except (OSError, TimeoutError) as e:
+                self.tally.error(connect_error_kind(e))
+                delay = min(max(delay * 2, 0.05), _RECONNECT_MAX_S)
+                continue
+            conn.send(time.perf_counter())
+            return
+
+    async def close(self) -> None:
+        self.stopping = True
+        for t in list(self.tasks):
+            t.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for c in list(self.live):
+            c.closing = True
+            if c.transport is not None:
+                c.transport.close()
+        await asyncio.sleep(0)  # let connection_lost run before the loop goes away
+
+
+async def run_http(
+    *,
+    host: str,
+    port: int,
+    requests: Sequence[tuple[bytes, int]],
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    timeout: float,
+    tally: Tally,
+    window: Window,
+) -> dict[str, Any]:
+    """Drive ``requests`` (bytes, card index) round robin over ``concurrency`` connections.
+
+    Figures go to ``tally`` and ``window``; the connection figures are
+    returned. Raises :class:`BenchError` when no connection can be opened.
+    """
+    if not requests:
+        raise ValueError("no requests to send")
+    loop = asyncio.get_running_loop()
+    run = _HttpRun(host, port, requests, tally, timeout)
+    timers: dict[str, asyncio.TimerHandle] = {}
+
+    def tick() -> None:
+        run.tick()
+        timers["tick"] = loop.call_later(_TICK_S, tick)
+
+    try:
+        results = await asyncio.gather(*(run.connect() for _ in range(concurrency)), return_exceptions=True)
+        conns = [r for r in results if isinstance(r, _Conn)]
+        failures = [r for r in results if not isinstance(r, _Conn)]
+        if not conns:
+            e = failures[0]
+            raise BenchError(f"cannot connect to {host}:{port}: {e!r}")
+        for e in failures:
+            if not isinstance(e, (OSError, TimeoutError)):
+                raise e
+            tally.error(connect_error_kind(e))
+        timers["tick"] = loop.call_later(_TICK_S, tick)
+        if warmup:
+            timers["open"] = loop.call_later(warmup, window.open, tally)
+        else:
+            window.open(tally)
+        now = time.perf_counter()
+        for c in conns:
+            c.send(now)
+        for _ in failures:
+            run.replace()  # keep trying those, backing off
+        try:
+            async with asyncio.timeout(warmup + duration):
+                await run.done.wait()
+        except TimeoutError:
+            pass
+        window.close(tally)
+        tally.sending = False
+        try:  # drain: what is still in flight is answered outside the window
+            async with asyncio.timeout(timeout):
+                while run.in_flight():
+                    run.done.clear()
+                    await run.done.wait()
+        except TimeoutError:
+            pass
+        return {
+            "connections": concurrency,
+            "connections_opened": run.opened,
+            "connections_closed_by_server": run.closed_by_server,
+            "unanswered_at_end": run.in_flight(),
+        }
+    finally:
+        tally.sending = False
+        for t in timers.values():
+            t.cancel()
+        await run.close()
