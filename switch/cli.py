@@ -14,19 +14,20 @@ import logging
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
-__all__ = ["main", "run_loop"]
+__all__ = ["USAGE", "hostport", "main", "run_loop", "setup_logging", "sim_process", "stop_event"]
 
 log = logging.getLogger("isoswitch.cli")
 
 USAGE = """isoswitch <command> [options]
 
 commands:
-  up       start the whole system: the simulated issuer host and a switch link pool to it
-  switch   run the switch core (link pools + BIN routing) from a config file
+  up       start the whole system: PostgreSQL, the simulated issuer host, the switch and the REST front
+  project  manage merchant projects: `isoswitch project add NAME`
+  switch   run the switch core alone (link pools + BIN routing) from a config file
   sim      run the simulated issuer host (acquirer_sim)
-  bench    benchmarks: `isoswitch bench iso|suite --help`
+  bench    benchmarks: `isoswitch bench iso|suite|rest --help`
 """
 
 
@@ -42,7 +43,7 @@ def run_loop(main: Callable[[], Awaitable[int]]) -> int:
     return uvloop.run(main())  # type: ignore[arg-type]
 
 
-def _stop_event() -> asyncio.Event:
+def stop_event() -> asyncio.Event:
     """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -51,19 +52,21 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-def _hostport(value: str) -> tuple[str, int]:
+def hostport(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
     return host, int(port)
 
 
-def _setup_logging(level: str) -> None:
+def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # pgserver logs every initdb/pg_ctl invocation with its full output at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 async def _serve_switch(config_path: str | None, target: tuple[str, int] | None, stop: asyncio.Event) -> int:
@@ -95,57 +98,35 @@ async def _serve_switch(config_path: str | None, target: tuple[str, int] | None,
 def _cmd_switch(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(prog="isoswitch switch", description="Run the switch link pools and routing.")
     ap.add_argument("--config", help="TOML config (default: schemas/config/default.toml)")
-    ap.add_argument("--target", type=_hostport, help="point every destination at HOST:PORT")
+    ap.add_argument("--target", type=hostport, help="point every destination at HOST:PORT")
     ap.add_argument("--log-level", default="info")
     args = ap.parse_args(argv)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level)
 
     async def main() -> int:
-        return await _serve_switch(args.config, args.target, _stop_event())
+        return await _serve_switch(args.config, args.target, stop_event())
 
     return run_loop(main)
 
 
-def _cmd_up(argv: Sequence[str]) -> int:
-    ap = argparse.ArgumentParser(
-        prog="isoswitch up", description="Start the simulated issuer host and a switch link pool to it."
-    )
-    ap.add_argument("--config", help="switch TOML config (default: schemas/config/default.toml)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--sim-port", type=int, default=8583)
-    ap.add_argument("--sim-admin-port", type=int, default=8584)
-    ap.add_argument("--rules", help="simulator rules file (TOML)")
-    ap.add_argument("--log-level", default="info")
-    args = ap.parse_args(argv)
-    _setup_logging(args.log_level)
-
-    cmd = [sys.executable, "-m", "acquirer_sim", "--host", args.host, "--port", str(args.sim_port)]
-    cmd += ["--admin-port", str(args.sim_admin_port)]
-    if args.rules:
-        cmd += ["--rules", args.rules]
-    # The sim gets a process (and so a core) of its own, as a real host would.
+@contextlib.contextmanager
+def sim_process(
+    host: str, port: int, admin_port: int | None = None, rules: str | None = None
+) -> Iterator[tuple[str, int]]:
+    """Run ``acquirer_sim`` in a process of its own (and so on a core of its own,
+    as a real host would be); yields its address; SIGTERM on exit."""
+    cmd = [sys.executable, "-m", "acquirer_sim", "--host", host, "--port", str(port)]
+    if admin_port is not None:
+        cmd += ["--admin-port", str(admin_port)]
+    if rules:
+        cmd += ["--rules", rules]
     sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert sim.stdout is not None
         line = sim.stdout.readline().strip()
         if not line.startswith("listening on "):
-            print(f"isoswitch up: the simulator did not start ({line or 'no output'})", file=sys.stderr)
-            return 1
-        sim_addr = line.removeprefix("listening on ")
-        print(
-            f"simulated issuer host listening on {sim_addr} (ledger: http://{args.host}:{args.sim_admin_port}/ledger)"
-        )
-        print("switch link pool connecting to it; Ctrl-C stops everything.")
-        print("benchmark it from another terminal:")
-        print(f"  .venv/bin/isoswitch bench iso --target {sim_addr} --concurrency 64 --duration 20")
-        print(f"  .venv/bin/isoswitch bench iso --target {sim_addr} --via-switch --concurrency 256 --duration 20")
-        sys.stdout.flush()
-        host, port = _hostport(sim_addr)
-
-        async def main() -> int:
-            return await _serve_switch(args.config, (host, port), _stop_event())
-
-        return run_loop(main)
+            raise RuntimeError(f"the simulator did not start ({line or 'no output'})")
+        yield hostport(line.removeprefix("listening on "))
     finally:
         if sim.poll() is None:
             sim.send_signal(signal.SIGTERM)
@@ -171,8 +152,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(rest)
     if cmd == "switch":
         return _cmd_switch(rest)
-    if cmd == "up":
-        return _cmd_up(rest)
     print(f"isoswitch: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

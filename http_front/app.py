@@ -1,0 +1,80 @@
+"""The REST front: ``create_app(runtime, config)`` is the orders API of seeds/003.
+
+Routes (every one behind HTTP Basic; ``:id`` is the order id, digits):
+
+=======  ==========================  =====================================
+GET      /ping                       {"date", "message": "PONG!"}
+POST     /orders/authorize           authorize (2-stage; 1-stage with options.auto_charge)
+GET      /orders/:id                 one order, ``expand=card,client,...``
+GET      /orders/                    orders by filters, paged, links header
+PUT      /orders/:id/charge          full or partial charge
+PUT      /orders/:id/reverse         reversal of the authorization
+PUT      /orders/:id/refund          full or partial refund
+PUT      /orders/:id/cancel          reverse or refund by the order's status
+POST     /orders/:id/rebill          new order on the parent's stored card
+POST     /orders/:id/credit          OCT to the order's card
+POST     /orders/credit              OCT to a card given now
+GET      /operations/                operations by filters, paged
+GET      /exchange_rates/            rates by ``date`` or ``date_from``/``date_to``
+=======  ==========================  =====================================
+
+The list routes answer with and without the trailing slash. Middlewares,
+outermost first: failures to the seed's JSON shape, then authentication.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from http_front import handlers
+from http_front.auth import auth_middleware
+from http_front.config import FrontConfig
+from http_front.errors import error_middleware
+from http_front.keys import CONFIG, RATES, RUNTIME, SCHEMAS
+from http_front.ports import RuntimePort
+from http_front.rates import ExchangeRates
+from http_front.validation import RequestSchemas
+
+__all__ = ["create_app"]
+
+_ID = "{order_id:[0-9]{1,20}}"
+
+
+async def _load_data(app: web.Application) -> AsyncIterator[None]:
+    """Schemas compiled and rates read once, at start; dropped at stop."""
+    config = app[CONFIG]
+    app[SCHEMAS] = RequestSchemas.load(config.schemas_dir)
+    app[RATES] = ExchangeRates.load(config.exchange_rates_path)
+    yield
+
+
+def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.Application:
+    """The orders API over ``runtime`` (orders service, projects, idempotency), which the caller owns."""
+    config = config or FrontConfig()
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware(config.realm)],
+        client_max_size=config.client_max_size,
+    )
+    app[RUNTIME] = runtime
+    app[CONFIG] = config
+    app.cleanup_ctx.append(_load_data)
+    r = app.router
+    r.add_get("/ping", handlers.ping)
+    r.add_post("/orders/authorize", handlers.authorize)
+    r.add_post("/orders/credit", handlers.credit)
+    for path in ("/orders/", "/orders"):
+        r.add_get(path, handlers.list_orders)
+    r.add_get(f"/orders/{_ID}", handlers.get_order)
+    r.add_put(f"/orders/{_ID}/charge", handlers.charge)
+    r.add_put(f"/orders/{_ID}/reverse", handlers.reverse)
+    r.add_put(f"/orders/{_ID}/refund", handlers.refund)
+    r.add_put(f"/orders/{_ID}/cancel", handlers.cancel)
+    r.add_post(f"/orders/{_ID}/rebill", handlers.rebill)
+    r.add_post(f"/orders/{_ID}/credit", handlers.credit_order)
+    for path in ("/operations/", "/operations"):
+        r.add_get(path, handlers.list_operations)
+    for path in ("/exchange_rates/", "/exchange_rates"):
+        r.add_get(path, handlers.exchange_rates)
+    return app

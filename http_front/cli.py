@@ -1,0 +1,172 @@
+"""The ``isoswitch`` command: the composition root of the whole system.
+
+``up`` and ``project`` need the store and the REST front, so they live here
+(``switch/`` never imports ``http_front/``); every other command is
+``switch.cli``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from switch.cli import USAGE, run_loop, setup_logging, sim_process, stop_event
+from switch.cli import main as switch_main
+
+__all__ = ["main"]
+
+log = logging.getLogger("isoswitch.cli")
+
+DEMO_PROJECT = "demo"
+
+
+def _demo_curl(base: str, login: str, password: str) -> str:
+    body = {
+        "amount": "9.99",
+        "currency": "USD",
+        "pan": "4111111111111111",
+        "card": {
+            "cvv": "123",
+            "holder": "John Smith",
+            "expiration_month": "12",
+            "expiration_year": str(dt.date.today().year + 3),
+        },
+        "location": {"ip": "8.8.8.8"},
+    }
+    return (
+        f"curl -s -u {shlex.quote(f'{login}:{password}')} -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(orjson.dumps(body).decode())} {base}/orders/authorize"
+    )
+
+
+def _cmd_up(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="isoswitch up",
+        description="Start the whole system: PostgreSQL (embedded unless DATABASE_URL is set), "
+        "the simulated issuer host, the switch and the REST front. Ctrl-C stops everything.",
+    )
+    ap.add_argument("--config", help="switch TOML config (default: schemas/config/default.toml)")
+    ap.add_argument("--host", default="127.0.0.1", help="address of the REST front and the simulator")
+    ap.add_argument("--http-port", type=int, default=8080, help="REST front port (default 8080)")
+    ap.add_argument("--sim-port", type=int, default=8583, help="simulator ISO port (default 8583)")
+    ap.add_argument("--sim-admin-port", type=int, default=8584, help="simulator admin/ledger port (default 8584)")
+    ap.add_argument("--rules", help="simulator rules file (TOML)")
+    ap.add_argument("--data-dir", default=".data", help="embedded PostgreSQL and generated keys (default .data)")
+    ap.add_argument("--no-access-log", action="store_true", help="no access-log line per request")
+    ap.add_argument("--log-level", default="info")
+    args = ap.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        with sim_process(args.host, args.sim_port, args.sim_admin_port, args.rules) as sim_addr:
+            return run_loop(lambda: _up(args, sim_addr))
+    except RuntimeError as e:
+        print(f"isoswitch up: {e}", file=sys.stderr)
+        return 1
+
+
+async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
+    from http_front.config import FrontConfig
+    from http_front.server import serve
+    from switch.config import SwitchConfig
+    from switch.runtime import RuntimeConfig, open_runtime
+    from switch.store import DbConfig
+
+    stop = stop_event()
+    switch_cfg = SwitchConfig.load(args.config).with_target(*sim_addr)
+    db = DbConfig.from_env(data_dir=Path(args.data_dir))
+    runtime = await open_runtime(RuntimeConfig(db=db, switch=switch_cfg))
+    try:
+        project = await runtime.projects.by_login(DEMO_PROJECT)
+        if project is None:
+            _, password = await runtime.projects.create(DEMO_PROJECT)
+        else:
+            # Only a hash is kept, so each start gives the demo project a new password.
+            password = await runtime.projects.reset_password(DEMO_PROJECT)
+        front = FrontConfig(host=args.host, port=args.http_port, access_log=not args.no_access_log)
+        base = f"http://{args.host}:{args.http_port}"
+        serving = asyncio.ensure_future(serve(runtime, front, stop))
+        await asyncio.sleep(0.2)
+        if serving.done():
+            await serving  # raises the bind error
+        sim_host, sim_port = sim_addr
+        where = "embedded PostgreSQL in " + str(Path(args.data_dir) / "pg") if db.url is None else "DATABASE_URL"
+        print(
+            "\n".join(
+                [
+                    "isoswitch is up (Ctrl-C stops everything):",
+                    f"  REST API          {base}",
+                    f"  issuer simulator  {sim_host}:{sim_port} (ledger: http://{sim_host}:{args.sim_admin_port}/ledger)",
+                    f"  database          {where}",
+                    "demo project credentials (a new password at every start):",
+                    "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
+                    "authorize 9.99 USD on a test card:",
+                    "  " + _demo_curl(base, DEMO_PROJECT, password),
+                    "benchmark it from another terminal:",
+                    f"  .venv/bin/isoswitch bench rest --url {base} --login {DEMO_PROJECT} --password {password} "
+                    f"--concurrency 64 --duration 20 --bare --sim {sim_host}:{sim_port}",
+                ]
+            ),
+            flush=True,
+        )
+        await serving
+    finally:
+        await runtime.close()
+    return 0
+
+
+def _cmd_project(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog="isoswitch project", description="Manage merchant projects.")
+    sub = ap.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help='create a project; prints {"login": ..., "password": ...} once')
+    add.add_argument("name")
+    add.add_argument("--data-dir", default=".data", help="embedded PostgreSQL location (unless DATABASE_URL)")
+    lst = sub.add_parser("list", help="list projects (no secrets)")
+    lst.add_argument("--data-dir", default=".data")
+    args = ap.parse_args(argv)
+    setup_logging("warning")
+
+    async def run() -> int:
+        from switch.store import DbConfig, InvalidSettings, ProjectExists, Projects, open_database
+
+        db = await open_database(DbConfig.from_env(data_dir=Path(args.data_dir)))
+        try:
+            projects = Projects(db.pool)
+            if args.action == "add":
+                try:
+                    project, password = await projects.create(args.name)
+                except (ProjectExists, InvalidSettings) as e:
+                    print(f"isoswitch project add: {e}", file=sys.stderr)
+                    return 1
+                print(orjson.dumps({"login": project.login, "password": password}).decode(), flush=True)
+            else:
+                for p in await projects.list_all():
+                    print(orjson.dumps({"id": p.id, "name": p.name, "login": p.login}).decode())
+            return 0
+        finally:
+            await db.close()
+
+    return run_loop(run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "up":
+        return _cmd_up(args[1:])
+    if args and args[0] == "project":
+        return _cmd_project(args[1:])
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    return switch_main(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The REST front's configuration: one frozen object, built once by the CLI.
+
+>>> FrontConfig().port, FrontConfig().client_max_size
+(8080, 65536)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas import SCHEMAS_DIR
+
+__all__ = ["FrontConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrontConfig:
+    """Where and how the front listens; every field has a documented default."""
+
+    #: Address to bind. Default: loopback only.
+    host: str = "127.0.0.1"
+    #: TCP port; 0 picks a free one (tests). Default 8080.
+    port: int = 8080
+    #: Largest request body in bytes; a larger one is answered 413. Default 64 KiB:
+    #: the largest legitimate body (authorize with every option) is about 3 KiB.
+    client_max_size: int = 64 * 1024
+    #: ``SO_REUSEPORT``, so ``--workers N`` processes can share one port. Default on.
+    reuse_port: bool = True
+    #: Listen backlog. Default 1024 (aiohttp's 128 drops SYNs under a bench's burst).
+    backlog: int = 1024
+    #: On shutdown, in-flight requests get this many seconds to finish. Default 10 s.
+    shutdown_timeout: float = 10.0
+    #: One access-log line per request on ``isoswitch.http.access`` (path only,
+    #: never the query or headers). Default on.
+    access_log: bool = True
+    #: ``WWW-Authenticate: Basic realm=...`` of a 401. Default "isoswitch".
+    realm: str = "isoswitch"
+    #: JSON Schemas of request bodies, one file per body. Default ``schemas/rest``.
+    schemas_dir: Path = SCHEMAS_DIR / "rest"
+    #: Exchange-rate data of ``GET /exchange_rates/``. Default ``schemas/exchange_rates.json``.
+    exchange_rates_path: Path = SCHEMAS_DIR / "exchange_rates.json"
+    #: Longest ``date_from``..``date_to`` period, in days. Default 366.
+    exchange_rates_max_days: int = 366
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be 0..65535")
+        if self.client_max_size < 1024:
+            raise ValueError("client_max_size must be at least 1024 bytes")
+        if self.shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must not be negative")

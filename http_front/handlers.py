@@ -1,0 +1,167 @@
+"""The endpoints of seeds/003. Each one: body or query in, the orders service, the seed's JSON out.
+
+Every answer that shows orders is ``{"orders": [...]}`` (one order for the
+operations), operations ``{"operations": [...]}``, rates
+``{"exchange_rates": [...]}``. An operation's answer shows the order with
+everything expanded, as the seed's examples do; 201 when the order waits
+for the cardholder (``prepared``), 200 otherwise. Failures are raised and
+shaped by :mod:`http_front.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from http_front.body import read_json
+from http_front.failures import Reply, json_reply
+from http_front.idempotency import idempotent
+from http_front.keys import CONFIG, PROJECT, RATES, RUNTIME, SCHEMAS
+from http_front.paging import LINK_HEADERS, check_paging, links
+from http_front.ports import OrdersPort
+from http_front.rates import parse_rates_query
+from switch.orders.model import Order
+from switch.orders.service import Page
+from switch.orders.views import FULL_EXPAND, OPERATION_EXPANDS, format_time, operation_view, order_view, parse_expand
+from switch.store.projects import Project
+
+__all__ = [
+    "authorize",
+    "cancel",
+    "charge",
+    "credit",
+    "credit_order",
+    "exchange_rates",
+    "get_order",
+    "list_operations",
+    "list_orders",
+    "ping",
+    "rebill",
+    "refund",
+    "reverse",
+]
+
+_Run = Callable[[Project, dict[str, Any]], Awaitable[Order]]
+
+
+def _orders(request: web.Request) -> OrdersPort:
+    return request.app[RUNTIME].orders
+
+
+def _order_id(request: web.Request) -> str:
+    return request.match_info["order_id"]
+
+
+def _query(query: MultiMapping[str]) -> dict[str, str]:
+    """The query as one value per name; a repeated name's values are joined by commas (the seed's list form)."""
+    out: dict[str, str] = {}
+    for key, value in query.items():
+        out[key] = f"{out[key]},{value}" if key in out else value
+    return out
+
+
+def _order_reply(order: Order) -> Reply:
+    view = order_view(order, FULL_EXPAND)
+    return json_reply({"orders": [view]}, 201 if view["status"] == "prepared" else 200)
+
+
+async def _operate(request: web.Request, schema: str, run: _Run, *, project_currency: bool = False) -> web.Response:
+    """Validate the body against ``schema``, then run the operation once per Idempotency-Key."""
+    project = request[PROJECT]
+    raw = await read_json(request)
+    default = project.settings.currency if project_currency else None
+    body = request.app[SCHEMAS].check(schema, raw, default_currency=default)
+
+    async def produce() -> Reply:
+        return _order_reply(await run(project, body))
+
+    reply = await idempotent(request, request.app[RUNTIME].idempotency, project.id, body, produce)
+    return reply.response()
+
+
+# -- GET -------------------------------------------------------------------------
+
+
+async def ping(request: web.Request) -> web.Response:
+    return json_reply({"date": format_time(datetime.now(UTC)), "message": "PONG!"}).response()
+
+
+async def get_order(request: web.Request) -> web.Response:
+    expand = parse_expand(_query(request.query).get("expand"))
+    order = await _orders(request).get_order(request[PROJECT], _order_id(request))
+    return json_reply({"orders": [order_view(order, expand)]}).response()
+
+
+def _with_links(request: web.Request, body: Mapping[str, Any], page: Page[Any]) -> web.Response:
+    reply = json_reply(body)
+    value = links(request.url, page=page.page, page_size=page.page_size, total=page.total)
+    headers = dict.fromkeys(LINK_HEADERS, value) if value is not None else {}
+    return Reply(reply.status, reply.body, headers).response()
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    query = _query(request.query)
+    check_paging(query)
+    expand = parse_expand(query.get("expand"))
+    page = await _orders(request).list_orders(request[PROJECT], query)
+    return _with_links(request, {"orders": [order_view(o, expand) for o in page.items]}, page)
+
+
+async def list_operations(request: web.Request) -> web.Response:
+    query = _query(request.query)
+    check_paging(query)
+    cashflow = "cashflow" in parse_expand(query.get("expand"), OPERATION_EXPANDS)
+    page = await _orders(request).list_operations(request[PROJECT], query)
+    items = [operation_view(None, op, cashflow, with_order_id=True) for op in page.items]
+    return _with_links(request, {"operations": items}, page)
+
+
+async def exchange_rates(request: web.Request) -> web.Response:
+    days = request.app[CONFIG].exchange_rates_max_days
+    return json_reply(parse_rates_query(_query(request.query), request.app[RATES], max_days=days)).response()
+
+
+# -- operations ------------------------------------------------------------------
+
+
+async def authorize(request: web.Request) -> web.Response:
+    return await _operate(request, "authorize", _orders(request).authorize, project_currency=True)
+
+
+async def charge(request: web.Request) -> web.Response:
+    oid, orders = _order_id(request), _orders(request)
+    return await _operate(request, "charge", lambda p, b: orders.charge(p, oid, b))
+
+
+async def reverse(request: web.Request) -> web.Response:
+    oid, orders = _order_id(request), _orders(request)
+    return await _operate(request, "reverse", lambda p, b: orders.reverse(p, oid, b))
+
+
+async def refund(request: web.Request) -> web.Response:
+    oid, orders = _order_id(request), _orders(request)
+    return await _operate(request, "refund", lambda p, b: orders.refund(p, oid, b))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    oid, orders = _order_id(request), _orders(request)
+    return await _operate(request, "cancel", lambda p, b: orders.cancel(p, oid, b))
+
+
+async def rebill(request: web.Request) -> web.Response:
+    oid, orders = _order_id(request), _orders(request)
+    return await _operate(request, "rebill", lambda p, b: orders.rebill(p, oid, b))
+
+
+async def credit_order(request: web.Request) -> web.Response:
+    oid, orders = _order_id(request), _orders(request)
+    return await _operate(request, "credit_order", lambda p, b: orders.credit(p, oid, b))
+
+
+async def credit(request: web.Request) -> web.Response:
+    orders = _orders(request)
+    return await _operate(request, "credit", lambda p, b: orders.credit(p, None, b), project_currency=True)

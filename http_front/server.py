@@ -1,0 +1,90 @@
+"""Running an app on a TCP port with a graceful stop.
+
+``serve(runtime, config, stop)`` is what the CLI calls: it listens on
+``config.host:config.port`` (``SO_REUSEPORT``, so ``--workers N`` processes
+can share the port) until ``stop`` is set, then shuts down in order: stop
+accepting, close idle keep-alive connections, give in-flight requests
+``config.shutdown_timeout`` seconds to finish, cancel the rest, run the
+app's cleanup. The runtime is the caller's to close afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from http_front.app import create_app
+from http_front.bare import RouterPort, create_bare_app
+from http_front.config import FrontConfig
+from http_front.logs import ACCESS_LOGGER, AccessLog
+from http_front.ports import RuntimePort
+
+__all__ = ["RunningServer", "serve", "start_app", "start_bare", "start_front"]
+
+log = logging.getLogger("isoswitch.http")
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A started app; ``addresses`` are the bound (host, port) pairs."""
+
+    runner: web.AppRunner
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(a[0], a[1]) for a in self.runner.addresses]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_app(app: web.Application, config: FrontConfig) -> RunningServer:
+    """Set ``app`` up and listen; on any failure nothing is left running."""
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log_class=AccessLog,
+        access_log=ACCESS_LOGGER if config.access_log else None,
+        shutdown_timeout=config.shutdown_timeout,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(
+            runner,
+            config.host,
+            config.port,
+            backlog=config.backlog,
+            reuse_port=config.reuse_port,
+        )
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return RunningServer(runner)
+
+
+async def start_front(runtime: RuntimePort, config: FrontConfig) -> RunningServer:
+    return await start_app(create_app(runtime, config), config)
+
+
+async def start_bare(router: RouterPort, config: FrontConfig, **kwargs: object) -> RunningServer:
+    return await start_app(create_bare_app(router, config, **kwargs), config)  # type: ignore[arg-type]
+
+
+async def serve(runtime: RuntimePort, config: FrontConfig, stop: asyncio.Event) -> None:
+    """Serve the REST front until ``stop`` is set, then shut down gracefully."""
+    server = await start_front(runtime, config)
+    log.info("REST front listening on %s", ", ".join(f"{h}:{p}" for h, p in server.addresses))
+    try:
+        await stop.wait()
+    finally:
+        log.info("REST front stopping: finishing requests in flight (up to %.0f s)", config.shutdown_timeout)
+        await server.close()
+        log.info("REST front stopped")

@@ -1,0 +1,348 @@
+"""Orders in PostgreSQL: the write-ahead intent, the result, reads and list queries.
+
+Writes go through the group writer (many requests share one commit) and
+each is ONE statement, so an order and its first operation, or an
+operation's result and its order's new state, commit together or not at
+all. Reads go straight to the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
+
+from switch.orders.model import (
+    Cashflow,
+    Operation,
+    OperationStatus,
+    OperationType,
+    Order,
+    OrderStatus,
+    Source,
+)
+
+__all__ = ["OrderRepo", "SqlFilter", "Writer"]
+
+T = TypeVar("T")
+
+
+class Writer(Protocol):
+    """What the repository needs of ``switch.store.writer.GroupWriter``."""
+
+    async def execute(self, sql: str, args: tuple[Any, ...] = ...) -> None: ...
+
+    async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T: ...
+
+
+_ORDER_COLUMNS = (
+    "id, project_id, status, amount, amount_charged, amount_refunded, currency, auth_code, rrn, pan_mask,"
+    " card_key_id, card_blob, card_bin, card_type, card_subtype, card_holder, expiry_month, expiry_year,"
+    " client, location, custom_fields, description, merchant_order_id, segment, descriptor, secure3d, issuer,"
+    " invoice_id, parent_order_id, initial_rrn, recurring, source, version, created, updated"
+)
+
+_OPERATION_COLUMNS = (
+    "order_id, id, type, status, amount, currency, iso_response_code, iso_message, auth_code, arn, rrn, mti,"
+    " stan, transmission_time, terminal_id, acquirer_id, processing_code, cashflow, created, updated"
+)
+
+_INSERT_OPERATION = """
+INSERT INTO operations (order_id, id, project_id, type, status, amount, currency, iso_response_code,
+    iso_message, auth_code, arn, rrn, mti, stan, transmission_time, terminal_id, acquirer_id,
+    processing_code, cashflow, created, updated)
+"""
+
+# The new order and its first (pending) operation in one statement: both or neither.
+_CREATE = f"""
+WITH o AS (
+    INSERT INTO orders ({_ORDER_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+            $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)
+    RETURNING id, project_id
+)
+{_INSERT_OPERATION}
+SELECT o.id, $36, o.project_id, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51,
+       $52, $53, $54
+FROM o
+"""
+
+# ON CONFLICT DO NOTHING: a lost race inserts nothing instead of raising,
+# since an error would fail every other write of the same group commit.
+_ADD_OPERATION = f"""
+{_INSERT_OPERATION}
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+ON CONFLICT DO NOTHING
+"""
+
+# An operation's outcome and the order's new state in one statement.
+_FINISH = """
+WITH op AS (
+    UPDATE operations
+    SET status = $3, iso_response_code = $4, iso_message = $5, auth_code = $6, arn = $7, stan = $8,
+        transmission_time = $9, cashflow = $10, updated = $11
+    WHERE order_id = $1 AND id = $2
+    RETURNING order_id
+)
+UPDATE orders
+SET status = $12, amount_charged = $13, amount_refunded = $14, auth_code = $15, updated = $11,
+    version = version + 1
+WHERE id = $1
+"""
+
+
+def _order_from(row: asyncpg.Record) -> Order:
+    return Order(
+        id=row["id"],
+        project_id=row["project_id"],
+        status=OrderStatus(row["status"]),
+        amount=row["amount"],
+        amount_charged=row["amount_charged"],
+        amount_refunded=row["amount_refunded"],
+        currency=row["currency"],
+        auth_code=row["auth_code"],
+        rrn=row["rrn"],
+        pan_mask=row["pan_mask"],
+        card_key_id=row["card_key_id"],
+        card_blob=row["card_blob"],
+        card_type=row["card_type"],
+        card_subtype=row["card_subtype"],
+        card_holder=row["card_holder"],
+        expiry_month=row["expiry_month"],
+        expiry_year=row["expiry_year"],
+        client=row["client"],
+        location=row["location"],
+        custom_fields=row["custom_fields"],
+        description=row["description"],
+        merchant_order_id=row["merchant_order_id"],
+        segment=row["segment"],
+        descriptor=row["descriptor"],
+        secure3d=row["secure3d"],
+        issuer=row["issuer"],
+        invoice_id=row["invoice_id"],
+        parent_order_id=row["parent_order_id"],
+        initial_rrn=row["initial_rrn"],
+        recurring=row["recurring"],
+        source=Source(row["source"]),
+        version=row["version"],
+        created=row["created"],
+        updated=row["updated"],
+    )
+
+
+def _operation_from(row: asyncpg.Record) -> Operation:
+    cf = row["cashflow"]
+    return Operation(
+        order_id=row["order_id"],
+        id=row["id"],
+        type=OperationType(row["type"]),
+        status=OperationStatus(row["status"]),
+        amount=row["amount"],
+        currency=row["currency"],
+        iso_response_code=row["iso_response_code"],
+        iso_message=row["iso_message"],
+        auth_code=row["auth_code"],
+        arn=row["arn"],
+        rrn=row["rrn"],
+        mti=row["mti"],
+        stan=row["stan"],
+        transmission_time=row["transmission_time"],
+        terminal_id=row["terminal_id"],
+        acquirer_id=row["acquirer_id"],
+        processing_code=row["processing_code"],
+        cashflow=Cashflow.from_json(cf) if cf is not None else None,
+        created=row["created"],
+        updated=row["updated"],
+    )
+
+
+def _order_args(o: Order) -> list[Any]:
+    return [
+        o.id,
+        o.project_id,
+        o.status.value,
+        o.amount,
+        o.amount_charged,
+        o.amount_refunded,
+        o.currency,
+        o.auth_code,
+        o.rrn,
+        o.pan_mask,
+        o.card_key_id,
+        o.card_blob,
+        o.pan_mask[:6] if o.pan_mask else None,
+        o.card_type,
+        o.card_subtype,
+        o.card_holder,
+        o.expiry_month,
+        o.expiry_year,
+        o.client,
+        o.location,
+        o.custom_fields,
+        o.description,
+        o.merchant_order_id,
+        o.segment,
+        o.descriptor,
+        o.secure3d,
+        o.issuer,
+        o.invoice_id,
+        o.parent_order_id,
+        o.initial_rrn,
+        o.recurring,
+        o.source.value,
+        o.version,
+        o.created,
+        o.updated,
+    ]
+
+
+def _operation_args(op: Operation) -> list[Any]:
+    """Everything after ``order_id, id, project_id`` in :data:`_INSERT_OPERATION`'s order."""
+    return [
+        op.type.value,
+        op.status.value,
+        op.amount,
+        op.currency,
+        op.iso_response_code,
+        op.iso_message,
+        op.auth_code,
+        op.arn,
+        op.rrn,
+        op.mti,
+        op.stan,
+        op.transmission_time,
+        op.terminal_id,
+        op.acquirer_id,
+        op.processing_code,
+        op.cashflow.to_json() if op.cashflow is not None else None,
+        op.created,
+        op.updated,
+    ]
+
+
+class SqlFilter:
+    """Conditions of a list query; ``$1`` is always the project id (every query is per project).
+
+    >>> f = SqlFilter(7)
+    >>> f.add("status = ANY({})", ["charged"])
+    >>> f.sql, f.args
+    ('project_id = $1 AND status = ANY($2)', [7, ['charged']])
+    """
+
+    def __init__(self, project_id: int) -> None:
+        self.where: list[str] = ["project_id = $1"]
+        self.args: list[Any] = [project_id]
+
+    def add(self, condition: str, *values: Any) -> None:
+        """``condition`` with ``{}`` for each value's placeholder."""
+        marks = []
+        for v in values:
+            self.args.append(v)
+            marks.append(f"${len(self.args)}")
+        self.where.append(condition.format(*marks))
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.where)
+
+
+class OrderRepo:
+    """SQL for orders and operations; knows nothing of ISO 8583 or the API."""
+
+    def __init__(self, pool: asyncpg.Pool, writer: Writer) -> None:
+        self._pool = pool
+        self._writer = writer
+
+    async def create(self, order: Order, first: Operation) -> None:
+        """The order and its first (pending) operation, durable when this returns."""
+        await self._writer.execute(_CREATE, (*_order_args(order), first.id, *_operation_args(first)))
+
+    async def add_operation(self, order: Order, op: Operation) -> bool:
+        """A new (pending) operation of an existing order, durable when this returns.
+
+        False, with nothing written, when another writer added operation
+        ``op.id`` first or has one pending (see 002_orders.sql).
+        """
+        args = (op.order_id, op.id, order.project_id, *_operation_args(op))
+
+        async def insert(conn: asyncpg.Connection) -> str:
+            status: str = await conn.execute(_ADD_OPERATION, *args)
+            return status
+
+        return (await self._writer.run(insert)) == "INSERT 0 1"
+
+    async def finish(self, order: Order, op: Operation) -> None:
+        """``op``'s outcome and ``order``'s state (status, amounts, auth code), in one commit."""
+        await self._writer.execute(
+            _FINISH,
+            (
+                op.order_id,
+                op.id,
+                op.status.value,
+                op.iso_response_code,
+                op.iso_message,
+                op.auth_code,
+                op.arn,
+                op.stan,
+                op.transmission_time,
+                op.cashflow.to_json() if op.cashflow is not None else None,
+                op.updated,
+                order.status.value,
+                order.amount_charged,
+                order.amount_refunded,
+                order.auth_code,
+            ),
+        )
+
+    async def get(self, project_id: int, order_id: str) -> Order | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1 AND project_id = $2", order_id, project_id
+            )
+            if row is None:
+                return None
+            order = _order_from(row)
+            rows = await conn.fetch(
+                f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE order_id = $1 ORDER BY id", order_id
+            )
+        order.operations = [_operation_from(r) for r in rows]
+        return order
+
+    async def list_orders(self, flt: SqlFilter, offset: int, limit: int) -> tuple[list[Order], int]:
+        """One page of the project's orders matching ``flt``, newest first, and the total count."""
+        where, args = flt.sql, flt.args
+        async with self._pool.acquire() as conn:
+            total = await conn.fetchval(f"SELECT count(*) FROM orders WHERE {where}", *args)
+            rows = await conn.fetch(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {where}"
+                f" ORDER BY created DESC, id DESC OFFSET ${len(args) + 1} LIMIT ${len(args) + 2}",
+                *args,
+                offset,
+                limit,
+            )
+            orders = [_order_from(r) for r in rows]
+            if orders:
+                by_id = {o.id: o for o in orders}
+                ops = await conn.fetch(
+                    f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE order_id = ANY($1::text[])"
+                    " ORDER BY order_id, id",
+                    list(by_id),
+                )
+                for r in ops:
+                    by_id[r["order_id"]].operations.append(_operation_from(r))
+        return orders, int(total)
+
+    async def list_operations(self, flt: SqlFilter, offset: int, limit: int) -> tuple[list[Operation], int]:
+        """One page of the project's operations (never pending ones), newest first, and the total."""
+        where, args = flt.sql + " AND status <> 'pending'", flt.args
+        async with self._pool.acquire() as conn:
+            total = await conn.fetchval(f"SELECT count(*) FROM operations WHERE {where}", *args)
+            rows = await conn.fetch(
+                f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE {where}"
+                f" ORDER BY created DESC, order_id DESC, id DESC OFFSET ${len(args) + 1} LIMIT ${len(args) + 2}",
+                *args,
+                offset,
+                limit,
+            )
+        return [_operation_from(r) for r in rows], int(total)

@@ -1,0 +1,771 @@
+"""The orders API's operations on top of the ISO core, every step durable.
+
+One operation, whatever its type, runs the same path (:meth:`OrdersService._perform`):
+
+1. the ISO request is built first, so bad input is a 422 and leaves no trace;
+2. the order (when new) and a **pending** operation, holding the request's
+   MTI, RRN, DE 7, DE 41, DE 32 and amount, are committed through the group
+   writer (write-ahead intent) before the host sees anything;
+3. the request goes to the router; the link stamps DE 11, which is kept;
+4. the outcome and the order's new state are committed in one statement,
+   then the caller gets the order (or an :class:`OrderError`).
+
+Steps 2-4 run shielded from the caller's cancellation: a client that hangs
+up mid-way never leaves an operation pending in a live process.
+
+What the outcome does (DESIGN.md's DE 39 table):
+
+=====================  ============  =========================================
+outcome                operation     order
+=====================  ============  =========================================
+approved (00)          success       the operation's status (authorized, ...)
+declined (05, A1, ..)  failure       declined if the operation made the order
+                                     (authorize, rebill, credit); else unchanged
+fraud (59, 63)         failure       fraud if it made the order; else unchanged
+error code (91, 96..)  error         error if it made the order; else unchanged
+timeout, lost link     error         error, always: the outcome is unknown, so
+                                     the order waits for the reversal (next
+                                     issue's store-and-forward) and allows
+                                     nothing but rebill
+nothing sent (no link  error         error if it made the order; else unchanged
+route, busy)
+=====================  ============  =========================================
+
+A follow-up (charge, reverse, refund) that the host declines or that never
+left leaves the order as it was, so it can be retried; only an unknown
+outcome freezes it.
+
+Concurrency. Within a process, operations on one order run one at a time
+(an ``asyncio.Lock`` per order id), so the second of two concurrent
+charges sees the first's result and is rejected by the status table or the
+amount check, with a clean message. Across processes, the database
+decides: an operation's id is its position in the order and the primary
+key ``(order_id, id)`` plus "one pending operation per order" make the
+intent insert of a writer that read a stale order insert nothing (it is
+then rejected), and CHECK constraints keep ``charged <= amount`` and
+``refunded <= charged`` whatever happens. No row lock is held while the
+host answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import functools
+import logging
+import weakref
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from switch.codec import EncodeError, Message
+from switch.errors import (
+    DestinationUnavailable,
+    DuplicateRequest,
+    LinkBusy,
+    LinkClosed,
+    LinkNotReady,
+    NoRoute,
+    RequestTimeout,
+    TranslationError,
+)
+from switch.money import Currency, currency
+from switch.orders import cashflow as cashflows
+from switch.orders.cards import describe
+from switch.orders.errors import OrderError, OrderNotFound
+from switch.orders.model import Operation, OperationStatus, OperationType, Order, OrderStatus, Source
+from switch.orders.parse import (
+    Details,
+    amount_of,
+    card_of,
+    check_cvv,
+    currency_of,
+    descriptor_of,
+    details_of,
+    flag,
+    section,
+    secure3d_of,
+    translation_error,
+)
+from switch.orders.query import operations_query, orders_query
+from switch.orders.repo import OrderRepo, Writer
+from switch.orders.status import allowed, cancel_action
+from switch.redact import mask_pan
+from switch.store.errors import SequenceExhausted, VaultError
+from switch.store.projects import Project, ProjectSettings
+from switch.translate import (
+    Authorize,
+    Capture,
+    Card,
+    CredentialReason,
+    Credit,
+    Initiator,
+    Merchant,
+    Outcome,
+    Rebill,
+    Refund,
+    Result,
+    Reversal,
+    StoredCredential,
+    build,
+    interpret,
+)
+from switch.translate import Operation as IsoOperation
+
+__all__ = ["OrderError", "OrderNotFound", "OrdersService", "Page"]
+
+log = logging.getLogger("isoswitch.orders")
+
+T = TypeVar("T")
+
+
+class _Router(Protocol):
+    async def request(self, msg: Message, *, timeout: float | None = None) -> Message: ...
+
+
+class _Database(Protocol):
+    @property
+    def pool(self) -> Any: ...
+
+
+class _Ids(Protocol):
+    def order_id(self) -> str: ...
+    def rrn(self, now: datetime | None = None) -> str: ...
+    def arn(self, acquirer_bin: str, now: datetime | None = None) -> str: ...
+    async def refill(self) -> None: ...
+
+
+class _Vault(Protocol):
+    def seal(self, plaintext: bytes, aad: bytes) -> tuple[str, bytes]: ...
+    def open(self, key_id: str, blob: bytes, aad: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list: ``items``, the 1-based ``page``, ``page_size`` and the ``total`` matching."""
+
+    items: list[T]
+    page: int
+    page_size: int
+    total: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.page_size < self.total
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+class _Sent(enum.Enum):
+    ANSWERED = "answered"
+    UNKNOWN = "unknown"  # sent, no answer: timeout or lost link
+    NOT_SENT = "not_sent"  # failed fast: no link, no route, busy
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    sent: _Sent
+    result: Result | None = None
+    reason: str = ""  # when not answered: why, for iso_message and failure_message
+
+    @property
+    def approved(self) -> bool:
+        return self.result is not None and self.result.approved
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@functools.lru_cache(maxsize=1024)
+def _merchant(settings: ProjectSettings) -> Merchant:
+    return settings.merchant()
+
+
+def _acquirer_bin(settings: ProjectSettings) -> str:
+    """The 6-digit acquirer BIN of the ARN, from DE 32."""
+    return settings.acquirer_id.zfill(6)[:6]
+
+
+def _seal_text(card: Card) -> bytes:
+    return f"{card.pan}|{card.expiry or ''}".encode()
+
+
+class OrdersService:
+    """Authorize, charge, reverse, refund, cancel, rebill, credit, and read orders, per project."""
+
+    def __init__(
+        self,
+        router: _Router,
+        db: _Database,
+        writer: Writer,
+        ids: _Ids,
+        vault: _Vault,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        request_timeout: float | None = None,
+    ) -> None:
+        """``request_timeout`` overrides the links' own timeout (seconds) for every request."""
+        self._router = router
+        self._repo = OrderRepo(db.pool, writer)
+        self._ids = ids
+        self._vault = vault
+        self._clock = clock
+        self._timeout = request_timeout
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get_order(self, project: Project, order_id: str) -> Order:
+        """The project's order with its operations; :class:`OrderNotFound` for anyone else's."""
+        if not (isinstance(order_id, str) and order_id.isascii() and order_id.isdigit() and len(order_id) == 17):
+            raise OrderNotFound(order_id)
+        order = await self._repo.get(project.id, order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
+    async def list_orders(self, project: Project, query: Mapping[str, str]) -> Page[Order]:
+        """``GET /orders/``: newest first, every filter of seeds/003 (see :mod:`switch.orders.query`)."""
+        (page, size), flt = orders_query(project.id, query)
+        items, total = await self._repo.list_orders(flt, (page - 1) * size, size)
+        return Page(items, page, size, total)
+
+    async def list_operations(self, project: Project, query: Mapping[str, str]) -> Page[Operation]:
+        """``GET /operations/``: newest first; each item carries its ``order_id``."""
+        (page, size), flt = operations_query(project.id, query)
+        items, total = await self._repo.list_operations(flt, (page - 1) * size, size)
+        return Page(items, page, size, total)
+
+    # -- new orders ----------------------------------------------------------
+
+    async def authorize(self, project: Project, body: Mapping[str, Any]) -> Order:
+        """``POST /orders/authorize``: 2-stage, or 1-stage (authorize + charge) with ``options.auto_charge``."""
+        settings = project.settings
+        options = section(body, "options")
+        cur = currency_of(body, settings.currency)
+        amount = amount_of(body, cur, zero_ok=True)
+        assert amount is not None
+        card = card_of(body)
+        details = details_of(body)
+        dynamic = descriptor_of(body)
+        secure = secure3d_of(body)
+        recurring = flag(options.get("recurring"))
+        auto_charge = flag(options["auto_charge"]) if options.get("auto_charge") is not None else settings.auto_charge
+        now = self._clock()
+        order_id = await self._take(self._ids.order_id)
+        rrn = await self._take(lambda: self._ids.rrn(now))
+        iso = self._translate(
+            lambda: Authorize(
+                merchant=_merchant(settings),
+                card=card,
+                amount=amount,
+                currency=cur,
+                rrn=rrn,
+                three_ds=secure.three_ds if secure else None,
+                stored_credential=StoredCredential(Initiator.CARDHOLDER, CredentialReason.FIRST) if recurring else None,
+                descriptor=dynamic.descriptor if dynamic else None,
+            ),
+            now,
+        )
+        order = self._new_order(project, order_id, card, amount, cur, now, rrn=rrn, recurring=recurring)
+        order.initial_rrn = rrn
+        self._fill(order, details, settings)
+        if dynamic is not None:
+            order.descriptor = dynamic.shown
+        if secure is not None:
+            order.secure3d = secure.shown
+        await self._perform(project, order, OperationType.AUTHORIZE, amount, iso, now, creates=True)
+        if auto_charge and amount > 0:
+            await self._capture(project, order, amount)
+        return order
+
+    async def rebill(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
+        """``POST /orders/:id/rebill``: a new order on the parent's stored card, merchant-initiated.
+
+        DE 124 says ``M`` + ``R`` (recurring: ``options.recurring`` here or on
+        the parent) or ``U`` (unscheduled) + the RRN of the series' first
+        transaction; DE 22 says credential on file. The ``cvv`` the doc
+        requires is checked for form but not sent: a merchant-initiated
+        transaction carries no CVV (and none is ever stored).
+        """
+        parent = await self.get_order(project, order_id)
+        self._require(parent, "rebill")
+        settings = project.settings
+        if body.get("cvv") is not None:
+            check_cvv(body["cvv"], "#/cvv")
+        options = section(body, "options")
+        cur = currency_of(body, parent.currency)
+        amount = amount_of(body, cur)
+        assert amount is not None
+        details = details_of(body)
+        dynamic = descriptor_of(body)
+        card = self._card(parent)
+        recurring = flag(options.get("recurring")) or parent.recurring
+        first_rrn = parent.initial_rrn or parent.rrn
+        if first_rrn is None:
+            raise OrderError("rejected", "Order has no transaction to repeat", order_id=parent.id)
+        auto_charge = flag(options["auto_charge"]) if options.get("auto_charge") is not None else settings.auto_charge
+        now = self._clock()
+        new_id = await self._take(self._ids.order_id)
+        rrn = await self._take(lambda: self._ids.rrn(now))
+        iso = self._translate(
+            lambda: Rebill(
+                merchant=_merchant(settings),
+                card=card,
+                amount=amount,
+                currency=cur,
+                rrn=rrn,
+                first_rrn=first_rrn,
+                reason=CredentialReason.RECURRING if recurring else CredentialReason.UNSCHEDULED,
+                descriptor=dynamic.descriptor if dynamic else None,
+            ),
+            now,
+        )
+        order = self._new_order(project, new_id, card, amount, cur, now, rrn=rrn, recurring=recurring)
+        order.card_holder = parent.card_holder
+        order.parent_order_id = parent.id
+        order.initial_rrn = first_rrn
+        self._fill(order, details, settings)
+        if dynamic is not None:
+            order.descriptor = dynamic.shown
+        await self._perform(project, order, OperationType.AUTHORIZE, amount, iso, now, creates=True)
+        if auto_charge:
+            await self._capture(project, order, amount)
+        return order
+
+    async def credit(self, project: Project, order_id: str | None, body: Mapping[str, Any]) -> Order:
+        """OCT (0200, processing code 26) as a new order in status ``credited``.
+
+        ``POST /orders/:id/credit`` (``order_id`` given) pays out to that
+        order's card, allowed per the status table (charged, refunded), and
+        names its capture in DE 90 when there is one in the same currency;
+        ``POST /orders/credit`` (``order_id`` None) takes ``pan`` (and
+        optionally ``card``) from the body. Either way the doc's example
+        answers with the credit as the order's only operation.
+        """
+        settings = project.settings
+        parent: Order | None = None
+        if order_id is not None:
+            parent = await self.get_order(project, order_id)
+            self._require(parent, "credit")
+            card = self._card(parent)
+            cur = currency_of(body, parent.currency)
+        else:
+            card = card_of(body, need_expiry=False)
+            cur = currency_of(body, settings.currency)
+        amount = amount_of(body, cur)
+        assert amount is not None
+        details = details_of(body)
+        dynamic = descriptor_of(body)
+        original = None
+        if parent is not None:
+            capture = parent.last(OperationType.CHARGE)
+            if capture is not None and capture.currency == cur.alpha:
+                original = capture.original_ref()
+        now = self._clock()
+        new_id = await self._take(self._ids.order_id)
+        rrn = await self._take(lambda: self._ids.rrn(now))
+        iso = self._translate(
+            lambda: Credit(
+                merchant=_merchant(settings),
+                card=card,
+                amount=amount,
+                currency=cur,
+                rrn=rrn,
+                original=original,
+                descriptor=dynamic.descriptor if dynamic else None,
+            ),
+            now,
+        )
+        order = self._new_order(project, new_id, card, amount, cur, now, rrn=rrn, recurring=False)
+        if parent is not None:
+            order.card_holder = parent.card_holder
+            order.parent_order_id = parent.id
+        self._fill(order, details, settings)
+        if dynamic is not None:
+            order.descriptor = dynamic.shown
+        await self._perform(project, order, OperationType.CREDIT, amount, iso, now, creates=True)
+        return order
+
+    # -- operations on an order ----------------------------------------------
+
+    async def charge(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
+        """``PUT /orders/:id/charge``: the whole authorization, or ``amount`` of it (0220, ARN)."""
+        async with self._lock(order_id):
+            order = await self.get_order(project, order_id)
+            self._require(order, "charge")
+            amount = amount_of(body, currency(order.currency), required=False)
+            remaining = order.amount - order.amount_charged
+            if amount is None:
+                amount = remaining
+            if amount > remaining:
+                raise OrderError("rejected", "Amount exceeds the authorized amount", order_id=order.id)
+            await self._capture(project, order, amount)
+            return order
+
+    async def reverse(self, project: Project, order_id: str, body: Mapping[str, Any] | None = None) -> Order:
+        """``PUT /orders/:id/reverse``: release the authorization (0400 of the 0100)."""
+        async with self._lock(order_id):
+            order = await self.get_order(project, order_id)
+            self._require(order, "reverse")
+            await self._reverse(project, order)
+            return order
+
+    async def refund(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
+        """``PUT /orders/:id/refund``: all that is left, or ``amount``; repeatable while charged > refunded."""
+        async with self._lock(order_id):
+            order = await self.get_order(project, order_id)
+            self._require(order, "refund")
+            await self._refund(project, order, body)
+            return order
+
+    async def cancel(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
+        """``PUT /orders/:id/cancel``: a reverse when authorized, a refund (of ``amount``) when charged/refunded."""
+        async with self._lock(order_id):
+            order = await self.get_order(project, order_id)
+            self._require_idle(order)
+            action = cancel_action(order.status)
+            if action == "reverse":
+                await self._reverse(project, order)
+            elif action == "refund":
+                await self._refund(project, order, body)
+            else:
+                raise OrderError(
+                    "rejected", f"Operation cancel is not allowed in status {order.status.value}", order_id=order.id
+                )
+            return order
+
+    # -- the steps -----------------------------------------------------------
+
+    async def _capture(self, project: Project, order: Order, amount: int) -> None:
+        auth = order.last(OperationType.AUTHORIZE)
+        if auth is None:
+            raise OrderError("rejected", "Order has no authorization to charge", order_id=order.id)
+        card = self._card(order)
+        merchant = self._merchant_of(project, auth)
+        now = self._clock()
+        iso = self._translate(
+            lambda: Capture(merchant=merchant, card=card, original=auth.original_ref(), amount=amount), now
+        )
+
+        def charged(op: Operation) -> None:
+            order.amount_charged += amount
+            order.status = OrderStatus.CHARGED
+
+        await self._perform(project, order, OperationType.CHARGE, amount, iso, now, on_success=charged, arn=True)
+
+    async def _reverse(self, project: Project, order: Order) -> None:
+        auth = order.last(OperationType.AUTHORIZE)
+        if auth is None:
+            raise OrderError("rejected", "Order has no authorization to reverse", order_id=order.id)
+        card = self._card(order)
+        merchant = self._merchant_of(project, auth)
+        now = self._clock()
+        iso = self._translate(lambda: Reversal(merchant=merchant, card=card, original=auth.original_ref()), now)
+
+        def reversed_(op: Operation) -> None:
+            order.status = OrderStatus.REVERSED
+
+        released = auth.cashflow.reserve if auth.cashflow is not None else 0
+        await self._perform(
+            project, order, OperationType.REVERSE, auth.amount, iso, now, on_success=reversed_, released=released
+        )
+
+    async def _refund(self, project: Project, order: Order, body: Mapping[str, Any]) -> None:
+        capture = order.last(OperationType.CHARGE)
+        if capture is None:
+            raise OrderError("rejected", "Order has no charge to refund", order_id=order.id)
+        cur = currency(order.currency)
+        amount = amount_of(body, cur, required=False)
+        remaining = order.amount_charged - order.amount_refunded
+        if remaining <= 0:
+            raise OrderError("rejected", "Order is fully refunded", order_id=order.id)
+        if amount is None:
+            amount = remaining
+        if amount > remaining:
+            raise OrderError("rejected", "Amount exceeds the charged amount not yet refunded", order_id=order.id)
+        card = self._card(order)
+        merchant = self._merchant_of(project, capture)
+        now = self._clock()
+        rrn = await self._take(lambda: self._ids.rrn(now))
+        iso = self._translate(
+            lambda: Refund(
+                merchant=merchant, card=card, amount=amount, currency=cur, rrn=rrn, original=capture.original_ref()
+            ),
+            now,
+        )
+
+        def refunded(op: Operation) -> None:
+            order.amount_refunded += amount
+            order.status = OrderStatus.REFUNDED
+
+        await self._perform(project, order, OperationType.REFUND, amount, iso, now, on_success=refunded, arn=True)
+
+    async def _perform(
+        self,
+        project: Project,
+        order: Order,
+        kind: OperationType,
+        amount: int,
+        msg: Message,
+        now: datetime,
+        *,
+        creates: bool = False,
+        on_success: Callable[[Operation], None] | None = None,
+        arn: bool = False,
+        released: int = 0,
+    ) -> None:
+        """Intent, exchange, result (module doc); raises :class:`OrderError` unless approved."""
+        if not creates:
+            self._require_idle(order)
+        op = Operation(
+            order_id=order.id,
+            id=len(order.operations) + 1,
+            type=kind,
+            status=OperationStatus.PENDING,
+            amount=amount,
+            currency=order.currency,
+            created=now,
+            updated=now,
+            rrn=msg.get("37"),
+            mti=msg["t"],
+            transmission_time=msg.get("7"),
+            terminal_id=msg["41"].rstrip() if "41" in msg else None,
+            acquirer_id=msg.get("32"),
+            processing_code=msg.get("3"),
+        )
+        outcome = await _shielded(self._exchange(project, order, op, msg, creates, on_success, arn, released))
+        if outcome.approved:
+            return
+        raise self._failure(order, outcome)
+
+    async def _exchange(
+        self,
+        project: Project,
+        order: Order,
+        op: Operation,
+        msg: Message,
+        creates: bool,
+        on_success: Callable[[Operation], None] | None,
+        arn: bool,
+        released: int,
+    ) -> _Outcome:
+        if creates:
+            await self._repo.create(order, op)
+        elif not await self._repo.add_operation(order, op):
+            raise OrderError("rejected", "Order was changed by another request, try again", order_id=order.id)
+        order.operations.append(op)
+        outcome = await self._send(msg)
+        now = self._clock()
+        op.stan = msg.get("11")  # stamped by the link as it sent (None if it never got that far)
+        op.transmission_time = msg.get("7", op.transmission_time)
+        result = outcome.result
+        if result is not None:
+            op.iso_response_code = result.response_code
+            op.iso_message = result.message
+            op.auth_code = result.auth_code
+        else:
+            op.iso_message = outcome.reason
+        if outcome.approved:
+            op.status = OperationStatus.SUCCESS
+            if arn:
+                op.arn = await self._take(lambda: self._ids.arn(_acquirer_bin(project.settings), now))
+            if creates:
+                order.status = OrderStatus.CREDITED if op.type is OperationType.CREDIT else OrderStatus.AUTHORIZED
+                order.auth_code = op.auth_code
+            if on_success is not None:
+                on_success(op)
+        else:
+            declined = result is not None and result.outcome in (Outcome.DECLINED, Outcome.FRAUD)
+            op.status = OperationStatus.FAILURE if declined else OperationStatus.ERROR
+            if outcome.sent is _Sent.UNKNOWN:
+                order.status = OrderStatus.ERROR
+            elif creates:
+                assert result is None or result.outcome is not Outcome.APPROVED
+                if result is not None and result.outcome is Outcome.DECLINED:
+                    order.status = OrderStatus.DECLINED
+                elif result is not None and result.outcome is Outcome.FRAUD:
+                    order.status = OrderStatus.FRAUD
+                else:
+                    order.status = OrderStatus.ERROR
+        s = project.settings
+        rates = cashflows.Rates(s.fee_rate, s.fee_fixed, s.reserve_rate)
+        op.cashflow = cashflows.for_operation(
+            op.type, op.amount, op.currency, rates, status=op.status, released_reserve=released
+        )
+        op.updated = now
+        order.updated = now
+        order.version += 1
+        await self._repo.finish(order, op)
+        log.info(
+            "operation done",
+            extra={
+                "order_id": order.id,
+                "operation": op.type.value,
+                "status": op.status.value,
+                "iso_response_code": op.iso_response_code,
+                "sent": outcome.sent.value,
+            },
+        )
+        return outcome
+
+    async def _send(self, msg: Message) -> _Outcome:
+        try:
+            resp = await self._router.request(msg, timeout=self._timeout)
+        except RequestTimeout:
+            return _Outcome(_Sent.UNKNOWN, reason="Request timed out")
+        except LinkClosed:
+            return _Outcome(_Sent.UNKNOWN, reason="Connection to the issuer lost")
+        except (DestinationUnavailable, NoRoute, LinkNotReady):
+            return _Outcome(_Sent.NOT_SENT, reason="Issuer unavailable")
+        except (LinkBusy, DuplicateRequest):
+            return _Outcome(_Sent.NOT_SENT, reason="Issuer busy")
+        except EncodeError:
+            # translate checks every field first; reaching this is our bug, not the merchant's input
+            log.exception("request could not be encoded")
+            return _Outcome(_Sent.NOT_SENT, reason="Request could not be encoded")
+        return _Outcome(_Sent.ANSWERED, interpret(resp))
+
+    def _failure(self, order: Order, outcome: _Outcome) -> OrderError:
+        result = outcome.result
+        if result is not None and result.outcome is Outcome.DECLINED:
+            return OrderError("declined", result.message, order_id=order.id)
+        if result is not None and result.outcome is Outcome.FRAUD:
+            return OrderError("fraud", result.message, order_id=order.id)
+        message = result.message if result is not None else outcome.reason
+        return OrderError("error", message, order_id=order.id)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _lock(self, order_id: str) -> asyncio.Lock:
+        lock = self._locks.get(order_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[order_id] = lock
+        return lock
+
+    def _require(self, order: Order, action: str) -> None:
+        if not allowed(order.status, action):
+            raise OrderError(
+                "rejected", f"Operation {action} is not allowed in status {order.status.value}", order_id=order.id
+            )
+        self._require_idle(order)
+
+    @staticmethod
+    def _require_idle(order: Order) -> None:
+        if any(op.status is OperationStatus.PENDING for op in order.operations):
+            raise OrderError("rejected", "Another operation on this order is in progress", order_id=order.id)
+
+    @staticmethod
+    def _translate(make: Callable[[], IsoOperation], now: datetime) -> Message:
+        """Build the ISO request at ``now``; the translator's refusals are the merchant's input (422)."""
+        try:
+            return build(make(), now)
+        except TranslationError as e:
+            raise translation_error(e) from None
+
+    async def _take(self, make: Callable[[], str]) -> str:
+        """An identifier; when both leased blocks are used up, wait for a refill and take again.
+
+        A loop, not one retry: under a burst, other requests may empty the
+        refilled block before this one runs again. A database that cannot
+        lease raises from ``refill``.
+        """
+        while True:
+            try:
+                return make()
+            except SequenceExhausted:
+                await self._ids.refill()
+
+    @staticmethod
+    def _merchant_of(project: Project, original: Operation) -> Merchant:
+        """The project's acceptor, on the terminal the original went through (the host matches DE 41)."""
+        merchant = _merchant(project.settings)
+        if original.terminal_id and original.terminal_id != merchant.terminal_id:
+            merchant = dataclasses.replace(merchant, terminal_id=original.terminal_id)
+        return merchant
+
+    def _new_order(
+        self,
+        project: Project,
+        order_id: str,
+        card: Card,
+        amount: int,
+        cur: Currency,
+        now: datetime,
+        *,
+        rrn: str,
+        recurring: bool,
+    ) -> Order:
+        info = describe(card.pan)
+        key_id, blob = self._vault.seal(_seal_text(card), order_id.encode())
+        expiry = card.expiry
+        return Order(
+            id=order_id,
+            project_id=project.id,
+            status=OrderStatus.NEW,
+            amount=amount,
+            currency=cur.alpha,
+            created=now,
+            updated=now,
+            rrn=rrn,
+            pan_mask=mask_pan(card.pan),
+            card_key_id=key_id,
+            card_blob=blob,
+            card_holder=card.holder,
+            card_type=info.type,
+            card_subtype=info.subtype,
+            expiry_month=int(expiry[2:]) if expiry else None,
+            expiry_year=2000 + int(expiry[:2]) if expiry else None,
+            issuer=info.issuer,
+            recurring=recurring,
+            source=Source.REST,
+        )
+
+    @staticmethod
+    def _fill(order: Order, details: Details, settings: ProjectSettings) -> None:
+        order.client = details.client
+        order.location = details.location
+        order.custom_fields = details.custom_fields
+        order.description = details.description
+        order.merchant_order_id = details.merchant_order_id
+        order.segment = details.segment
+        order.invoice_id = details.invoice_id
+        order.descriptor = settings.descriptor
+
+    def _card(self, order: Order) -> Card:
+        """The order's card from the vault (PAN and expiry; never a CVV)."""
+        if order.card_key_id is None or order.card_blob is None:
+            raise OrderError("rejected", "Order has no card", order_id=order.id)
+        try:
+            text = self._vault.open(order.card_key_id, bytes(order.card_blob), order.id.encode()).decode()
+        except VaultError:
+            log.error("stored card cannot be opened", extra={"order_id": order.id})
+            raise OrderError("error", "Stored card cannot be read", order_id=order.id) from None
+        pan, _, expiry = text.partition("|")
+        if expiry:
+            return Card(pan, expiry_month=int(expiry[2:]), expiry_year=2000 + int(expiry[:2]))
+        return Card(pan)
+
+
+async def _shielded(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` to the end even if the caller is cancelled (the write-ahead path must finish)."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_orphan_done)
+        raise
+
+
+def _orphan_done(task: asyncio.Future[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, OrderError):
+        log.error("operation of a cancelled request failed", exc_info=exc)
