@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pg
@@ -166,3 +167,22 @@ async def test_reset_password_replaces_the_old_one_and_drops_cached_credentials(
     assert found is not None and found.id == project.id
     with pytest.raises(LookupError):
         await projects.reset_password("nobody")
+
+
+async def test_concurrent_logins_with_the_same_credentials_share_one_scrypt(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projects = Projects(database.pool)
+    _, password = await projects.create("burst")
+    calls = 0
+    real = projects_module.verify_password
+
+    def counting(pw: str, stored: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(pw, stored)
+
+    monkeypatch.setattr(projects_module, "verify_password", counting)
+    found = await asyncio.gather(*(projects.authenticate("burst", password) for _ in range(64)))
+    assert all(p is not None and p.name == "burst" for p in found)
+    assert calls == 1

@@ -150,7 +150,7 @@ class Project:
 class Projects:
     """The projects table, with a small cache of verified credentials."""
 
-    __slots__ = ("_cache", "_cache_size", "_cache_ttl", "_pool", "_verifying")
+    __slots__ = ("_cache", "_cache_size", "_cache_ttl", "_checking", "_pool", "_verifying")
 
     def __init__(self, pool: asyncpg.Pool, *, cache_ttl: float = 60.0, cache_size: int = 1024) -> None:
         self._pool = pool
@@ -161,6 +161,7 @@ class Projects:
         # Bounds the scrypt work in flight: a flood of wrong passwords queues
         # here instead of filling the default executor other code needs.
         self._verifying = asyncio.Semaphore(2)
+        self._checking: dict[tuple[str, bytes], asyncio.Future[Project | None]] = {}
 
     async def create(self, name: str, settings: ProjectSettings | None = None) -> tuple[Project, str]:
         """A new project whose login is ``name``; returns it and its password (shown only now)."""
@@ -201,12 +202,22 @@ class Projects:
         """The project when the credentials are right, else None (after the same work as a wrong password)."""
         key = (login, hashlib.sha256(password.encode()).digest())
         hit = self._cache.get(key)
-        now = time.monotonic()
         if hit is not None:
-            if hit[1] > now:
+            if hit[1] > time.monotonic():
                 self._cache.move_to_end(key)
                 return hit[0]
             del self._cache[key]
+        # Single flight: a client opening 64 connections at once sends the same
+        # credentials 64 times before the first check is cached; they share one
+        # scrypt instead of queueing 64 of them behind the semaphore.
+        task = self._checking.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._check(key, login, password))
+            self._checking[key] = task
+            task.add_done_callback(lambda _t: self._checking.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _check(self, key: tuple[str, bytes], login: str, password: str) -> Project | None:
         row = await self._pool.fetchrow(
             "SELECT id, name, login, settings, password_hash FROM projects WHERE login = $1", login
         )
