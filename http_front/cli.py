@@ -11,15 +11,22 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import os
 import shlex
+import signal
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
-from switch.cli import USAGE, run_loop, setup_logging, sim_process, stop_event
+from switch.cli import USAGE, hostport, run_loop, setup_logging, sim_process, stop_event
 from switch.cli import main as switch_main
+
+if TYPE_CHECKING:
+    from switch.runtime import Runtime
 
 __all__ = ["main"]
 
@@ -47,22 +54,32 @@ def _demo_curl(base: str, login: str, password: str) -> str:
     )
 
 
+def _serving_args(ap: argparse.ArgumentParser) -> None:
+    """Options of every process that runs the switch and the REST front."""
+    ap.add_argument("--config", help="switch TOML config (default: schemas/config/default.toml)")
+    ap.add_argument("--host", default="127.0.0.1", help="address of the REST front (and of the simulator, for up)")
+    ap.add_argument("--http-port", type=int, default=8080, help="REST front port (default 8080)")
+    ap.add_argument("--data-dir", default=".data", help="embedded PostgreSQL and generated keys (default .data)")
+    ap.add_argument("--no-access-log", action="store_true", help="no access-log line per request")
+    ap.add_argument("--log-level", default="info")
+
+
 def _cmd_up(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="isoswitch up",
         description="Start the whole system: PostgreSQL (embedded unless DATABASE_URL is set), "
         "the simulated issuer host, the switch and the REST front. Ctrl-C stops everything.",
     )
-    ap.add_argument("--config", help="switch TOML config (default: schemas/config/default.toml)")
-    ap.add_argument("--host", default="127.0.0.1", help="address of the REST front and the simulator")
-    ap.add_argument("--http-port", type=int, default=8080, help="REST front port (default 8080)")
+    _serving_args(ap)
     ap.add_argument("--sim-port", type=int, default=8583, help="simulator ISO port (default 8583)")
     ap.add_argument("--sim-admin-port", type=int, default=8584, help="simulator admin/ledger port (default 8584)")
     ap.add_argument("--rules", help="simulator rules file (TOML)")
-    ap.add_argument("--data-dir", default=".data", help="embedded PostgreSQL and generated keys (default .data)")
-    ap.add_argument("--no-access-log", action="store_true", help="no access-log line per request")
-    ap.add_argument("--log-level", default="info")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="processes serving the REST port together (SO_REUSEPORT); default 1"
+    )
     args = ap.parse_args(argv)
+    if not 1 <= args.workers <= 9:
+        ap.error("--workers must be 1..9 (each takes a node id)")
     setup_logging(args.log_level)
     try:
         with sim_process(args.host, args.sim_port, args.sim_admin_port, args.rules) as sim_addr:
@@ -72,17 +89,59 @@ def _cmd_up(argv: Sequence[str]) -> int:
         return 1
 
 
-async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
-    from http_front.config import FrontConfig
-    from http_front.server import serve
+def _cmd_serve(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="isoswitch serve",
+        description="Run the switch and the REST front (no simulator): what each worker of `up` runs.",
+    )
+    _serving_args(ap)
+    ap.add_argument("--target", type=hostport, help="point every destination at HOST:PORT")
+    ap.add_argument("--node-id", type=int, help="0..9, overrides the config's (each process needs its own)")
+    args = ap.parse_args(argv)
+    setup_logging(args.log_level)
+
+    async def run() -> int:
+        stop = stop_event()
+        runtime = await _open(args, args.target, args.node_id)
+        try:
+            await _serve_front(runtime, args, stop)
+        finally:
+            await runtime.close()
+        return 0
+
+    return run_loop(run)
+
+
+async def _open(args: argparse.Namespace, target: tuple[str, int] | None, node_id: int | None) -> Runtime:
     from switch.config import SwitchConfig
     from switch.runtime import RuntimeConfig, open_runtime
     from switch.store import DbConfig
 
-    stop = stop_event()
-    switch_cfg = SwitchConfig.load(args.config).with_target(*sim_addr)
+    switch_cfg = SwitchConfig.load(args.config)
+    if target is not None:
+        switch_cfg = switch_cfg.with_target(*target)
     db = DbConfig.from_env(data_dir=Path(args.data_dir))
-    runtime = await open_runtime(RuntimeConfig(db=db, switch=switch_cfg))
+    return await open_runtime(RuntimeConfig(db=db, switch=switch_cfg, node_id=node_id))
+
+
+async def _serve_front(
+    runtime: Runtime, args: argparse.Namespace, stop: asyncio.Event, started: Callable[[], None] | None = None
+) -> None:
+    from http_front.config import FrontConfig
+    from http_front.server import serve
+
+    front = FrontConfig(host=args.host, port=args.http_port, access_log=not args.no_access_log)
+    serving = asyncio.ensure_future(serve(runtime, front, stop))
+    await asyncio.sleep(0.2)
+    if not serving.done() and started is not None:
+        started()
+    await serving  # raises a bind error at once
+
+
+async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
+    stop = stop_event()
+    runtime = await _open(args, sim_addr, 0)
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         project = await runtime.projects.by_login(DEMO_PROJECT)
         if project is None:
@@ -90,34 +149,52 @@ async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
         else:
             # Only a hash is kept, so each start gives the demo project a new password.
             password = await runtime.projects.reset_password(DEMO_PROJECT)
-        front = FrontConfig(host=args.host, port=args.http_port, access_log=not args.no_access_log)
-        base = f"http://{args.host}:{args.http_port}"
-        serving = asyncio.ensure_future(serve(runtime, front, stop))
-        await asyncio.sleep(0.2)
-        if serving.done():
-            await serving  # raises the bind error
         sim_host, sim_port = sim_addr
-        where = "embedded PostgreSQL in " + str(Path(args.data_dir) / "pg") if db.url is None else "DATABASE_URL"
-        print(
-            "\n".join(
-                [
-                    "isoswitch is up (Ctrl-C stops everything):",
-                    f"  REST API          {base}",
-                    f"  issuer simulator  {sim_host}:{sim_port} (ledger: http://{sim_host}:{args.sim_admin_port}/ledger)",
-                    f"  database          {where}",
-                    "demo project credentials (a new password at every start):",
-                    "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
-                    "authorize 9.99 USD on a test card:",
-                    "  " + _demo_curl(base, DEMO_PROJECT, password),
-                    "benchmark it from another terminal:",
-                    f"  .venv/bin/isoswitch bench rest --url {base} --login {DEMO_PROJECT} --password {password} "
-                    f"--concurrency 64 --duration 20 --bare --sim {sim_host}:{sim_port}",
-                ]
-            ),
-            flush=True,
+        # More workers: processes of their own sharing the REST port (SO_REUSEPORT),
+        # each with its own links and node id, all on the same database.
+        for node in range(1, args.workers):
+            cmd = [sys.executable, "-m", "http_front.cli", "serve", "--target", f"{sim_host}:{sim_port}"]
+            cmd += ["--node-id", str(node), "--host", args.host, "--http-port", str(args.http_port)]
+            cmd += ["--data-dir", args.data_dir, "--log-level", args.log_level]
+            cmd += ["--config", args.config] if args.config else []
+            cmd += ["--no-access-log"] if args.no_access_log else []
+            workers.append(subprocess.Popen(cmd, start_new_session=True))  # noqa: ASYNC220 (fork+exec, no wait)
+        base = f"http://{args.host}:{args.http_port}"
+        where = (
+            "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded PostgreSQL in {Path(args.data_dir) / 'pg'}"
         )
-        await serving
+
+        def banner() -> None:
+            print(
+                "\n".join(
+                    [
+                        "isoswitch is up (Ctrl-C stops everything):",
+                        f"  REST API          {base}"
+                        + (f" ({args.workers} worker processes)" if args.workers > 1 else ""),
+                        f"  issuer simulator  {sim_host}:{sim_port} (ledger: http://{sim_host}:{args.sim_admin_port}/ledger)",
+                        f"  database          {where}",
+                        "demo project credentials (a new password at every start):",
+                        "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
+                        "authorize 9.99 USD on a test card:",
+                        "  " + _demo_curl(base, DEMO_PROJECT, password),
+                        "benchmark it from another terminal:",
+                        f"  .venv/bin/isoswitch bench rest --url {base} --login {DEMO_PROJECT} --password={password} "
+                        f"--concurrency 64 --duration 20 --bare --sim {sim_host}:{sim_port}",
+                    ]
+                ),
+                flush=True,
+            )
+
+        await _serve_front(runtime, args, stop, banner)
     finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                await asyncio.to_thread(w.wait, 15)
+            except subprocess.TimeoutExpired:
+                w.kill()
         await runtime.close()
     return 0
 
@@ -162,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_up(args[1:])
     if args and args[0] == "project":
         return _cmd_project(args[1:])
+    if args and args[0] == "serve":
+        return _cmd_serve(args[1:])
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

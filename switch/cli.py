@@ -24,6 +24,7 @@ USAGE = """isoswitch <command> [options]
 
 commands:
   up       start the whole system: PostgreSQL, the simulated issuer host, the switch and the REST front
+  serve    run the switch and the REST front without the simulator (one worker of `up`)
   project  manage merchant projects: `isoswitch project add NAME`
   switch   run the switch core alone (link pools + BIN routing) from a config file
   sim      run the simulated issuer host (acquirer_sim)
