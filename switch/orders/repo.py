@@ -22,6 +22,7 @@ from switch.orders.model import (
     OrderStatus,
     Source,
 )
+from switch.store.writer import Columns
 
 __all__ = ["OrderRepo", "SqlFilter", "Writer"]
 
@@ -31,7 +32,7 @@ T = TypeVar("T")
 class Writer(Protocol):
     """What the repository needs of ``switch.store.writer.GroupWriter``."""
 
-    async def execute(self, sql: str, args: tuple[Any, ...] = ...) -> None: ...
+    async def execute(self, sql: str | Columns, args: tuple[Any, ...] = ...) -> None: ...
 
     async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T: ...
 
@@ -54,19 +55,37 @@ INSERT INTO operations (order_id, id, project_id, type, status, amount, currency
     processing_code, cashflow, created, updated)
 """
 
-# The new order and its first (pending) operation in one statement: both or neither.
-_CREATE = f"""
+# Column types, in the order of _ORDER_COLUMNS and of _operation_args: the
+# hot-path writes are Columns statements (one execution per group commit,
+# each parameter an array over the batch's rows), and unnest needs typed arrays.
+_ORDER_TYPES = (
+    "text bigint text bigint bigint bigint text text text text text bytea text text text text smallint smallint"
+    " jsonb jsonb jsonb text text text text jsonb jsonb text text text boolean text integer timestamptz timestamptz"
+).split()
+_OPERATION_TYPES = (
+    "text text bigint text text text text text text text text text text text text jsonb timestamptz timestamptz"
+).split()
+
+
+def _arrays(first: int, types: list[str]) -> str:
+    return ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, first))
+
+
+# New orders and their first (pending) operations: one statement, so each
+# order and its operation (indeed the whole batch's) are written together or
+# not at all. Parameters: the order's 35 (``_order_args``), the operation's
+# id, then its 18 (``_operation_args``); the operation reuses $1 and $2
+# (order id, project id).
+_CREATE = Columns(
+    f"""
 WITH o AS (
     INSERT INTO orders ({_ORDER_COLUMNS})
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-            $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)
-    RETURNING id, project_id
+    SELECT * FROM unnest({_arrays(1, _ORDER_TYPES)})
 )
 {_INSERT_OPERATION}
-SELECT o.id, $36, o.project_id, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51,
-       $52, $53, $54
-FROM o
+SELECT * FROM unnest($1::text[], $36::integer[], $2::bigint[], {_arrays(37, _OPERATION_TYPES)})
 """
+)
 
 # ON CONFLICT DO NOTHING: a lost race inserts nothing instead of raising,
 # since an error would fail every other write of the same group commit.
@@ -76,20 +95,30 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 ON CONFLICT DO NOTHING
 """
 
-# An operation's outcome and the order's new state in one statement.
-_FINISH = """
-WITH op AS (
-    UPDATE operations
-    SET status = $3, iso_response_code = $4, iso_message = $5, auth_code = $6, arn = $7, stan = $8,
-        transmission_time = $9, cashflow = $10, updated = $11
-    WHERE order_id = $1 AND id = $2
-    RETURNING order_id
+# Operations' outcomes and their orders' new states, one statement for the
+# batch. An order has at most one operation pending, so no order appears
+# twice in one batch.
+_FINISH = Columns(
+    """
+WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::jsonb[], $11::timestamptz[], $12::text[], $13::bigint[],
+                         $14::bigint[], $15::text[])
+        AS v (order_id, id, status, iso_response_code, iso_message, auth_code, arn, stan, transmission_time,
+              cashflow, updated, order_status, amount_charged, amount_refunded, order_auth_code)
+), op AS (
+    UPDATE operations AS p
+    SET status = v.status, iso_response_code = v.iso_response_code, iso_message = v.iso_message,
+        auth_code = v.auth_code, arn = v.arn, stan = v.stan, transmission_time = v.transmission_time,
+        cashflow = v.cashflow, updated = v.updated
+    FROM v WHERE p.order_id = v.order_id AND p.id = v.id
 )
-UPDATE orders
-SET status = $12, amount_charged = $13, amount_refunded = $14, auth_code = $15, updated = $11,
-    version = version + 1
-WHERE id = $1
+UPDATE orders AS o
+SET status = v.order_status, amount_charged = v.amount_charged, amount_refunded = v.amount_refunded,
+    auth_code = v.order_auth_code, updated = v.updated, version = o.version + 1
+FROM v WHERE o.id = v.order_id
 """
+)
 
 
 def _order_from(row: asyncpg.Record) -> Order:

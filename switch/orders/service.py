@@ -602,16 +602,17 @@ class OrdersService:
         order.updated = now
         order.version += 1
         await self._repo.finish(order, op)
-        log.info(
-            "operation done",
-            extra={
-                "order_id": order.id,
-                "operation": op.type.value,
-                "status": op.status.value,
-                "iso_response_code": op.iso_response_code,
-                "sent": outcome.sent.value,
-            },
-        )
+        if log.isEnabledFor(logging.INFO):  # one per operation: skip building the record when INFO is off
+            log.info(
+                "operation done",
+                extra={
+                    "order_id": order.id,
+                    "operation": op.type.value,
+                    "status": op.status.value,
+                    "iso_response_code": op.iso_response_code,
+                    "sent": outcome.sent.value,
+                },
+            )
         return outcome
 
     async def _send(self, msg: Message) -> _Outcome:

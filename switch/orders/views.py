@@ -51,7 +51,10 @@ def format_time(t: datetime) -> str:
     >>> format_time(datetime(2016, 8, 22, 15, 39, 49, 812, tzinfo=UTC))
     '2016-08-22 15:39:49'
     """
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    # isoformat, not strftime: a few times cheaper, and an order view formats several times.
+    return t.replace(tzinfo=None).isoformat(" ", "seconds")
 
 
 def parse_expand(raw: str | Iterable[str] | None, allowed: frozenset[str] = ORDER_EXPANDS) -> frozenset[str]:

@@ -29,11 +29,12 @@ from switch.store.idempotency import Begin, BeginState, Idempotency, request_fin
 from switch.store.ids import DbIds, LeasedSequence
 from switch.store.projects import Project, Projects, ProjectSettings
 from switch.store.vault import Vault
-from switch.store.writer import GroupWriter
+from switch.store.writer import Columns, GroupWriter
 
 __all__ = [
     "Begin",
     "BeginState",
+    "Columns",
     "Database",
     "DatabaseUnavailable",
     "DbConfig",
