@@ -16,6 +16,7 @@ Typical use (the HTTP front, ``isoswitch up``)::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -53,6 +54,7 @@ class RuntimeConfig:
     node_id: int | None = None  # overrides the switch config's node id (0..9) when set
     request_timeout: float | None = None  # seconds per ISO request; None: each link's own timeout
     ready_timeout: float = 5.0  # seconds open_runtime waits for a signed-on link (then starts anyway)
+    purge_interval: float = 3600.0  # seconds between deletions of idempotency keys older than 24 h
     close_timeout: float = 5.0  # seconds close() lets in-flight requests and queued writes finish
     id_block_size: int = 1000  # identifiers leased per database round trip
     env: Mapping[str, str] | None = None  # where the PAN key is looked up; None: os.environ
@@ -106,6 +108,8 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         stack.push_async_callback(writer.close, cfg.close_timeout)
         projects = Projects(db.pool)
         idempotency = Idempotency(db.pool, writer=writer)
+        purger = asyncio.ensure_future(_purge_idempotency_keys(idempotency, cfg.purge_interval))
+        stack.push_async_callback(_cancel, purger)
         router = switch_cfg.build_router()
         router.start()
         stack.push_async_callback(_close_router, router, cfg.close_timeout)
@@ -117,6 +121,26 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         orders = OrdersService(router, db, writer, ids, vault, request_timeout=cfg.request_timeout)
         runtime = Runtime(cfg, db, vault, ids, writer, projects, idempotency, router, orders, stack.pop_all())
     return runtime
+
+
+async def _purge_idempotency_keys(idempotency: Idempotency, interval: float) -> None:
+    """Keys are kept 24 hours (the minimum promised), then deleted, once per ``interval``."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            n = await idempotency.purge()
+        except Exception:
+            # The database may be restarting: the next round tries again.
+            log.warning("idempotency key purge failed", exc_info=True)
+        else:
+            if n:
+                log.info("idempotency keys purged", extra={"deleted": n})
+
+
+async def _cancel(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _close_router(router: Router, timeout: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from switch.config import SwitchConfig
 from switch.link import LinkState
 from switch.orders import OrderError, OrderStatus
 from switch.runtime import RuntimeConfig, open_runtime
-from switch.store import DbConfig, WriterClosed
+from switch.store import Database, DbConfig, WriterClosed
 
 # The PostgreSQL fixtures (tests/pg.py), made visible to this module's tests.
 fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn
@@ -63,5 +64,22 @@ async def test_the_runtime_starts_without_a_host_and_orders_fail_as_errors(fresh
         with pytest.raises(OrderError) as e:
             await rt.orders.authorize(project, body())
         assert (e.value.failure_type, e.value.message) == ("error", "Issuer unavailable")
+    finally:
+        await rt.close()
+
+
+async def test_the_runtime_purges_idempotency_keys_older_than_a_day_by_itself(database: Database) -> None:
+    await database.pool.execute(
+        "INSERT INTO idempotency_keys (project_id, key, fingerprint, created) VALUES (1, 'old', '\\x00', now() - interval '25 hours'),"
+        " (1, 'new', '\\x00', now())"
+    )
+    rt = await open_runtime(RuntimeConfig(db=DbConfig(url=database.dsn), ready_timeout=0.1, purge_interval=0.05))
+    try:
+        for _ in range(100):
+            keys = {r["key"] for r in await database.pool.fetch("SELECT key FROM idempotency_keys")}
+            if keys == {"new"}:
+                break
+            await asyncio.sleep(0.05)
+        assert keys == {"new"}
     finally:
         await rt.close()
