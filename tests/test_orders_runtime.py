@@ -70,8 +70,8 @@ async def test_the_runtime_starts_without_a_host_and_orders_fail_as_errors(fresh
 
 async def test_the_runtime_purges_idempotency_keys_older_than_a_day_by_itself(database: Database) -> None:
     await database.pool.execute(
-        "INSERT INTO idempotency_keys (project_id, key, fingerprint, created) VALUES (1, 'old', '\\x00', now() - interval '25 hours'),"
-        " (1, 'new', '\\x00', now())"
+        "INSERT INTO idempotency_keys (project_id, key, fingerprint, created) VALUES"
+        " (1, 'old', '\\x00', now() - interval '25 hours'), (1, 'new', '\\x00', now())"
     )
     rt = await open_runtime(RuntimeConfig(db=DbConfig(url=database.dsn), ready_timeout=0.1, purge_interval=0.05))
     try:
