@@ -29,10 +29,8 @@ the run ends. The report gives the ratio of the two.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import os
 import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -46,7 +44,7 @@ import orjson
 from bench.http_load import HttpTarget, basic_auth, build_post, run_http
 from bench.measure import BenchError, Tally, Window, machine_info
 from bench.stats import fmt_counts, fmt_rate, fmt_us, latency_summary
-from bench.suite import _discard, _stop, _tail
+from bench.suite import SimProcess, listening_process
 from bench.workload import DEFAULT_MIX, TEST_CARDS, card_cycle
 from switch.redact import mask_pan
 
@@ -235,11 +233,8 @@ async def _measure(cfg: RestBenchConfig, target: HttpTarget, target_pid: int | N
     }
 
 
-@dataclass(frozen=True, slots=True)
-class ServerProcess:
-    pid: int
-    host: str
-    port: int
+# The bare server is run like the simulator: same lifecycle, same record.
+ServerProcess = SimProcess
 
 
 def bare_server_command(sim: tuple[str, int], host: str = "127.0.0.1") -> list[str]:
@@ -250,46 +245,9 @@ def bare_server_command(sim: tuple[str, int], host: str = "127.0.0.1") -> list[s
 async def bare_server(
     sim: tuple[str, int], log_path: Path, *, command: list[str] | None = None
 ) -> AsyncIterator[ServerProcess]:
-    """Run the bare server (or ``command``, which must print ``listening on HOST:PORT``) for the block.
-
-    It runs in a session of its own (a Ctrl-C at the terminal reaches the
-    bench, which then stops it) and is stopped with SIGTERM, then SIGKILL,
-    however the block ends.
-    """
-    cmd = command or bare_server_command(sim)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    proc: asyncio.subprocess.Process | None = None
-    drain: asyncio.Task[None] | None = None
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True
-        )
-        assert proc.stdout is not None
-        address = ""
-        try:
-            async with asyncio.timeout(_START_TIMEOUT):
-                while not address:
-                    line = (await proc.stdout.readline()).decode(errors="replace").strip()
-                    if not line:  # EOF: it exited
-                        break
-                    if line.startswith("listening on "):
-                        address = line.removeprefix("listening on ")
-        except TimeoutError:
-            pass
-        if not address:
-            raise BenchError(f"the bare server did not start ({' '.join(cmd)}); its log:\n{_tail(log_path)}")
-        host, _, port = address.rpartition(":")
-        drain = asyncio.create_task(_discard(proc.stdout))  # a full pipe must never block it
-        yield ServerProcess(proc.pid, host.strip("[]"), int(port))
-    finally:
-        if proc is not None:
-            await _stop(proc)
-        if drain is not None:
-            drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drain
-        os.close(log)
+    """Run the bare server (or ``command``, which must print ``listening on HOST:PORT``) for the block."""
+    async with listening_process(command or bare_server_command(sim), log_path, "bare server") as server:
+        yield server
 
 
 def _ratio(full: float, bare: float) -> float | None:

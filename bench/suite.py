@@ -102,21 +102,19 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 @contextlib.asynccontextmanager
-async def simulator(
-    log_path: Path, *, dialect: str = "ascii", framing: str = "binary2", extra: tuple[str, ...] = ()
-) -> AsyncIterator[SimProcess]:
-    """Run ``acquirer_sim`` on an ephemeral port for the duration of the block."""
-    cmd = [sys.executable, "-m", "acquirer_sim", "--host", "127.0.0.1", "--port", "0"]
-    if (dialect, framing) != ("ascii", "binary2"):
-        cmd += ["--dialect", dialect, "--framing", framing]
-    cmd += extra
+async def listening_process(cmd: list[str], log_path: Path, what: str) -> AsyncIterator[SimProcess]:
+    """Run ``cmd`` (which prints ``listening on HOST:PORT`` when ready) for the block.
+
+    It runs in a session of its own (a Ctrl-C at the terminal reaches the
+    bench, which then stops it), its stderr goes to ``log_path``, and it is
+    stopped with SIGTERM, then SIGKILL, however the block ends.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # A raw descriptor: the child writes to it directly; closed in the finally below.
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     proc: asyncio.subprocess.Process | None = None
     drain: asyncio.Task[None] | None = None
     try:
-        # A session of its own: a Ctrl-C at the terminal reaches the bench, which then stops the sim.
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True
         )
@@ -126,14 +124,14 @@ async def simulator(
             async with asyncio.timeout(_START_TIMEOUT):
                 while not address:
                     line = (await proc.stdout.readline()).decode(errors="replace").strip()
-                    if not line:  # EOF: the simulator exited
+                    if not line:  # EOF: it exited
                         break
                     if line.startswith("listening on "):
                         address = line.removeprefix("listening on ")
         except TimeoutError:
             pass
         if not address:
-            raise BenchError(f"the simulator did not start ({' '.join(cmd)}); its log:\n{_tail(log_path)}")
+            raise BenchError(f"the {what} did not start ({' '.join(cmd)}); its log:\n{_tail(log_path)}")
         host, _, port = address.rpartition(":")
         # Keep reading what it prints, so a full pipe never blocks it.
         drain = asyncio.create_task(_discard(proc.stdout))
@@ -146,6 +144,19 @@ async def simulator(
             with contextlib.suppress(asyncio.CancelledError):
                 await drain
         os.close(log)
+
+
+@contextlib.asynccontextmanager
+async def simulator(
+    log_path: Path, *, dialect: str = "ascii", framing: str = "binary2", extra: tuple[str, ...] = ()
+) -> AsyncIterator[SimProcess]:
+    """Run ``acquirer_sim`` on an ephemeral port for the duration of the block."""
+    cmd = [sys.executable, "-m", "acquirer_sim", "--host", "127.0.0.1", "--port", "0"]
+    if (dialect, framing) != ("ascii", "binary2"):
+        cmd += ["--dialect", dialect, "--framing", framing]
+    cmd += extra
+    async with listening_process(cmd, log_path, "simulator") as sim:
+        yield sim
 
 
 async def _discard(stream: asyncio.StreamReader) -> None:
