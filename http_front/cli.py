@@ -233,6 +233,30 @@ def _cmd_project(argv: Sequence[str]) -> int:
     return run_loop(run)
 
 
+def _cmd_saf(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog="isoswitch saf", description="Inspect the reversal store-and-forward queue.")
+    sub = ap.add_subparsers(dest="action", required=True)
+    lst = sub.add_parser("list", help="one JSON line per queued reversal, oldest first (no card data)")
+    lst.add_argument("--data-dir", default=".data", help="embedded PostgreSQL location (unless DATABASE_URL)")
+    lst.add_argument("--state", choices=("pending", "manual", "done"), help="only rows in this state")
+    args = ap.parse_args(argv)
+    setup_logging("warning")
+
+    async def run() -> int:
+        from switch.orders.saf import list_entries
+        from switch.store import DbConfig, open_database
+
+        db = await open_database(DbConfig.from_env(data_dir=Path(args.data_dir)))
+        try:
+            for entry in await list_entries(db.pool, args.state):
+                print(orjson.dumps(entry).decode())
+            return 0
+        finally:
+            await db.close()
+
+    return run_loop(run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "up":
@@ -241,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_project(args[1:])
     if args and args[0] == "serve":
         return _cmd_serve(args[1:])
+    if args and args[0] == "saf":
+        return _cmd_saf(args[1:])
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -16,7 +16,7 @@ from typing import Any
 from schemas import SCHEMAS_DIR
 from switch.dialect import DIALECTS
 from switch.framing import FRAMINGS
-from switch.link import LinkConfig
+from switch.link import LinkConfig, UnmatchedHandler
 from switch.pool import Pool, Route, Router, RoutingTable
 
 __all__ = ["ConfigError", "DestinationConfig", "SwitchConfig", "DEFAULT_CONFIG"]
@@ -133,6 +133,10 @@ class SwitchConfig:
         )
         return dataclasses.replace(self, destinations=dests)
 
-    def build_router(self) -> Router:
-        pools = [Pool.connect(d.name, d.link, d.links, node_id=self.node_id) for d in self.destinations]
+    def build_router(self, *, on_unmatched: UnmatchedHandler | None = None) -> Router:
+        """Pools and routes; ``on_unmatched`` gets every link's late or unknown responses."""
+        pools = [
+            Pool.connect(d.name, d.link, d.links, node_id=self.node_id, on_unmatched=on_unmatched)
+            for d in self.destinations
+        ]
         return Router(pools, RoutingTable(self.routes, self.default_route))

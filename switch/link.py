@@ -35,7 +35,7 @@ from switch.messages import (
 )
 from switch.redact import loggable
 
-__all__ = ["Link", "LinkConfig", "LinkState", "LinkStats", "StanSpace"]
+__all__ = ["Link", "LinkConfig", "LinkState", "LinkStats", "StanSpace", "UnmatchedHandler"]
 
 log = logging.getLogger("isoswitch.link")
 
@@ -200,6 +200,11 @@ class Link:
     @property
     def in_flight(self) -> int:
         return len(self._pending)
+
+    @property
+    def stans(self) -> StanSpace:
+        """The STAN space this link draws from (shared by every link of a pool)."""
+        return self._busy
 
     def start(self) -> None:
         """Begin connecting (and reconnecting) in the background."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from switch.codec import Message
 from switch.errors import DestinationUnavailable, NoRoute
-from switch.link import Link, LinkConfig, LinkState, StanSpace
+from switch.link import Link, LinkConfig, LinkState, StanSpace, UnmatchedHandler
 
 __all__ = ["Pool", "Route", "RoutingTable", "Router"]
 
@@ -29,11 +29,35 @@ class Pool:
             raise ValueError(f"destination {name} has no links")
 
     @classmethod
-    def connect(cls, name: str, config: LinkConfig, count: int, *, node_id: int = 0) -> Pool:
-        """``count`` links with the same config, labelled ``name#i``, sharing one STAN space."""
+    def connect(
+        cls,
+        name: str,
+        config: LinkConfig,
+        count: int,
+        *,
+        node_id: int = 0,
+        on_unmatched: UnmatchedHandler | None = None,
+    ) -> Pool:
+        """``count`` links with the same config, labelled ``name#i``, sharing one STAN space.
+
+        ``on_unmatched`` gets every response nobody waits for (a late answer to a timed-out request).
+        """
         stans = StanSpace(node_id)
-        links = [Link(dataclasses.replace(config, name=f"{name}#{i}"), stans=stans) for i in range(count)]
+        links = [
+            Link(dataclasses.replace(config, name=f"{name}#{i}"), stans=stans, on_unmatched=on_unmatched)
+            for i in range(count)
+        ]
         return cls(name, links)
+
+    def next_stan(self) -> str:
+        """A STAN for a request to this destination, drawn from its links' shared space.
+
+        For a caller that must know DE 11 before the request goes out (the
+        write-ahead intent records it); the link keeps a DE 11 it is given.
+        The allocator moves on, so the value is not handed out again before
+        it wraps (100,000 STANs per node later).
+        """
+        return self.links[0].stans.next()
 
     def start(self) -> None:
         for link in self.links:
@@ -142,6 +166,13 @@ class Router:
 
     def pool_for(self, pan: str) -> Pool:
         return self.pools[self.table.destination(pan)]
+
+    async def request_to(self, destination: str, msg: Message, *, timeout: float | None = None) -> Message:
+        """Send to the named pool (where an original went), or route on DE 2 when it no longer exists."""
+        pool = self.pools.get(destination)
+        if pool is None:
+            pool = self.pool_for(msg.get("2", ""))
+        return await pool.request(msg, timeout=timeout)
 
     async def request(self, msg: Message, *, timeout: float | None = None) -> Message:
         return await self.pool_for(msg.get("2", "")).request(msg, timeout=timeout)

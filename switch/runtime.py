@@ -27,6 +27,7 @@ from pathlib import Path
 
 from switch.config import SwitchConfig
 from switch.orders import OrdersService
+from switch.orders.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
 from switch.pool import Router
 from switch.store import (
     Database,
@@ -57,6 +58,10 @@ class RuntimeConfig:
     purge_interval: float = 3600.0  # seconds between deletions of idempotency keys older than 24 h
     close_timeout: float = 5.0  # seconds close() lets in-flight requests and queued writes finish
     id_block_size: int = 1000  # identifiers leased per database round trip
+    # Reversals of unknown outcomes and their store-and-forward worker: poll_interval 1 s,
+    # max_attempts 50, backoff_base 1 s doubling to backoff_cap 300 s, recovery_grace 60 s
+    # (see switch.orders.saf.SafConfig).
+    saf: SafConfig = field(default_factory=SafConfig)
     env: Mapping[str, str] | None = None  # where the PAN key is looked up; None: os.environ
 
     def switch_config(self) -> SwitchConfig:
@@ -81,6 +86,18 @@ class Runtime:
     orders: OrdersService
     _stack: contextlib.AsyncExitStack
     _closed: bool = False
+    reversals: Reversals | None = None  # reversals and the store-and-forward worker
+    late: LateResponses = field(default_factory=LateResponses)  # late responses, logged and counted
+
+    @property
+    def late_responses(self) -> int:
+        """Responses that came after their request timed out (never applied)."""
+        return self.late.count
+
+    async def saf_counts(self) -> SafCounts:
+        """Store-and-forward rows pending / manual / done and the oldest pending age (for metrics)."""
+        assert self.reversals is not None
+        return await self.reversals.counts()
 
     async def close(self) -> None:
         """Drain and sign off the links, flush the writer, stop the id leases, close the database. Idempotent."""
@@ -110,7 +127,8 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         idempotency = Idempotency(db.pool, writer=writer)
         purger = asyncio.ensure_future(_purge_idempotency_keys(idempotency, cfg.purge_interval))
         stack.push_async_callback(_cancel, purger)
-        router = switch_cfg.build_router()
+        late = LateResponses()
+        router = switch_cfg.build_router(on_unmatched=late)
         router.start()
         stack.push_async_callback(_close_router, router, cfg.close_timeout)
         try:
@@ -118,8 +136,24 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         except TimeoutError:
             # Not fatal: requests fail fast (DestinationUnavailable) until a link signs on.
             log.warning("no issuer link ready yet; starting anyway", extra={"timeout": cfg.ready_timeout})
-        orders = OrdersService(router, db, writer, ids, vault, request_timeout=cfg.request_timeout)
-        runtime = Runtime(cfg, db, vault, ids, writer, projects, idempotency, router, orders, stack.pop_all())
+        # The worker leaves a new row alone while its first 0400 may still be in flight.
+        link_timeout = max((d.link.timeout for d in switch_cfg.destinations), default=5.0)
+        hold = (cfg.saf.timeout if cfg.saf.timeout is not None else link_timeout) + 5.0
+        reversals = Reversals(
+            router, db.pool, vault, owner=new_owner(switch_cfg.node_id), config=cfg.saf, projects=projects, hold=hold
+        )
+        # Closed before the router: no advice is sent on a closing link (its row stays due).
+        stack.push_async_callback(reversals.close, cfg.close_timeout)
+        # What a crashed process left pending is reversed before this one takes new requests.
+        try:
+            await reversals.recover()
+        except Exception:
+            log.warning("recovery of pending operations failed; the worker retries", exc_info=True)
+        reversals.start()
+        orders = OrdersService(router, db, writer, ids, vault, request_timeout=cfg.request_timeout, reversals=reversals)
+        runtime = Runtime(
+            cfg, db, vault, ids, writer, projects, idempotency, router, orders, stack.pop_all(), False, reversals, late
+        )
     return runtime
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "classify",
     "interpret",
     "repeat",
+    "reversal_of",
 ]
 
 # DE 3 processing codes (MESSAGES.md).
@@ -726,10 +727,11 @@ class Capture:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reversal:
-    """0400 reversal of a 0100 or 0200, or its advice 0420 / repeat 0421 (``mti``).
+    """0400 reversal of a 0100, 0200 or 0220, or its advice 0420 / repeat 0421 (``mti``).
 
     Always the original's full amount and processing code, with its RRN, its
     auth code when it got one (a timed-out original has none) and DE 90.
+    A 0220 whose outcome is unknown is reversed too (the host puts the hold back).
     """
 
     merchant: Merchant
@@ -738,25 +740,47 @@ class Reversal:
     mti: str = "0400"
 
     def __post_init__(self) -> None:
-        if self.mti not in ("0400", "0420", "0421"):
-            raise InvalidField("a reversal is sent as 0400, 0420 or 0421", field="t")
-        if self.original.mti not in ("0100", "0200"):
-            raise InvalidField(f"a reversal undoes a 0100 or 0200, not {self.original.mti}", field="90")
+        _check_reversal(self.mti, self.original)
 
     def _message(self, now: datetime) -> Message:
-        o = self.original
-        msg: Message = {"t": self.mti, "2": self.card.pan, "3": o.processing_code, "4": f"{o.amount:012d}"}
-        msg["7"] = _times(now)[0]
         acceptor = _acceptor_fields(self.merchant, None)
-        msg["32"] = acceptor["32"]
-        msg["37"] = o.rrn
-        if o.auth_code is not None:
-            msg["38"] = o.auth_code
-        msg["41"] = acceptor["41"]
-        msg["42"] = acceptor["42"]
-        msg["49"] = o.currency.numeric
-        msg["90"] = o.field90()
-        return msg
+        return _reversal_message(self.mti, self.card.pan, self.original, acceptor, now)
+
+
+def _check_reversal(mti: str, original: OriginalRef) -> None:
+    if mti not in ("0400", "0420", "0421"):
+        raise InvalidField("a reversal is sent as 0400, 0420 or 0421", field="t")
+    if original.mti not in ("0100", "0200", "0220"):
+        raise InvalidField(f"a reversal undoes a 0100, 0200 or 0220, not {original.mti}", field="90")
+
+
+def _reversal_message(mti: str, pan: str, o: OriginalRef, acceptor: Mapping[str, str], now: datetime) -> Message:
+    msg: Message = {"t": mti, "2": pan, "3": o.processing_code, "4": f"{o.amount:012d}"}
+    msg["7"] = _times(now)[0]
+    msg["32"] = acceptor["32"]
+    msg["37"] = o.rrn
+    if o.auth_code is not None:
+        msg["38"] = o.auth_code
+    msg["41"] = acceptor["41"]
+    msg["42"] = acceptor["42"]
+    msg["49"] = o.currency.numeric
+    msg["90"] = o.field90()
+    return msg
+
+
+def reversal_of(
+    original: OriginalRef, *, pan: str, terminal_id: str, merchant_id: str, now: datetime, mti: str = "0400"
+) -> Message:
+    """The reversal (0400) or advice (0420/0421) of ``original`` without a :class:`Merchant`.
+
+    What store-and-forward uses: it keeps the original's DE 41 and DE 42 as
+    sent, not the project's settings of today. DE 32 is the original's.
+    """
+    _check_reversal(mti, original)
+    if not _is_text(terminal_id, 1, 8) or not _is_text(merchant_id, 1, 15):
+        raise InvalidField("terminal id must be 1-8 and merchant id 1-15 characters", field="41")
+    acceptor = {"32": original.acquirer_id, "41": f"{terminal_id:<8}", "42": f"{merchant_id:<15}"}
+    return _reversal_message(mti, pan, original, acceptor, now)
 
 
 Operation = Authorize | Sale | Rebill | Refund | Credit | Capture | Reversal

@@ -100,6 +100,16 @@ CAPTURE_REF = OriginalRef(
     acquirer_id="412345",
 )
 CAPTURE_DE90 = "022000012511172201000000041234500000000000"
+REVERSAL_REF = OriginalRef(
+    mti="0400",
+    stan="000126",
+    transmission_time="1117220200",
+    rrn=FIRST_RRN,
+    auth_code="AUTH12",
+    amount=999,
+    currency=USD,
+    acquirer_id="412345",
+)
 
 # The fields every 0100/0200 of SHOP at NOW carries.
 BASE = {
@@ -732,7 +742,8 @@ REFUSALS: list[tuple[str, Callable[[], object], type[Exception]]] = [
         ),
         InvalidField,
     ),
-    ("reversal_of_a_capture", lambda: Reversal(merchant=SHOP, card=CARD, original=CAPTURE_REF), InvalidField),
+    # A 0220 with an unknown outcome is reversed (issue 4), but a reversal is not reversed.
+    ("reversal_of_a_reversal", lambda: Reversal(merchant=SHOP, card=CARD, original=REVERSAL_REF), InvalidField),
     ("reversal_bad_mti", lambda: Reversal(merchant=SHOP, card=CARD, original=AUTH_REF, mti="0410"), InvalidField),
     (
         "rebill_as_completion",

@@ -66,8 +66,8 @@ class OperationStatus(StrEnum):
 
     A pending operation is durable before its ISO message leaves; it turns
     into one of the three others once the outcome is known (and stays
-    pending only if the process died in between: the next issue's recovery
-    reverses those). The API never shows it.
+    pending only if the process died in between: recovery in
+    :mod:`switch.orders.saf` reverses those). The API never shows it.
     """
 
     SUCCESS = "success"
@@ -133,7 +133,11 @@ class Operation:
     ``acquirer_id`` (DE 32) and ``processing_code`` are the request as
     sent, so a later capture, reversal or refund can name it in DE 90 (and
     the next issue's store-and-forward can reverse an unknown outcome).
-    ``stan`` is None while pending: the link stamps DE 11 as it sends.
+    ``stan`` is reserved before the intent is written when the service
+    reverses unknown outcomes (else None while pending: the link stamps
+    DE 11). ``owner`` (the process that wrote the intent) and
+    ``destination`` (the pool the PAN routed to) are internal: crash
+    recovery and store-and-forward use them, no view shows them.
     """
 
     order_id: str
@@ -156,6 +160,8 @@ class Operation:
     acquirer_id: str | None = None
     processing_code: str | None = None
     cashflow: Cashflow | None = None
+    owner: str | None = None
+    destination: str | None = None
 
     def original_ref(self) -> OriginalRef:
         """What a later message needs of this one (DE 90 parts, RRN, auth code, amount)."""

@@ -52,7 +52,7 @@ _OPERATION_COLUMNS = (
 _INSERT_OPERATION = """
 INSERT INTO operations (order_id, id, project_id, type, status, amount, currency, iso_response_code,
     iso_message, auth_code, arn, rrn, mti, stan, transmission_time, terminal_id, acquirer_id,
-    processing_code, cashflow, created, updated)
+    processing_code, cashflow, created, updated, owner, destination)
 """
 
 # Column types, in the order of _ORDER_COLUMNS and of _operation_args: the
@@ -64,6 +64,7 @@ _ORDER_TYPES = (
 ).split()
 _OPERATION_TYPES = (
     "text text bigint text text text text text text text text text text text text jsonb timestamptz timestamptz"
+    " text text"
 ).split()
 
 
@@ -74,7 +75,7 @@ def _arrays(first: int, types: list[str]) -> str:
 # New orders and their first (pending) operations: one statement, so each
 # order and its operation (indeed the whole batch's) are written together or
 # not at all. Parameters: the order's 35 (``_order_args``), the operation's
-# id, then its 18 (``_operation_args``); the operation reuses $1 and $2
+# id, then its 20 (``_operation_args``); the operation reuses $1 and $2
 # (order id, project id).
 _CREATE = Columns(
     f"""
@@ -91,7 +92,7 @@ SELECT * FROM unnest($1::text[], $36::integer[], $2::bigint[], {_arrays(37, _OPE
 # since an error would fail every other write of the same group commit.
 _ADD_OPERATION = f"""
 {_INSERT_OPERATION}
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
 ON CONFLICT DO NOTHING
 """
 
@@ -247,6 +248,8 @@ def _operation_args(op: Operation) -> list[Any]:
         op.cashflow.to_json() if op.cashflow is not None else None,
         op.created,
         op.updated,
+        op.owner,
+        op.destination,
     ]
 
 

@@ -6,7 +6,8 @@ One operation, whatever its type, runs the same path (:meth:`OrdersService._perf
 2. the order (when new) and a **pending** operation, holding the request's
    MTI, RRN, DE 7, DE 41, DE 32 and amount, are committed through the group
    writer (write-ahead intent) before the host sees anything;
-3. the request goes to the router; the link stamps DE 11, which is kept;
+3. the request goes to the router; DE 11 was reserved from the destination's
+   STAN space before the intent (with reversals; else the link stamps it);
 4. the outcome and the order's new state are committed in one statement,
    then the caller gets the order (or an :class:`OrderError`).
 
@@ -24,9 +25,9 @@ declined (05, A1, ..)  failure       declined if the operation made the order
 fraud (59, 63)         failure       fraud if it made the order; else unchanged
 error code (91, 96..)  error         error if it made the order; else unchanged
 timeout, lost link     error         error, always: the outcome is unknown, so
-                                     the order waits for the reversal (next
-                                     issue's store-and-forward) and allows
-                                     nothing but rebill
+                                     a reversal is queued and sent (0400 at
+                                     once, then 0420/0421: switch.orders.saf);
+                                     the order allows nothing but rebill
 nothing sent (no link  error         error if it made the order; else unchanged
 route, busy)
 =====================  ============  =========================================
@@ -91,6 +92,7 @@ from switch.orders.parse import (
 )
 from switch.orders.query import operations_query, orders_query
 from switch.orders.repo import OrderRepo, Writer
+from switch.orders.saf import REVERSIBLE, Reversals
 from switch.orders.status import allowed, cancel_action
 from switch.redact import mask_pan
 from switch.store.errors import SequenceExhausted, VaultError
@@ -208,14 +210,22 @@ class OrdersService:
         *,
         clock: Callable[[], datetime] = _utcnow,
         request_timeout: float | None = None,
+        reversals: Reversals | None = None,
     ) -> None:
-        """``request_timeout`` overrides the links' own timeout (seconds) for every request."""
+        """``request_timeout`` overrides the links' own timeout (seconds) for every request.
+
+        With ``reversals`` (the runtime always gives one) each intent carries
+        its reserved STAN, destination and owner, and an unknown outcome is
+        reversed (:mod:`switch.orders.saf`); without, DE 11 is the link's and
+        nothing is reversed (unit tests of the bare path).
+        """
         self._router = router
         self._repo = OrderRepo(db.pool, writer)
         self._ids = ids
         self._vault = vault
         self._clock = clock
         self._timeout = request_timeout
+        self._reversals = reversals
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # -- reads ---------------------------------------------------------------
@@ -539,7 +549,14 @@ class OrdersService:
             acquirer_id=msg.get("32"),
             processing_code=msg.get("3"),
         )
-        outcome = await _shielded(self._exchange(project, order, op, msg, creates, on_success, arn, released))
+        if self._reversals is not None:
+            # DE 11 before the intent: a crash between send and result still knows what to reverse.
+            op.stan, op.destination = self._reversals.prepare(msg)
+            op.owner = self._reversals.owner
+        exchange = self._exchange(project, order, op, msg, creates, on_success, arn, released)
+        if self._reversals is not None:
+            exchange = self._reversals.working(op.order_id, op.id, exchange)
+        outcome = await _shielded(exchange)
         if outcome.approved:
             return
         raise self._failure(order, outcome)
@@ -561,6 +578,12 @@ class OrdersService:
             raise OrderError("rejected", "Order was changed by another request, try again", order_id=order.id)
         order.operations.append(op)
         outcome = await self._send(msg)
+        saf_id: int | None = None
+        reversals = self._reversals
+        if reversals is not None and outcome.sent is _Sent.UNKNOWN and msg["t"] in REVERSIBLE:
+            # Durable before the result: a crash between the two leaves a pending intent whose
+            # reversal recovery finds already queued (one row per operation).
+            saf_id = await reversals.queue(order.id, op.id, op.destination, msg, op.currency)
         now = self._clock()
         op.stan = msg.get("11")  # stamped by the link as it sent (None if it never got that far)
         op.transmission_time = msg.get("7", op.transmission_time)
@@ -602,6 +625,8 @@ class OrdersService:
         order.updated = now
         order.version += 1
         await self._repo.finish(order, op)
+        if reversals is not None and saf_id is not None:
+            reversals.reverse_soon(saf_id, op.destination, msg, op.currency)
         if log.isEnabledFor(logging.INFO):  # one per operation: skip building the record when INFO is off
             log.info(
                 "operation done",
