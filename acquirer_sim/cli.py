@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from ssl import SSLContext
 from typing import Any
 
 from acquirer_sim.config import SimConfig
@@ -24,6 +25,7 @@ from acquirer_sim.rules import load_rules
 from acquirer_sim.server import SimServer
 from switch.dialect import DIALECTS
 from switch.framing import FRAMINGS
+from switch.tls import TlsError, server_context
 
 __all__ = ["main", "build_parser"]
 
@@ -46,6 +48,8 @@ def build_parser(prog: str = "isoswitch sim") -> argparse.ArgumentParser:
         default=500_000,
         help="answered requests remembered for repeats and reversals, ~0.8 kB each (default 500000)",
     )
+    p.add_argument("--tls-cert", metavar="PEM", help="serve ISO 8583 over TLS with this certificate (chain)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert (default: in the same file)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 
@@ -63,8 +67,8 @@ def _runner() -> Callable[[Coroutine[Any, Any, int]], int]:
     return run
 
 
-async def _serve(config: SimConfig) -> int:
-    sim = SimServer(config)
+async def _serve(config: SimConfig, ssl: SSLContext | None = None) -> int:
+    sim = SimServer(config, ssl=ssl)
     try:
         host, port = await sim.start()
     except OSError as e:
@@ -112,8 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     except (RulesError, ValueError) as e:
         print(f"sim: {e}", file=sys.stderr)
         return 2
+    ssl = None
+    if args.tls_cert is not None:
+        try:
+            ssl = server_context(args.tls_cert, args.tls_key)
+        except TlsError as e:
+            print(f"sim: {e}", file=sys.stderr)
+            return 2
+    elif args.tls_key is not None:
+        print("sim: --tls-key needs --tls-cert", file=sys.stderr)
+        return 2
     # A no-op when the host program (``isoswitch``) configured logging already.
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    return _runner()(_serve(config))
+    return _runner()(_serve(config, ssl))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as _ssl
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -78,8 +79,10 @@ class SimServer:
     between, ``sim.ledger``, ``sim.stats`` and ``sim.set_faults([...])``.
     """
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None, *, ssl: _ssl.SSLContext | None = None) -> None:
+        """``ssl``: a server context (``switch.tls.server_context``) to speak TLS; None = plain TCP."""
         self.config = config = config or SimConfig()
+        self._ssl = ssl
         dialect = Dialect.named(config.dialect, config.framing)
         self.dialect = dialect
         # Two streams from one seed, so adding a fault rule does not change auth codes.
@@ -121,7 +124,7 @@ class SimServer:
         cfg = self.config
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: _SimProtocol(self), cfg.host, cfg.port, backlog=cfg.backlog, reuse_address=True
+            lambda: _SimProtocol(self), cfg.host, cfg.port, backlog=cfg.backlog, reuse_address=True, ssl=self._ssl
         )
         self._server = server
         # With a host name bound on several addresses, port 0 gives each its

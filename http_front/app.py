@@ -19,7 +19,10 @@ GET      /exchange_rates/            rates by ``date`` or ``date_from``/``date_t
 =======  ==========================  =====================================
 
 The list routes answer with and without the trailing slash. Middlewares,
-outermost first: failures to the seed's JSON shape, then authentication.
+outermost first: failures to the seed's JSON shape, the per-address limit of
+failed authentications, authentication, the per-project rate limit
+(:mod:`http_front.ratelimit`), then the request's source for the audit log
+(:mod:`switch.store.audit`).
 """
 
 from __future__ import annotations
@@ -27,19 +30,32 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from http_front import handlers
 from http_front.auth import auth_middleware
 from http_front.config import FrontConfig
 from http_front.errors import error_middleware
+from http_front.idempotency import KEY_HEADER
 from http_front.keys import CONFIG, RATES, RUNTIME, SCHEMAS
 from http_front.ports import RuntimePort
+from http_front.ratelimit import auth_guard_middleware, project_limit_middleware
 from http_front.rates import ExchangeRates
 from http_front.validation import RequestSchemas
+from switch.store.audit import RequestSource, request_source
 
 __all__ = ["create_app"]
 
 _ID = "{order_id:[0-9]{1,20}}"
+
+
+@web.middleware
+async def _audit_source(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who is calling, for the audit rows the orders service writes (never headers beyond these)."""
+    key = request.headers.get(KEY_HEADER)
+    source = RequestSource(ip=request.remote, idempotency_key=key[:256] if key is not None else None)
+    with request_source(source):
+        return await handler(request)
 
 
 async def _load_data(app: web.Application) -> AsyncIterator[None]:
@@ -54,7 +70,13 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     """The orders API over ``runtime`` (orders service, projects, idempotency), which the caller owns."""
     config = config or FrontConfig()
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(config.realm)],
+        middlewares=[
+            error_middleware,
+            auth_guard_middleware(config.auth_failure_rate, config.auth_failure_burst),
+            auth_middleware(config.realm),
+            project_limit_middleware(config.rate_limit, config.rate_burst),
+            _audit_source,
+        ],
         client_max_size=config.client_max_size,
     )
     app[RUNTIME] = runtime

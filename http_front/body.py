@@ -47,12 +47,27 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise _malformed("Body is not UTF-8") from None
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+        value = json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
     except RecursionError:
         raise _malformed("JSON nested too deeply") from None
     except ValueError:
         # JSONDecodeError, NaN/Infinity, or an integer over the int-string limit.
         raise _malformed("Malformed JSON") from None
+    # PostgreSQL text cannot hold NUL: refuse it here as bad input, not later as a 500.
+    # Only an escaped \u0000 can put one in a JSON string; walk the value only then.
+    if "\\u0000" in text and _has_nul(value):
+        raise _malformed("Strings must not contain NUL (\\u0000)")
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def too_large(limit: int) -> HttpFailure:

@@ -26,6 +26,7 @@ from switch.cli import USAGE, hostport, run_loop, setup_logging, sim_process, st
 from switch.cli import main as switch_main
 
 if TYPE_CHECKING:
+    from http_front.config import FrontConfig
     from switch.runtime import Runtime
 
 __all__ = ["main"]
@@ -62,6 +63,33 @@ def _serving_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data-dir", default=".data", help="embedded PostgreSQL and generated keys (default .data)")
     ap.add_argument("--no-access-log", action="store_true", help="no access-log line per request")
     ap.add_argument("--log-level", default="info")
+    ap.add_argument("--tls-cert", type=Path, help="PEM certificate (chain): serve the REST API over HTTPS")
+    ap.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert (if not in the same file)")
+    ap.add_argument("--tls-client-ca", type=Path, help="PEM CA: require client certificates signed by it")
+    ap.add_argument("--rate-limit", type=float, default=1000.0, help="requests/s per project and worker; 0 = off")
+    ap.add_argument("--rate-burst", type=int, default=2000, help="burst per project (default 2000)")
+    ap.add_argument("--auth-failure-rate", type=float, default=5.0, help="failed logins/s per client address")
+    ap.add_argument("--auth-failure-burst", type=int, default=20)
+    ap.add_argument("--iso-port", type=int, help="also accept ISO 8583 from acquirer hosts/terminals on this port")
+    ap.add_argument("--iso-dialect", default="ascii", choices=("ascii", "binary-bitmap"))
+    ap.add_argument("--iso-framing", default="binary2", choices=("binary2", "ascii4"))
+
+
+def _front_config(args: argparse.Namespace) -> FrontConfig:
+    from http_front.config import FrontConfig
+
+    return FrontConfig(
+        host=args.host,
+        port=args.http_port,
+        access_log=not args.no_access_log,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        auth_failure_rate=args.auth_failure_rate,
+        auth_failure_burst=args.auth_failure_burst,
+    )
 
 
 def _cmd_up(argv: Sequence[str]) -> int:
@@ -121,16 +149,22 @@ async def _open(args: argparse.Namespace, target: tuple[str, int] | None, node_i
     if target is not None:
         switch_cfg = switch_cfg.with_target(*target)
     db = DbConfig.from_env(data_dir=Path(args.data_dir))
-    return await open_runtime(RuntimeConfig(db=db, switch=switch_cfg, node_id=node_id))
+    listener = None
+    if getattr(args, "iso_port", None) is not None:
+        from switch.listener import ListenerConfig
+
+        listener = ListenerConfig(
+            host=args.host, port=args.iso_port, dialect=args.iso_dialect, framing=args.iso_framing
+        )
+    return await open_runtime(RuntimeConfig(db=db, switch=switch_cfg, node_id=node_id, listener=listener))
 
 
 async def _serve_front(
     runtime: Runtime, args: argparse.Namespace, stop: asyncio.Event, started: Callable[[], None] | None = None
 ) -> None:
-    from http_front.config import FrontConfig
     from http_front.server import serve
 
-    front = FrontConfig(host=args.host, port=args.http_port, access_log=not args.no_access_log)
+    front = _front_config(args)
     serving = asyncio.ensure_future(serve(runtime, front, stop))
     await asyncio.sleep(0.2)
     if not serving.done() and started is not None:
@@ -158,8 +192,15 @@ async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
             cmd += ["--data-dir", args.data_dir, "--log-level", args.log_level]
             cmd += ["--config", args.config] if args.config else []
             cmd += ["--no-access-log"] if args.no_access_log else []
+            for flag in ("tls_cert", "tls_key", "tls_client_ca"):
+                if getattr(args, flag) is not None:
+                    cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
+            cmd += ["--rate-limit", str(args.rate_limit), "--rate-burst", str(args.rate_burst)]
+            cmd += ["--auth-failure-rate", str(args.auth_failure_rate)]
+            cmd += ["--auth-failure-burst", str(args.auth_failure_burst)]
+            # The ISO listener stays in this process: it binds its port once.
             workers.append(subprocess.Popen(cmd, start_new_session=True))  # noqa: ASYNC220 (fork+exec, no wait)
-        base = f"http://{args.host}:{args.http_port}"
+        base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.http_port}"
         where = (
             "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded PostgreSQL in {Path(args.data_dir) / 'pg'}"
         )
@@ -173,6 +214,7 @@ async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
                         + (f" ({args.workers} worker processes)" if args.workers > 1 else ""),
                         f"  issuer simulator  {sim_host}:{sim_port} (ledger: http://{sim_host}:{args.sim_admin_port}/ledger)",
                         f"  database          {where}",
+                        *([f"  ISO listener      {args.host}:{args.iso_port}"] if args.iso_port is not None else []),
                         "demo project credentials (a new password at every start):",
                         "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
                         "authorize 9.99 USD on a test card:",
@@ -265,6 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_project(args[1:])
     if args and args[0] == "serve":
         return _cmd_serve(args[1:])
+    if args and args[0] == "reconcile":
+        from switch.reconcile import main as reconcile_main
+
+        return reconcile_main(args[1:])
+    if args and args[0] == "audit":
+        from switch.store.audit import main_audit
+
+        return main_audit(args[1:])
     if args and args[0] == "saf":
         return _cmd_saf(args[1:])
     if not args or args[0] in ("-h", "--help", "help"):

@@ -42,6 +42,26 @@ class FrontConfig:
     exchange_rates_path: Path = SCHEMAS_DIR / "exchange_rates.json"
     #: Longest ``date_from``..``date_to`` period, in days. Default 366.
     exchange_rates_max_days: int = 366
+    #: HTTPS: PEM certificate chain and private key (None: key in the cert file).
+    #: Default None: plain HTTP (loopback, or behind a TLS proxy).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: With TLS, clients must present a certificate this CA signed. Default None.
+    tls_client_ca: Path | None = None
+    #: Requests per second per project, in each worker process (token bucket).
+    #: Beyond it: 429 with ``Retry-After``. Default 1000/s with bursts of 2000; 0 = no limit.
+    rate_limit: float = 1000.0
+    rate_burst: int = 2000
+    #: Failed authentications per second per client address, in each worker:
+    #: once spent, that address gets 429 before any password check (slows
+    #: guessing). Default 5/s with bursts of 20; 0 = no limit.
+    auth_failure_rate: float = 5.0
+    auth_failure_burst: int = 20
+    #: Longest request line and header field (bytes), most header fields; a
+    #: larger request is answered 400 by the parser. Defaults 8190, 8190, 64.
+    max_line_size: int = 8190
+    max_field_size: int = 8190
+    max_headers: int = 64
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -50,3 +70,16 @@ class FrontConfig:
             raise ValueError("client_max_size must be at least 1024 bytes")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must not be negative")
+        if (self.tls_key is not None or self.tls_client_ca is not None) and self.tls_cert is None:
+            raise ValueError("tls_key and tls_client_ca need tls_cert")
+        if self.rate_limit < 0 or self.auth_failure_rate < 0:
+            raise ValueError("rates must not be negative")
+        if self.rate_burst < 1 or self.auth_failure_burst < 1:
+            raise ValueError("bursts must be at least 1")
+        if min(self.max_line_size, self.max_field_size, self.max_headers) < 1:
+            raise ValueError("header limits must be positive")
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with a certificate, else ``http``."""
+        return "https" if self.tls_cert is not None else "http"

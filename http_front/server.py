@@ -21,6 +21,7 @@ from http_front.bare import RouterPort, create_bare_app
 from http_front.config import FrontConfig
 from http_front.logs import ACCESS_LOGGER, AccessLog
 from http_front.ports import RuntimePort
+from switch.tls import server_context
 
 __all__ = ["RunningServer", "serve", "start_app", "start_bare", "start_front"]
 
@@ -53,6 +54,13 @@ async def start_app(app: web.Application, config: FrontConfig) -> RunningServer:
         access_log_class=AccessLog,
         access_log=ACCESS_LOGGER if config.access_log else None,
         shutdown_timeout=config.shutdown_timeout,
+        max_line_size=config.max_line_size,
+        max_field_size=config.max_field_size,
+        max_headers=config.max_headers,
+    )
+    # Before setup: a bad certificate path fails the start with nothing to clean up.
+    ssl_context = (
+        server_context(config.tls_cert, config.tls_key, config.tls_client_ca) if config.tls_cert is not None else None
     )
     await runner.setup()
     try:
@@ -62,6 +70,7 @@ async def start_app(app: web.Application, config: FrontConfig) -> RunningServer:
             config.port,
             backlog=config.backlog,
             reuse_port=config.reuse_port,
+            ssl_context=ssl_context,
         )
         await site.start()
     except BaseException:
@@ -81,7 +90,8 @@ async def start_bare(router: RouterPort, config: FrontConfig, **kwargs: object) 
 async def serve(runtime: RuntimePort, config: FrontConfig, stop: asyncio.Event) -> None:
     """Serve the REST front until ``stop`` is set, then shut down gracefully."""
     server = await start_front(runtime, config)
-    log.info("REST front listening on %s", ", ".join(f"{h}:{p}" for h, p in server.addresses))
+    where = ", ".join(f"{config.scheme}://{h}:{p}" for h, p in server.addresses)
+    log.info("REST front listening on %s", where)
     try:
         await stop.wait()
     finally:

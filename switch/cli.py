@@ -26,6 +26,9 @@ commands:
   up       start the whole system: PostgreSQL, the simulated issuer host, the switch and the REST front
   serve    run the switch and the REST front without the simulator (one worker of `up`)
   project  manage merchant projects: `isoswitch project add NAME`
+  reconcile  compare the switch's books with the simulator's ledger: `isoswitch reconcile --sim-admin URL`
+  saf      the store-and-forward queue of reversals: `isoswitch saf list`
+  audit    the audit log of back-office operations: `isoswitch audit list`
   switch   run the switch core alone (link pools + BIN routing) from a config file
   sim      run the simulated issuer host (acquirer_sim)
   bench    benchmarks: `isoswitch bench iso|suite|rest --help`

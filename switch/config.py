@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from switch.dialect import DIALECTS
 from switch.framing import FRAMINGS
 from switch.link import LinkConfig, UnmatchedHandler
 from switch.pool import Pool, Route, Router, RoutingTable
+from switch.tls import TlsError, client_context
 
 __all__ = ["ConfigError", "DestinationConfig", "SwitchConfig", "DEFAULT_CONFIG"]
 
@@ -29,6 +31,10 @@ _LINK_KEYS = {f.name for f in dataclasses.fields(LinkConfig)} - {"host", "port",
 _LINK_TYPES = {f.name: type(f.default) for f in dataclasses.fields(LinkConfig) if f.name in _LINK_KEYS}
 _SECTION_KEYS = {"switch": {"node_id"}, "routing": {"default"}}
 _ROUTE_KEYS = {"bins", "destination"}
+# TLS of a destination's links (switch.tls.client_context): ``tls = true`` turns it on;
+# ``ca_file`` (default: the system's CAs), ``cert_file``/``key_file`` (mutual TLS) and
+# ``server_hostname`` (default: ``host``) only apply then.
+_TLS_KEYS = {"tls": bool, "ca_file": str, "cert_file": str, "key_file": str, "server_hostname": str}
 
 
 class ConfigError(ValueError):
@@ -85,6 +91,7 @@ class SwitchConfig:
                 count = int(d.pop("links", 2))
             except (TypeError, ValueError):
                 raise ConfigError(f"{where}: links must be an integer") from None
+            ssl_context = _tls_of(d, where)
             unknown = set(d) - _LINK_KEYS
             if unknown:
                 raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -100,7 +107,8 @@ class SwitchConfig:
                 raise ConfigError(f"{where}: framing must be one of {tuple(FRAMINGS)}")
             if count < 1:
                 raise ConfigError(f"{where}: links must be at least 1")
-            dests.append(DestinationConfig(name, LinkConfig(host=host, port=port, name=name, **d), count))
+            link = LinkConfig(host=host, port=port, name=name, ssl=ssl_context, **d)
+            dests.append(DestinationConfig(name, link, count))
         names = {d.name for d in dests}
         if len(names) != len(dests):
             raise ConfigError(f"{source}: destination names must be unique")
@@ -140,3 +148,26 @@ class SwitchConfig:
             for d in self.destinations
         ]
         return Router(pools, RoutingTable(self.routes, self.default_route))
+
+
+def _tls_of(d: dict[str, Any], where: str) -> ssl.SSLContext | None:
+    """Pops the TLS keys of destination ``d``; the client context when ``tls = true``.
+
+    Files are read now, so a missing or wrong certificate fails the start, naming the key.
+    """
+    opts = {k: d.pop(k) for k in _TLS_KEYS if k in d}
+    for key, value in opts.items():
+        if not isinstance(value, _TLS_KEYS[key]):
+            raise ConfigError(f"{where}: {key} must be {_TLS_KEYS[key].__name__}")
+    if not opts.pop("tls", False):
+        if opts:
+            raise ConfigError(f"{where}: {sorted(opts)} need tls = true")
+        return None
+    if "key_file" in opts and "cert_file" not in opts:
+        raise ConfigError(f"{where}: key_file needs cert_file")
+    try:
+        return client_context(
+            opts.get("ca_file"), opts.get("cert_file"), opts.get("key_file"), opts.get("server_hostname")
+        )
+    except TlsError as e:
+        raise ConfigError(f"{where}: {e}") from None

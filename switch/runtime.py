@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from switch.config import SwitchConfig
+from switch.listener import IsoListener, ListenerConfig
 from switch.orders import OrdersService
 from switch.orders.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
 from switch.pool import Router
@@ -39,6 +40,7 @@ from switch.store import (
     Vault,
     open_database,
 )
+from switch.store.audit import AuditLog
 
 __all__ = ["Runtime", "RuntimeConfig", "open_runtime"]
 
@@ -63,6 +65,7 @@ class RuntimeConfig:
     # (see switch.orders.saf.SafConfig).
     saf: SafConfig = field(default_factory=SafConfig)
     env: Mapping[str, str] | None = None  # where the PAN key is looked up; None: os.environ
+    listener: ListenerConfig | None = None  # the ISO listener for acquirer hosts/terminals; None: not started
 
     def switch_config(self) -> SwitchConfig:
         cfg = self.switch if self.switch is not None else SwitchConfig.load(self.switch_path)
@@ -88,6 +91,8 @@ class Runtime:
     _closed: bool = False
     reversals: Reversals | None = None  # reversals and the store-and-forward worker
     late: LateResponses = field(default_factory=LateResponses)  # late responses, logged and counted
+    audit: AuditLog | None = None  # the audit log of back-office operations (switch.store.audit)
+    listener: IsoListener | None = None  # the ISO listener, when RuntimeConfig.listener asks for one
 
     @property
     def late_responses(self) -> int:
@@ -150,10 +155,32 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         except Exception:
             log.warning("recovery of pending operations failed; the worker retries", exc_info=True)
         reversals.start()
-        orders = OrdersService(router, db, writer, ids, vault, request_timeout=cfg.request_timeout, reversals=reversals)
-        runtime = Runtime(
-            cfg, db, vault, ids, writer, projects, idempotency, router, orders, stack.pop_all(), False, reversals, late
+        audit = AuditLog(writer, db.pool)
+        orders = OrdersService(
+            router, db, writer, ids, vault, request_timeout=cfg.request_timeout, reversals=reversals, audit=audit
         )
+        runtime = Runtime(
+            cfg,
+            db,
+            vault,
+            ids,
+            writer,
+            projects,
+            idempotency,
+            router,
+            orders,
+            stack,
+            False,
+            reversals,
+            late,
+            audit,
+        )
+        if cfg.listener is not None:
+            # Opened last, closed first: no ISO request is taken once what it needs starts closing.
+            runtime.listener = IsoListener(cfg.listener, orders, projects)
+            await runtime.listener.start()
+            stack.push_async_callback(runtime.listener.close, cfg.close_timeout)
+        runtime._stack = stack.pop_all()
     return runtime
 
 

@@ -378,3 +378,46 @@ class OrderRepo:
                 limit,
             )
         return [_operation_from(r) for r in rows], int(total)
+
+    # -- the ISO listener's peers (010_iso_peer_refs.sql) --------------------------
+
+    async def add_peer_ref(
+        self,
+        project_id: int,
+        peer: tuple[str, str, str, str],
+        rrn: str | None,
+        order_id: str,
+        operation_id: int,
+    ) -> bool:
+        """Record that the peer's request ``(DE 41, MTI, DE 11, DE 7)`` is this operation; False for a repeat."""
+        status = await self._pool.execute(
+            "INSERT INTO iso_peer_refs (project_id, terminal_id, mti, stan, transmission_time, rrn, order_id,"
+            " operation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            project_id,
+            *peer,
+            rrn,
+            order_id,
+            operation_id,
+        )
+        return bool(status == "INSERT 0 1")
+
+    async def peer_ref(self, project_id: int, peer: tuple[str, str, str, str]) -> tuple[str, int] | None:
+        """(order id, operation id) the peer's request ``(DE 41, MTI, DE 11, DE 7)`` became."""
+        row = await self._pool.fetchrow(
+            "SELECT order_id, operation_id FROM iso_peer_refs WHERE project_id = $1 AND terminal_id = $2"
+            " AND mti = $3 AND stan = $4 AND transmission_time = $5",
+            project_id,
+            *peer,
+        )
+        return None if row is None else (row["order_id"], row["operation_id"])
+
+    async def peer_ref_by_rrn(self, project_id: int, terminal_id: str, rrn: str) -> tuple[str, int] | None:
+        """The newest 0100/0200 of the peer's terminal with DE 37 ``rrn``."""
+        row = await self._pool.fetchrow(
+            "SELECT order_id, operation_id FROM iso_peer_refs WHERE project_id = $1 AND terminal_id = $2"
+            " AND rrn = $3 AND mti IN ('0100', '0200') ORDER BY created DESC LIMIT 1",
+            project_id,
+            terminal_id,
+            rrn,
+        )
+        return None if row is None else (row["order_id"], row["operation_id"])

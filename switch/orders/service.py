@@ -51,6 +51,7 @@ host answers.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -59,8 +60,9 @@ import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
+from switch import messages
 from switch.codec import EncodeError, Message
 from switch.errors import (
     DestinationUnavailable,
@@ -95,6 +97,7 @@ from switch.orders.repo import OrderRepo, Writer
 from switch.orders.saf import REVERSIBLE, Reversals
 from switch.orders.status import allowed, cancel_action
 from switch.redact import mask_pan
+from switch.store.audit import SOURCE, AuditLog, AuditNote
 from switch.store.errors import SequenceExhausted, VaultError
 from switch.store.projects import Project, ProjectSettings
 from switch.translate import (
@@ -116,11 +119,56 @@ from switch.translate import (
 )
 from switch.translate import Operation as IsoOperation
 
-__all__ = ["OrderError", "OrderNotFound", "OrdersService", "Page"]
+__all__ = ["IsoResult", "OrderError", "OrderNotFound", "OrdersService", "Page"]
 
 log = logging.getLogger("isoswitch.orders")
 
 T = TypeVar("T")
+
+# The audit note of the back-office call running in this task (and in the
+# shielded exchange it starts): set by ``_audited``, filled by ``_perform``.
+_NOTE: contextvars.ContextVar[AuditNote | None] = contextvars.ContextVar("isoswitch_audit_note", default=None)
+
+_Call = TypeVar("_Call", bound=Callable[..., Coroutine[Any, Any, Order]])
+
+
+def _audited(action: str) -> Callable[[_Call], _Call]:
+    """One ``audit_log`` row per call of the decorated method (see :mod:`switch.store.audit`).
+
+    Written with the operation's result when the call made one (``_exchange``),
+    else here, before the caller gets its answer or error.
+    """
+
+    def wrap(method: _Call) -> _Call:
+        @functools.wraps(method)
+        async def call(self: OrdersService, project: Project, order_id: str | None, *args: Any, **kw: Any) -> Order:
+            audit = self._audit
+            if audit is None:
+                return await method(self, project, order_id, *args, **kw)
+            note = AuditNote(action, project.id, project.login, order_id, SOURCE.get())
+            token = _NOTE.set(note)
+            result, message = "success", None
+            try:
+                return await method(self, project, order_id, *args, **kw)
+            except OrderError as e:
+                result, message = e.failure_type, e.message
+                raise
+            except asyncio.CancelledError:
+                # Nothing to record unless an operation started, and that one's exchange records it.
+                note.written = True
+                raise
+            except Exception:
+                result, message = "error", "Internal error"
+                raise
+            finally:
+                _NOTE.reset(token)
+                if not note.written:
+                    note.written = True
+                    await self._record(note.entry(result, message))
+
+        return cast(_Call, call)
+
+    return wrap
 
 
 class _Router(Protocol):
@@ -162,6 +210,48 @@ class Page(Generic[T]):
         return self.page > 1
 
 
+@dataclass(frozen=True, slots=True)
+class IsoResult:
+    """What a request from the ISO listener became (:meth:`OrdersService.iso_start` / ``iso_follow_up``).
+
+    ``response`` is the host's answer to pass back (None when the host did not
+    answer or was not asked); ``code`` is then the DE 39 to answer with:
+    91 nothing sent (no route, no ready link, busy), 68 sent but not answered
+    (timeout, lost link: reversed by store-and-forward), 25 original not
+    found, 12 not allowed in the order's state, 13/14/30 bad amount/PAN/field,
+    94 a repeat of a request still in progress, 00 a reversal with nothing
+    left to reverse (the order holds no funds: answered without the host).
+    """
+
+    order_id: str | None
+    code: str | None = None
+    response: Message | None = None
+
+
+# The peer's identity fields: restamped on what the host gets, restored on what the peer gets.
+ISO_RESTAMPED = frozenset({"7", "11", "37"})
+# Never forwarded nor echoed as received: the bitmaps (the codec rebuilds them) and the peer's MAC.
+_ISO_DROPPED = frozenset({"p", "1", "64", "128"})
+_ISO_NOTHING_HELD = frozenset({OrderStatus.REVERSED, OrderStatus.DECLINED, OrderStatus.FRAUD, OrderStatus.ERROR})
+
+
+def _peer_key(msg: Mapping[str, str]) -> tuple[str, str, str, str]:
+    """The peer's name for its request: DE 41 (right-trimmed), MTI, DE 11, DE 7."""
+    return (msg.get("41", "").rstrip(), msg["t"], msg.get("11", ""), msg.get("7", ""))
+
+
+def _iso_card(msg: Mapping[str, str]) -> Card:
+    expiry = msg.get("14")
+    if expiry is not None and len(expiry) == 4 and expiry.isdigit():
+        return Card(msg.get("2", ""), expiry_month=int(expiry[2:]), expiry_year=2000 + int(expiry[:2]))
+    return Card(msg.get("2", ""))
+
+
+def _iso_amount(msg: Mapping[str, str]) -> int | None:
+    raw = msg.get("4", "")
+    return int(raw) if len(raw) == 12 and raw.isascii() and raw.isdigit() else None
+
+
 class _Sent(enum.Enum):
     ANSWERED = "answered"
     UNKNOWN = "unknown"  # sent, no answer: timeout or lost link
@@ -173,6 +263,7 @@ class _Outcome:
     sent: _Sent
     result: Result | None = None
     reason: str = ""  # when not answered: why, for iso_message and failure_message
+    response: Message | None = None  # the host's answer as received (the ISO listener maps it back)
 
     @property
     def approved(self) -> bool:
@@ -211,13 +302,15 @@ class OrdersService:
         clock: Callable[[], datetime] = _utcnow,
         request_timeout: float | None = None,
         reversals: Reversals | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         """``request_timeout`` overrides the links' own timeout (seconds) for every request.
 
         With ``reversals`` (the runtime always gives one) each intent carries
         its reserved STAN, destination and owner, and an unknown outcome is
         reversed (:mod:`switch.orders.saf`); without, DE 11 is the link's and
-        nothing is reversed (unit tests of the bare path).
+        nothing is reversed (unit tests of the bare path). With ``audit``, every
+        back-office call (charge, reverse, refund, cancel, credit, rebill) is logged.
         """
         self._router = router
         self._repo = OrderRepo(db.pool, writer)
@@ -226,6 +319,7 @@ class OrdersService:
         self._clock = clock
         self._timeout = request_timeout
         self._reversals = reversals
+        self._audit = audit
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # -- reads ---------------------------------------------------------------
@@ -294,6 +388,7 @@ class OrdersService:
             await self._capture(project, order, amount)
         return order
 
+    @_audited("rebill")
     async def rebill(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
         """``POST /orders/:id/rebill``: a new order on the parent's stored card, merchant-initiated.
 
@@ -348,6 +443,7 @@ class OrdersService:
             await self._capture(project, order, amount)
         return order
 
+    @_audited("credit")
     async def credit(self, project: Project, order_id: str | None, body: Mapping[str, Any]) -> Order:
         """OCT (0200, processing code 26) as a new order in status ``credited``.
 
@@ -404,6 +500,7 @@ class OrdersService:
 
     # -- operations on an order ----------------------------------------------
 
+    @_audited("charge")
     async def charge(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
         """``PUT /orders/:id/charge``: the whole authorization, or ``amount`` of it (0220, ARN)."""
         async with self._lock(order_id):
@@ -418,6 +515,7 @@ class OrdersService:
             await self._capture(project, order, amount)
             return order
 
+    @_audited("reverse")
     async def reverse(self, project: Project, order_id: str, body: Mapping[str, Any] | None = None) -> Order:
         """``PUT /orders/:id/reverse``: release the authorization (0400 of the 0100)."""
         async with self._lock(order_id):
@@ -426,6 +524,7 @@ class OrdersService:
             await self._reverse(project, order)
             return order
 
+    @_audited("refund")
     async def refund(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
         """``PUT /orders/:id/refund``: all that is left, or ``amount``; repeatable while charged > refunded."""
         async with self._lock(order_id):
@@ -434,6 +533,7 @@ class OrdersService:
             await self._refund(project, order, body)
             return order
 
+    @_audited("cancel")
     async def cancel(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
         """``PUT /orders/:id/cancel``: a reverse when authorized, a refund (of ``amount``) when charged/refunded."""
         async with self._lock(order_id):
@@ -449,6 +549,178 @@ class OrdersService:
                     "rejected", f"Operation cancel is not allowed in status {order.status.value}", order_id=order.id
                 )
             return order
+
+    # -- ISO 8583 requests from the listener (switch.listener) ----------------
+
+    async def iso_start(self, project: Project, msg: Message) -> IsoResult:
+        """A peer's 0100 (authorize), 0200/000000 (sale) or 0200/260000 (credit): a new order, source ``iso``.
+
+        The host gets the peer's fields with our DE 37 (a new RRN), DE 7 (now)
+        and DE 11 (the destination's STAN space); CVV2 (DE 120) is forwarded,
+        never stored. The peer's DE 37 becomes the order's
+        ``merchant_order_id``. A repeat (same DE 41, MTI, DE 11, DE 7) is
+        answered from the first one's outcome and has no second effect.
+        """
+        mti, code = msg["t"], msg.get("3", "000000")
+        if mti == "0100":
+            kind = OperationType.AUTHORIZE
+        elif mti == "0200" and code[:2] == "00":
+            kind = OperationType.CHARGE
+        elif mti == "0200" and code[:2] == "26":
+            kind = OperationType.CREDIT
+        else:
+            return IsoResult(None, "12")
+        try:
+            card = _iso_card(msg)
+        except TranslationError:
+            return IsoResult(None, "14")
+        amount = _iso_amount(msg)
+        if amount is None:
+            return IsoResult(None, "13")
+        try:
+            cur = currency(msg.get("49", ""))
+        except TranslationError:
+            return IsoResult(None, "30")
+        now = self._clock()
+        order_id = await self._take(self._ids.order_id)
+        rrn = await self._take(lambda: self._ids.rrn(now))
+        repeat = await self._iso_claim(project, msg, order_id, 1)
+        if repeat is not None:
+            return repeat
+        out = {k: v for k, v in msg.items() if k not in _ISO_DROPPED}
+        out["7"] = messages.de7(now.timestamp())
+        out["37"] = rrn
+        out.pop("11", None)  # reserved from the destination (or stamped by the link)
+        order = self._new_order(project, order_id, card, amount, cur, now, rrn=rrn, recurring=False, source=Source.ISO)
+        order.initial_rrn = rrn
+        order.merchant_order_id = msg.get("37")
+        order.descriptor = msg.get("43", "").strip() or project.settings.descriptor
+
+        def sold(op: Operation) -> None:
+            order.amount_charged = amount
+            order.status = OrderStatus.CHARGED
+
+        outcome = await self._perform_outcome(
+            project,
+            order,
+            kind,
+            amount,
+            out,
+            now,
+            creates=True,
+            on_success=sold if kind is OperationType.CHARGE else None,
+            arn=kind is OperationType.CHARGE,
+        )
+        return self._iso_result(order.id, outcome)
+
+    async def iso_follow_up(self, project: Project, msg: Message) -> IsoResult:
+        """A peer's 0220 (capture), 0400/0420/0421 (reversal) or 0200/200000 (refund) of an order it started.
+
+        The original is found by DE 41 + DE 90 (the peer's original MTI,
+        STAN, DE 7) or, without DE 90, DE 41 + DE 37. The host gets our own
+        message about our own original (our DE 90, RRN, auth code).
+        """
+        mti = msg["t"]
+        terminal = msg.get("41", "").rstrip()
+        de90 = msg.get("90", "")
+        found = None
+        if len(de90) >= 20:
+            found = await self._repo.peer_ref(project.id, (terminal, de90[:4], de90[4:10], de90[10:20]))
+        elif msg.get("37"):
+            found = await self._repo.peer_ref_by_rrn(project.id, terminal, msg["37"])
+        if found is None:
+            return IsoResult(None, "25")
+        order_id, original_id = found
+        async with self._lock(order_id):
+            order = await self._repo.get(project.id, order_id)
+            original = None if order is None else next((o for o in order.operations if o.id == original_id), None)
+            if order is None or original is None:
+                return IsoResult(None, "25")
+            if any(op.status is OperationStatus.PENDING for op in order.operations):
+                return IsoResult(order.id, "91")  # the original is still in flight: the peer repeats later
+            amount = _iso_amount(msg)
+            if mti in ("0400", "0420", "0421"):
+                if order.status in _ISO_NOTHING_HELD:
+                    return IsoResult(order.id, "00")
+                if original.status is not OperationStatus.SUCCESS or not (
+                    (original.type is OperationType.AUTHORIZE and order.status is OrderStatus.AUTHORIZED)
+                    or (original.type is OperationType.CHARGE and order.amount_refunded == 0)
+                ):
+                    return IsoResult(order.id, "12")
+                kind, op_amount, make = OperationType.REVERSE, original.amount, "reverse"
+            elif mti == "0220":
+                if not allowed(order.status, "charge") or original.type is not OperationType.AUTHORIZE:
+                    return IsoResult(order.id, "12")
+                if amount is None or not 0 < amount <= order.amount - order.amount_charged:
+                    return IsoResult(order.id, "13")
+                kind, op_amount, make = OperationType.CHARGE, amount, "capture"
+            else:
+                capture = order.last(OperationType.CHARGE)
+                if capture is None or not allowed(order.status, "refund"):
+                    return IsoResult(order.id, "12")
+                if amount is None or not 0 < amount <= order.amount_charged - order.amount_refunded:
+                    return IsoResult(order.id, "13")
+                original, kind, op_amount, make = capture, OperationType.REFUND, amount, "refund"
+            repeat = await self._iso_claim(project, msg, order.id, len(order.operations) + 1)
+            if repeat is not None:
+                return repeat
+            card = self._card(order)
+            merchant = self._merchant_of(project, original)
+            now = self._clock()
+            ref = original.original_ref()
+            if make == "capture":
+                out = self._translate(lambda: Capture(merchant=merchant, card=card, original=ref, amount=amount), now)
+            elif make == "reverse":
+                out = self._translate(lambda: Reversal(merchant=merchant, card=card, original=ref), now)
+            else:
+                rrn = await self._take(lambda: self._ids.rrn(now))
+                cur = currency(order.currency)
+                out = self._translate(
+                    lambda: Refund(merchant=merchant, card=card, amount=op_amount, currency=cur, rrn=rrn, original=ref),
+                    now,
+                )
+            out["32"] = ref.acquirer_id  # the original's DE 32, as the peer sent it
+
+            def done(op: Operation) -> None:
+                if make == "capture":
+                    order.amount_charged += op_amount
+                    order.status = OrderStatus.CHARGED
+                elif make == "reverse":
+                    order.status = OrderStatus.REVERSED
+                    if original.type is OperationType.CHARGE:
+                        order.amount_charged = 0
+                else:
+                    order.amount_refunded += op_amount
+                    order.status = OrderStatus.REFUNDED
+
+            released = original.cashflow.reserve if make == "reverse" and original.cashflow is not None else 0
+            outcome = await self._perform_outcome(
+                project, order, kind, op_amount, out, now, on_success=done, arn=make != "reverse", released=released
+            )
+            return self._iso_result(order.id, outcome)
+
+    async def _iso_claim(self, project: Project, msg: Message, order_id: str, operation_id: int) -> IsoResult | None:
+        """None for a new request; for a repeat, the answer the first one got (94 while it is in flight)."""
+        key = _peer_key(msg)
+        if await self._repo.add_peer_ref(project.id, key, msg.get("37"), order_id, operation_id):
+            return None
+        found = await self._repo.peer_ref(project.id, key)
+        order = None if found is None else await self._repo.get(project.id, found[0])
+        op = None if order is None else next((o for o in order.operations if o.id == found[1]), None)  # type: ignore[index]
+        if order is None or op is None or op.status is OperationStatus.PENDING:
+            return IsoResult(None if order is None else order.id, "94")
+        if op.iso_response_code is None:
+            return IsoResult(order.id, "68" if op.status is OperationStatus.ERROR else "96")
+        response: Message = {"39": op.iso_response_code}
+        if op.auth_code:
+            response["38"] = op.auth_code
+        return IsoResult(order.id, None, response)
+
+    @staticmethod
+    def _iso_result(order_id: str, outcome: _Outcome) -> IsoResult:
+        if outcome.response is not None:
+            return IsoResult(order_id, None, outcome.response)
+        return IsoResult(order_id, "68" if outcome.sent is _Sent.UNKNOWN else "91")
 
     # -- the steps -----------------------------------------------------------
 
@@ -531,6 +803,28 @@ class OrdersService:
         released: int = 0,
     ) -> None:
         """Intent, exchange, result (module doc); raises :class:`OrderError` unless approved."""
+        outcome = await self._perform_outcome(
+            project, order, kind, amount, msg, now, creates=creates, on_success=on_success, arn=arn, released=released
+        )
+        if outcome.approved:
+            return
+        raise self._failure(order, outcome)
+
+    async def _perform_outcome(
+        self,
+        project: Project,
+        order: Order,
+        kind: OperationType,
+        amount: int,
+        msg: Message,
+        now: datetime,
+        *,
+        creates: bool = False,
+        on_success: Callable[[Operation], None] | None = None,
+        arn: bool = False,
+        released: int = 0,
+    ) -> _Outcome:
+        """:meth:`_perform` without the raise: the outcome, approved or not (the ISO listener answers with it)."""
         if not creates:
             self._require_idle(order)
         op = Operation(
@@ -553,13 +847,19 @@ class OrdersService:
             # DE 11 before the intent: a crash between send and result still knows what to reverse.
             op.stan, op.destination = self._reversals.prepare(msg)
             op.owner = self._reversals.owner
-        exchange = self._exchange(project, order, op, msg, creates, on_success, arn, released)
+        note = _NOTE.get()
+        if note is not None and not note.written and note.operation_id is None:
+            # The first operation of the call is the one audited (a rebill's authorization, not its auto-charge).
+            if creates:
+                note.new_order_id = order.id
+                note.order_id = note.order_id or order.id
+            note.operation_id, note.amount, note.currency = op.id, amount, order.currency
+        else:
+            note = None
+        exchange = self._exchange(project, order, op, msg, creates, on_success, arn, released, note)
         if self._reversals is not None:
             exchange = self._reversals.working(op.order_id, op.id, exchange)
-        outcome = await _shielded(exchange)
-        if outcome.approved:
-            return
-        raise self._failure(order, outcome)
+        return await _shielded(exchange)
 
     async def _exchange(
         self,
@@ -571,6 +871,7 @@ class OrdersService:
         on_success: Callable[[Operation], None] | None,
         arn: bool,
         released: int,
+        note: AuditNote | None = None,
     ) -> _Outcome:
         if creates:
             await self._repo.create(order, op)
@@ -624,7 +925,14 @@ class OrdersService:
         op.updated = now
         order.updated = now
         order.version += 1
-        await self._repo.finish(order, op)
+        if note is None:
+            await self._repo.finish(order, op)
+        else:
+            # Queued together: one batch, so the row commits with the result it describes.
+            failure = None if outcome.approved else self._failure(order, outcome)
+            note.written = True
+            entry = note.entry("success") if failure is None else note.entry(failure.failure_type, failure.message)
+            await asyncio.gather(self._repo.finish(order, op), self._record(entry))
         if reversals is not None and saf_id is not None:
             reversals.reverse_soon(saf_id, op.destination, msg, op.currency)
         if log.isEnabledFor(logging.INFO):  # one per operation: skip building the record when INFO is off
@@ -655,7 +963,7 @@ class OrdersService:
             # translate checks every field first; reaching this is our bug, not the merchant's input
             log.exception("request could not be encoded")
             return _Outcome(_Sent.NOT_SENT, reason="Request could not be encoded")
-        return _Outcome(_Sent.ANSWERED, interpret(resp))
+        return _Outcome(_Sent.ANSWERED, interpret(resp), response=resp)
 
     def _failure(self, order: Order, outcome: _Outcome) -> OrderError:
         result = outcome.result
@@ -667,6 +975,19 @@ class OrdersService:
         return OrderError("error", message, order_id=order.id)
 
     # -- helpers ---------------------------------------------------------------
+
+    async def _record(self, entry: Any) -> None:
+        """Write an audit entry; a failure is logged, never turned into the caller's error.
+
+        The operation it describes has happened: failing the answer would
+        make the merchant retry something already done.
+        """
+        if self._audit is None:
+            return
+        try:
+            await asyncio.shield(self._audit.record(entry))
+        except Exception:
+            log.error("audit entry not written", extra={"action": entry.action, "order_id": entry.order_id})
 
     def _lock(self, order_id: str) -> asyncio.Lock:
         lock = self._locks.get(order_id)
@@ -727,6 +1048,7 @@ class OrdersService:
         *,
         rrn: str,
         recurring: bool,
+        source: Source = Source.REST,
     ) -> Order:
         info = describe(card.pan)
         key_id, blob = self._vault.seal(_seal_text(card), order_id.encode())
@@ -750,7 +1072,7 @@ class OrdersService:
             expiry_year=2000 + int(expiry[:2]) if expiry else None,
             issuer=info.issuer,
             recurring=recurring,
-            source=Source.REST,
+            source=source,
         )
 
     @staticmethod
