@@ -379,7 +379,7 @@ class OrderRepo:
             )
         return [_operation_from(r) for r in rows], int(total)
 
-    # -- the ISO listener's peers (010_iso_peer_refs.sql) --------------------------
+    # -- the ISO listener's peers (004_iso_peer_refs.sql) --------------------------
 
     async def add_peer_ref(
         self,
