@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -73,6 +74,9 @@ def _serving_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--iso-port", type=int, help="also accept ISO 8583 from acquirer hosts/terminals on this port")
     ap.add_argument("--iso-dialect", default="ascii", choices=("ascii", "binary-bitmap"))
     ap.add_argument("--iso-framing", default="binary2", choices=("binary2", "ascii4"))
+    ap.add_argument("--iso-tls-cert", type=Path, help="PEM certificate (chain): the ISO listener speaks TLS")
+    ap.add_argument("--iso-tls-key", type=Path, help="PEM private key of --iso-tls-cert (if not in the same file)")
+    ap.add_argument("--iso-tls-client-ca", type=Path, help="PEM CA: ISO peers must present certificates signed by it")
 
 
 def _front_config(args: argparse.Namespace) -> FrontConfig:
@@ -106,6 +110,7 @@ def _cmd_up(argv: Sequence[str]) -> int:
         "--workers", type=int, default=1, help="processes serving the REST port together (SO_REUSEPORT); default 1"
     )
     args = ap.parse_args(argv)
+    _check_iso_tls(ap, args)
     if not 1 <= args.workers <= 9:
         ap.error("--workers must be 1..9 (each takes a node id)")
     setup_logging(args.log_level)
@@ -126,6 +131,7 @@ def _cmd_serve(argv: Sequence[str]) -> int:
     ap.add_argument("--target", type=hostport, help="point every destination at HOST:PORT")
     ap.add_argument("--node-id", type=int, help="0..9, overrides the config's (each process needs its own)")
     args = ap.parse_args(argv)
+    _check_iso_tls(ap, args)
     setup_logging(args.log_level)
 
     async def run() -> int:
@@ -154,9 +160,33 @@ async def _open(args: argparse.Namespace, target: tuple[str, int] | None, node_i
         from switch.listener import ListenerConfig
 
         listener = ListenerConfig(
-            host=args.host, port=args.iso_port, dialect=args.iso_dialect, framing=args.iso_framing
+            host=args.host,
+            port=args.iso_port,
+            dialect=args.iso_dialect,
+            framing=args.iso_framing,
+            ssl=_iso_tls(args),
         )
     return await open_runtime(RuntimeConfig(db=db, switch=switch_cfg, node_id=node_id, listener=listener))
+
+
+def _iso_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The ISO listener's TLS context from ``--iso-tls-*`` (None: plain TCP)."""
+    cert, key, client_ca = args.iso_tls_cert, args.iso_tls_key, args.iso_tls_client_ca
+    if cert is None:
+        if key is not None or client_ca is not None:
+            raise ValueError("--iso-tls-key and --iso-tls-client-ca need --iso-tls-cert")
+        return None
+    from switch.tls import server_context
+
+    return server_context(cert, key, client_ca)
+
+
+def _check_iso_tls(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fail at once (usage error, exit 2) on ``--iso-tls-*`` that cannot make a context."""
+    try:
+        _iso_tls(args)
+    except ValueError as e:  # TlsError names the file, never key material
+        ap.error(str(e))
 
 
 async def _serve_front(

@@ -22,10 +22,12 @@ An asyncio ``Protocol`` server speaking the links' dialects and framings
 - **Errors.** Nothing sent (no route, no ready link): ``91``. Sent but no
   answer (timeout, lost link; the switch reverses it): ``68``. See
   :class:`switch.orders.service.IsoResult` for the rest (25, 12, 13, 14, 94).
-- **Garbage.** A framing error, or a frame whose MTI is not even readable,
-  closes that connection only. A frame with a readable request MTI that does
-  not decode is answered ``30`` (format error) with whatever DE 11 and DE 41
-  could be read.
+- **Garbage.** A framing error, or a frame whose MTI is not even readable
+  (or has no response MTI: function digit 9), closes that connection only.
+  A frame with a readable request MTI that does not decode, or whose fields
+  hold control characters (NUL, CR, ...: no ISO field of ours may, and
+  PostgreSQL refuses NUL), is answered ``30`` (format error) with whatever
+  DE 11 and DE 41 could be read.
 - **MAC.** A peer listed in ``ListenerConfig.peers`` (by DE 41) must MAC
   every message (:mod:`switch.listener_mac`: AES-CMAC in DE 64/128); a
   missing or wrong MAC is answered ``63`` and nothing is forwarded. Every
@@ -336,22 +338,30 @@ class _Connection(asyncio.Protocol):
             try:
                 msg = codec.decode(frame)
             except DecodeError as e:
-                if not self._malformed(frame, e):
+                if not self._malformed(frame, e.field):
+                    return
+                continue
+            if not _answerable(peek_mti(frame)):
+                self._garbage("unanswerable MTI")
+                return
+            bad = _control_field(msg)
+            if bad is not None:
+                if not self._malformed(frame, bad):
                     return
                 continue
             lst._spawn(self, msg, frame)
 
-    def _malformed(self, frame: bytes, err: DecodeError) -> bool:
+    def _malformed(self, frame: bytes, field: str) -> bool:
         """Answer 30 to a request whose MTI is readable; False (connection closed) when it is not."""
         mti = peek_mti(frame)
-        if mti is None or not mti.startswith("0"):
-            self._garbage(f"unreadable message ({err.field})")
+        if mti is None or not mti.startswith("0") or not _answerable(mti):
+            self._garbage(f"unreadable message ({field})")
             return False
         if is_response(mti):
             return True  # nothing is owed to a garbled response
         lst = self.listener
         lst.stats.format_errors += 1
-        log.info("undecodable %s answered 30 (field %s)", mti, err.field)
+        log.info("malformed %s answered 30 (field %s)", mti, field)
         reply: Message = {"t": response_mti(mti), "39": "30"}
         reply.update(_salvage(lst.dialect.codec.spec, frame))
         self.send(reply)
@@ -400,6 +410,19 @@ class _Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _answerable(mti: str | None) -> bool:
+    """Whether a response MTI exists for ``mti``: four digits, function digit not 9 (0190 -> no 01A0)."""
+    return mti is not None and mti[2] != "9"
+
+
+def _control_field(msg: Mapping[str, str]) -> str | None:
+    """The first field holding a control character (C0 or DEL), or None."""
+    for k, v in msg.items():
+        if not v.isprintable():  # the codec decodes ASCII: only C0 and DEL are not printable
+            return k
+    return None
 
 
 def _echo(req: Mapping[str, str]) -> Message:

@@ -97,8 +97,9 @@ class IsoClient:
 class MessageFactory:
     """Well-formed requests per MESSAGES.md, each with a fresh STAN and DE 7."""
 
-    def __init__(self, terminal: str = "TERM0001", stan_start: int = 1) -> None:
+    def __init__(self, terminal: str = "TERM0001", stan_start: int = 1, merchant: str = "MERCHANT0000001") -> None:
         self.terminal = terminal
+        self.merchant = merchant
         self._stan = itertools.count(stan_start)
         self._rrn = itertools.count(1)
         self._tick = itertools.count()
@@ -141,7 +142,7 @@ class MessageFactory:
             "32": "12345678901",
             "37": f"51234500{next(self._rrn):04d}",
             "41": self.terminal,
-            "42": "MERCHANT0000001",
+            "42": self.merchant,
             "43": "EXAMPLE.COM/12345".ljust(40),
             "49": currency,
         }
@@ -175,7 +176,7 @@ class MessageFactory:
             "32": original.get("32", "12345678901"),
             "37": original["37"],
             "41": original["41"],
-            "42": original.get("42", "MERCHANT0000001"),
+            "42": original.get("42", self.merchant),
             "49": original.get("49", "840"),
         }
         if use_de90:

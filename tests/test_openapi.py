@@ -171,7 +171,10 @@ class _Rig:
             terminal_id="TERM0001", merchant_id="MERCHANT0000001", descriptor="TESTMERCH/TERM", fee_rate=Decimal(3)
         )
         _, password = await runtime.projects.create("project", shop)
-        self.runner = web.AppRunner(create_app(runtime, FrontConfig(port=0)), access_log=None)
+        # Rate limits off: schemathesis sends hundreds of unauthenticated requests from one
+        # address, which the failed-login limit would otherwise answer 429 from then on.
+        front = FrontConfig(port=0, rate_limit=0, auth_failure_rate=0)
+        self.runner = web.AppRunner(create_app(runtime, front), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()

@@ -240,6 +240,19 @@ def _peer_key(msg: Mapping[str, str]) -> tuple[str, str, str, str]:
     return (msg.get("41", "").rstrip(), msg["t"], msg.get("11", ""), msg.get("7", ""))
 
 
+def _iso_identity_ok(msg: Mapping[str, str]) -> bool:
+    """Whether the peer's fields an original keeps for its follow-ups are well formed: DE 3 (6 digits), DE 32 (1-11)."""
+    code, acquirer = msg.get("3", "000000"), msg.get("32", "0")
+    return (
+        len(code) == 6
+        and code.isascii()
+        and code.isdigit()
+        and 0 < len(acquirer) <= 11
+        and acquirer.isascii()
+        and acquirer.isdigit()
+    )
+
+
 def _iso_card(msg: Mapping[str, str]) -> Card:
     expiry = msg.get("14")
     if expiry is not None and len(expiry) == 4 and expiry.isdigit():
@@ -570,6 +583,8 @@ class OrdersService:
             kind = OperationType.CREDIT
         else:
             return IsoResult(None, "12")
+        if not _iso_identity_ok(msg):
+            return IsoResult(None, "30")  # a follow-up could not refer to it (DE 90, DE 32, DE 3)
         try:
             card = _iso_card(msg)
         except TranslationError:

@@ -1,8 +1,10 @@
 """A seeded ISO 8583 frame fuzzer that attacks a server over real TCP on 127.0.0.1.
 
-The target is a separate process (``python -m acquirer_sim``, later the ISO
-listener): a crash is then the process dying or refusing connections, and
-its memory is its own RSS, not the test runner's.
+The target is a separate process: ``python -m acquirer_sim`` (:func:`start_sim`),
+or the ISO listener of ``isoswitch serve --iso-port`` routed to such a sim,
+with its embedded PostgreSQL (:func:`start_listener`). A crash is then the
+process dying or refusing connections, and its memory is its own RSS, not
+the test runner's.
 
 How a campaign runs:
 
@@ -19,6 +21,10 @@ How a campaign runs:
   0100 for 4111 1111 1111 1111 every ``control_every`` frames and checks the
   answers (0810/0110, DE 39 = 00, DE 11 echoed).
 
+Against the listener the valid requests (and so most mutated ones) and the
+control's carry the DE 41/42 of a real project, so they go the whole way:
+orders service, PostgreSQL, the sim, the answer mapped back.
+
 Everything is drawn from one ``random.Random(seed)`` per stream, so a run is
 reproducible from its seed (timing aside).
 """
@@ -28,10 +34,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import random
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,8 +53,9 @@ from sim_helpers import MessageFactory
 
 from switch.codec import DecodeError, Message, peek_mti
 from switch.dialect import Dialect
+from switch.store.projects import ProjectSettings
 
-__all__ = ["FuzzReport", "Mutator", "Target", "run_campaign", "start_sim"]
+__all__ = ["FuzzReport", "Mutator", "Target", "run_campaign", "start_listener", "start_sim"]
 
 _HEX = b"0123456789ABCDEF"
 _DIGITS = b"0123456789"
@@ -62,10 +72,12 @@ class Mutator:
     True
     """
 
-    def __init__(self, dialect: Dialect, seed: int, terminal: str = "FUZZ0001") -> None:
+    def __init__(
+        self, dialect: Dialect, seed: int, terminal: str = "FUZZ0001", merchant: str = "MERCHANT0000001"
+    ) -> None:
         self.dialect = dialect
         self.rng = random.Random(seed)
-        self._factory = MessageFactory(terminal=terminal, stan_start=1 + seed % 1000 * 1000)
+        self._factory = MessageFactory(terminal=terminal, stan_start=1 + seed % 1000 * 1000, merchant=merchant)
         self._binary_bitmap = dialect.name != "ascii"
         self._valid: list[bytes] = [self._valid_body() for _ in range(64)]
         self._ops: list[Callable[[bytes], bytes]] = [
@@ -201,13 +213,24 @@ class Mutator:
 
 @dataclass
 class Target:
-    """A server process under test: where it listens, its pid, its log file."""
+    """A server process under test: where it listens, its pid, its log file.
+
+    ``ids``: the (DE 41, DE 42) the valid and control requests carry (None:
+    the sim's, which answers any). ``strict_mti``: the target hangs up on an
+    undecodable frame whose MTI does not start with ``0`` too (the listener),
+    not only on one with no readable MTI (the sim). ``companions`` are stopped
+    after it, and ``workdir`` removed.
+    """
 
     name: str
     proc: subprocess.Popen[bytes]
     address: tuple[str, int]
     log_path: Path
     dialect: Dialect
+    ids: tuple[str, str] | None = None
+    strict_mti: bool = False
+    companions: list[Target] = field(default_factory=list)
+    workdir: Path | None = None
 
     def rss(self) -> int:
         return int(psutil.Process(self.proc.pid).memory_info().rss)
@@ -222,15 +245,22 @@ class Target:
         return [line for line in text.splitlines() if pat.search(line)]
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        """SIGTERM (SIGKILL after ``timeout``), then the companions; the target's exit status."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+        finally:
+            for c in self.companions:
+                c.stop(timeout)
+            if self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
         return self.proc.returncode
 
 
@@ -271,6 +301,105 @@ def start_sim(log_path: Path, *, dialect: str = "ascii", framing: str = "binary2
         proc.wait()
         raise RuntimeError(f"sim did not start: {line!r}; log: {log_path.read_text(errors='replace')[-2000:]}")
     return Target("acquirer_sim", proc, (m[1], int(m[2])), log_path, Dialect.named(dialect, framing))
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _approved(address: tuple[str, int], dialect: Dialect, req: Message) -> bool:
+    """Whether ``req`` sent alone on a fresh connection is answered with DE 39 = 00."""
+    try:
+        with socket.create_connection(address, timeout=5) as sock:
+            sock.sendall(dialect.framing.pack(dialect.codec.encode(req)))
+            buf = b""
+            while len(buf) < dialect.framing.header_len or len(
+                buf
+            ) < dialect.framing.header_len + dialect.framing.length(buf[: dialect.framing.header_len]):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return False
+                buf += chunk
+        resp = dialect.codec.decode(buf[dialect.framing.header_len :])
+    except (OSError, DecodeError):
+        return False
+    return resp.get("39") == "00"
+
+
+def start_listener(
+    workdir: Path,
+    *,
+    dialect: str = "ascii",
+    framing: str = "binary2",
+    max_records: int = 20_000,
+    ready_timeout: float = 120.0,
+) -> Target:
+    """``isoswitch serve --iso-port`` routed to a ``python -m acquirer_sim``, all in ``workdir``.
+
+    The embedded PostgreSQL lives in ``workdir/data`` (not pytest's tmp_path:
+    a concurrent pytest run prunes old basetemp directories, and PostgreSQL
+    stops when its data directory vanishes). A project ``fuzz`` is made with
+    ``isoswitch project add``; its default terminal and merchant ids
+    (:meth:`ProjectSettings.defaults`) are the target's ``ids``. Ready once
+    an 0100 from those ids is approved through the listener.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    sim = start_sim(workdir / "sim.log", max_records=max_records)  # the links' dialect: the default config's
+    try:
+        data = workdir / "data"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("DATABASE_URL", None)
+        cli = [sys.executable, "-m", "http_front.cli"]
+        subprocess.run(
+            [*cli, "project", "add", "fuzz", "--data-dir", str(data)],
+            check=True,
+            capture_output=True,
+            env=env,
+            timeout=180,
+        )
+        listed = subprocess.run(
+            [*cli, "project", "list", "--data-dir", str(data)], check=True, capture_output=True, env=env, timeout=180
+        )
+        project = next(p for p in map(json.loads, listed.stdout.splitlines()) if p["login"] == "fuzz")
+        settings = ProjectSettings.defaults(project["id"], project["name"])
+        ids = (settings.terminal_id, settings.merchant_id)
+        iso_port, http_port = _free_ports(2)
+        sim_host, sim_port = sim.address
+        cmd = [*cli, "serve", "--target", f"{sim_host}:{sim_port}", "--host", "127.0.0.1"]
+        cmd += ["--iso-port", str(iso_port), "--iso-dialect", dialect, "--iso-framing", framing]
+        cmd += ["--http-port", str(http_port), "--data-dir", str(data), "--no-access-log", "--log-level", "warning"]
+        log_path = workdir / "serve.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    except BaseException:
+        sim.stop()
+        raise
+    target = Target(
+        "iso_listener",
+        proc,
+        ("127.0.0.1", iso_port),
+        log_path,
+        Dialect.named(dialect, framing),
+        ids=ids,
+        strict_mti=True,
+        companions=[sim],
+        workdir=workdir,
+    )
+    probe = MessageFactory(terminal=ids[0], merchant=ids[1], stan_start=600_000)
+    deadline = time.monotonic() + ready_timeout
+    while not _approved(target.address, target.dialect, probe.auth("4111111111111111", 1000)):
+        if not target.alive() or time.monotonic() > deadline:
+            target.stop(30)
+            raise RuntimeError(f"the listener did not get ready; log: {log_path.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
+    return target
 
 
 # -- the campaign ------------------------------------------------------------------
@@ -355,14 +484,19 @@ class _Stream:
     def _hangs_up(self, body: bytes) -> bool:
         """Whether the target closes on ``body``: it does not decode and its MTI cannot be read.
 
-        The codec takes any four bytes as an MTI, so only what fails to
-        decode is checked with ``peek_mti`` (as the sim does).
+        The codec takes any four ASCII bytes as an MTI, so the sim checks
+        ``peek_mti`` only for what fails to decode; the listener also hangs
+        up on a decoded frame whose MTI has no response (non-digits, 0190).
         """
         try:
             self.dialect.codec.decode(body)
+            decoded = True
         except DecodeError:
-            return peek_mti(body) is None
-        return False
+            decoded = False
+        mti = peek_mti(body)
+        if self.target.strict_mti:  # the listener: no answer can be made (no MTI, or none to respond with)
+            return mti is None or mti[2] == "9" or (not decoded and not mti.startswith("0"))
+        return not decoded and mti is None
 
     async def _alone(self, body: bytes) -> None:
         try:
@@ -480,7 +614,8 @@ class _Control:
     def __init__(self, target: Target, report: FuzzReport) -> None:
         self.target = target
         self.report = report
-        self.factory = MessageFactory(terminal="CTRL0001", stan_start=700_000)
+        terminal, merchant = target.ids or ("CTRL0001", "MERCHANT0000001")
+        self.factory = MessageFactory(terminal=terminal, stan_start=700_000, merchant=merchant)
         self.conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def check(self) -> None:
@@ -527,7 +662,8 @@ async def run_campaign(
     """Send ``frames`` fuzzed frames (``warmup`` more first, not counted) and report."""
     report = FuzzReport(target.name)
     rng = random.Random(seed)
-    mutators = [Mutator(target.dialect, seed * 100 + i) for i in range(streams)]
+    ids = target.ids or ("FUZZ0001", "MERCHANT0000001")
+    mutators = [Mutator(target.dialect, seed * 100 + i, *ids) for i in range(streams)]
     conns = [_Stream(target, report) for _ in range(streams)]
     control = _Control(target, report)
     try:

@@ -6,15 +6,15 @@ part of ``make test``; the marked ones are ``make fuzz``.
 
 from __future__ import annotations
 
-import importlib.util
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from isofuzz import FuzzReport, Target, run_campaign, start_sim
+from isofuzz import FuzzReport, Target, run_campaign, start_listener, start_sim
 
 from switch.codec import EncodeError
 
@@ -36,6 +36,19 @@ def sim_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Targe
     assert status == 0, f"the sim did not stop cleanly (status {status}); log: {target.log_errors()}"
 
 
+@pytest.fixture(params=DIALECTS, ids=lambda p: f"{p[0]}-{p[1]}")
+def listener_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """``isoswitch serve --iso-port`` (its own process, embedded PostgreSQL) routed to a sim process."""
+    dialect, framing = request.param
+    workdir = Path(tempfile.mkdtemp(prefix="isofuzz-"))
+    target = start_listener(workdir, dialect=dialect, framing=framing)
+    try:
+        yield target
+    finally:
+        status = target.stop(30)
+    assert status == 0, f"isoswitch serve did not stop cleanly (status {status})"
+
+
 def _check(report: FuzzReport, target: Target, frames: int, capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print(f"\n{report.summary()} dialect={target.dialect.name}/{target.dialect.framing.name}")
@@ -48,6 +61,8 @@ def _check(report: FuzzReport, target: Target, frames: int, capsys: pytest.Captu
     assert report.frames_confirmed >= report.frames // 2
     assert report.rss_growth_mb * 1e6 < RSS_BOUND, report.summary()
     assert target.log_errors() == []
+    for companion in target.companions:
+        assert companion.alive() and companion.log_errors() == [], companion.name
 
 
 @pytest.mark.timeout(120)
@@ -69,13 +84,22 @@ async def test_sim_keeps_serving_through_the_full_fuzz_run(
     _check(report, sim_target, frames, capsys)
 
 
-def test_iso_listener_is_fuzzed_once_it_exists() -> None:
-    # The ISO listener (issue 4, item 4) is being written beside this suite. When
-    # switch/listener*.py lands, add a start_listener() to isofuzz (the switch with
-    # --iso-port, routed to a sim) and run the same campaigns against it.
-    if importlib.util.find_spec("switch.listener") is None:
-        pytest.skip("switch.listener does not exist yet: the listener is not fuzzed")
-    pytest.skip("TODO: switch.listener exists but is not a fuzz target yet (add a start_listener to isofuzz)")
+@pytest.mark.timeout(300)
+async def test_iso_listener_keeps_serving_through_a_small_fuzz_run(
+    listener_target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = await run_campaign(listener_target, 2000, warmup=500, control_every=250)
+    _check(report, listener_target, 2000, capsys)
+
+
+@pytest.mark.fuzz
+@pytest.mark.timeout(1800)
+async def test_iso_listener_keeps_serving_through_the_full_fuzz_run(
+    listener_target: Target, fuzz_frames: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = fuzz_frames if listener_target.dialect.name == "ascii" else fuzz_frames // 5
+    report = await run_campaign(listener_target, frames, seed=3)
+    _check(report, listener_target, frames, capsys)
 
 
 # -- structured input: well-encoded messages with hostile field values --------------
