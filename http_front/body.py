@@ -47,9 +47,11 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise _malformed("Body is not UTF-8") from None
     try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+        value = json.loads(text, parse_float=Decimal, parse_int=_int64, parse_constant=_no_constants)
     except RecursionError:
         raise _malformed("JSON nested too deeply") from None
+    except _OutOfRange:
+        raise _malformed("Integer out of range (64-bit)") from None
     except ValueError:
         # JSONDecodeError, NaN/Infinity, or an integer over the int-string limit.
         raise _malformed("Malformed JSON") from None
@@ -58,6 +60,19 @@ def parse_json(raw: bytes) -> Any:
     if "\\u0000" in text and _has_nul(value):
         raise _malformed("Strings must not contain NUL (\\u0000)")
     return value
+
+
+class _OutOfRange(ValueError):
+    pass
+
+
+def _int64(digits: str) -> int:
+    # What is stored (jsonb) and serialized (orjson) must fit in 64 bits: refuse
+    # a larger integer here as bad input, not later as a 500.
+    n = int(digits)
+    if not -(2**63) <= n < 2**64:
+        raise _OutOfRange(digits[:24])
+    return n
 
 
 def _has_nul(value: Any) -> bool:

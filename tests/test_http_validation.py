@@ -301,3 +301,12 @@ def test_any_json_value_is_either_accepted_or_a_validation_failure(name: str, bo
 def test_any_two_decimal_amount_in_usd_survives_validation_exactly(amount: Decimal, as_text: bool) -> None:
     out = SCHEMAS.check("charge", {"amount": str(amount) if as_text else amount})
     assert Decimal(out["amount"]) == amount
+
+
+def test_an_integer_beyond_64_bits_is_refused_as_malformed_json() -> None:
+    from http_front.body import parse_json
+    from http_front.failures import ValidationFailed
+
+    assert parse_json(b'{"a": 18446744073709551615, "b": -9223372036854775808}')["a"] == 2**64 - 1
+    with pytest.raises(ValidationFailed):
+        parse_json(b'{"custom_fields": {"x": 18446744073709551616}}')
