@@ -18,7 +18,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,24 +49,23 @@ def _positive_int(value: str) -> int:
     return n
 
 
-def _seconds(value: str) -> float:
-    try:
-        s = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if s < 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {value!r}")
-    return s
+def _non_negative(what: str) -> Callable[[str], float]:
+    """An argparse type: a number >= 0, errors naming ``what`` (seconds, a rate)."""
+
+    def parse(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+        if x < 0:
+            raise argparse.ArgumentTypeError(f"expected {what} >= 0, got {value!r}")
+        return x
+
+    return parse
 
 
-def _rate(value: str) -> float:
-    try:
-        r = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected requests a second, got {value!r}") from None
-    if r < 0:
-        raise argparse.ArgumentTypeError(f"expected a rate >= 0, got {value!r}")
-    return r
+_seconds = _non_negative("seconds")
+_rate = _non_negative("requests a second")
 
 
 def _mix(value: str) -> tuple[int, ...]:
