@@ -8,9 +8,10 @@ GET      /stats     counters (requests, responses, decode_errors, ...)
 GET      /ledger    every card's books, PANs masked (see ``ledger.py``)
 GET      /faults    the active fault rules (PANs masked)
 PUT      /faults    a JSON list of fault rules, replacing the active ones
+GET      /metrics   Prometheus text format (:mod:`acquirer_sim.admin_metrics`)
 =======  =========  ==========================================================
 
-Nothing here ever shows a full PAN. No metrics endpoint: that is a later issue.
+Nothing here ever shows a full PAN.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from acquirer_sim.admin_metrics import sim_registry
 from acquirer_sim.errors import RulesError
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["AdminServer", "build_app"]
 
 _SIM: web.AppKey[SimServer] = web.AppKey("sim")
+_REGISTRY = web.AppKey("registry", CollectorRegistry)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -50,6 +54,11 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _stats(request: web.Request) -> web.Response:
     return _json(request.app[_SIM].stats_dict())
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[_REGISTRY])
+    return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})
 
 
 async def _ledger(request: web.Request) -> web.Response:
@@ -81,11 +90,13 @@ def build_app(sim: SimServer) -> web.Application:
     """The aiohttp application serving ``sim``'s admin endpoints."""
     app = web.Application()
     app[_SIM] = sim
+    app[_REGISTRY] = sim_registry(sim)
     app.router.add_get("/health", _health)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/ledger", _ledger)
     app.router.add_get("/faults", _get_faults)
     app.router.add_put("/faults", _put_faults)
+    app.router.add_get("/metrics", _metrics)
     return app
 
 

@@ -42,8 +42,16 @@ log = logging.getLogger("isoswitch.sim")
 _FLUSH_EVERY = 16
 
 
+# Distinct MTIs / response codes counted one by one; beyond, "other" (a peer cannot grow them without bound).
+_MAX_LABELS = 64
+
+
 class SimStats:
-    """Counters since start. ``connections`` is the number open right now."""
+    """Counters since start. ``connections`` is the number open right now.
+
+    ``by_mti`` (decoded messages) and ``by_rc`` (answers by DE 39, fault and
+    format-error answers aside) feed the admin port's ``/metrics``.
+    """
 
     __slots__ = (
         "connections",
@@ -53,7 +61,10 @@ class SimStats:
         "decode_errors",
         "framing_errors",
         "faults",
+        "by_mti",
+        "by_rc",
     )
+    _COUNTERS = __slots__[:7]
 
     def __init__(self) -> None:
         self.connections = 0
@@ -66,9 +77,18 @@ class SimStats:
         self.framing_errors = 0
         #: requests a fault rule took over
         self.faults = 0
+        self.by_mti: dict[str, int] = {}
+        self.by_rc: dict[str, int] = {}
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self._COUNTERS}
+
+
+def _count(counts: dict[str, int], label: str) -> None:
+    """Count a label not seen before (or "other" once there are too many)."""
+    if label not in counts and len(counts) >= _MAX_LABELS:
+        label = "other"
+    counts[label] = counts.get(label, 0) + 1
 
 
 class SimServer:
@@ -240,6 +260,7 @@ class _SimProtocol(asyncio.Protocol):
         pack = sim.dialect.framing.pack
         handle = sim.issuer.handle
         faults = sim.faults
+        by_mti, by_rc = sim.stats.by_mti, sim.stats.by_rc
         out: list[bytes] = []
         decoded = 0
         for frame in frames:
@@ -250,6 +271,11 @@ class _SimProtocol(asyncio.Protocol):
                     break
                 continue
             decoded += 1
+            mti = msg["t"]
+            if mti in by_mti:  # the common case inline: no call per message
+                by_mti[mti] += 1
+            else:
+                _count(by_mti, mti)
             if faults:
                 rule = faults.pick(msg)
                 if rule is not None:
@@ -259,6 +285,11 @@ class _SimProtocol(asyncio.Protocol):
                     continue
             resp = handle(msg)
             if resp is not None:
+                rc = resp.get("39") or "none"
+                if rc in by_rc:
+                    by_rc[rc] += 1
+                else:
+                    _count(by_rc, rc)
                 try:
                     out.append(pack(encode(resp)))
                 except (EncodeError, ValueError):

@@ -1,13 +1,19 @@
 """``isoswitch bench``: ``iso`` (one run against a host), ``suite`` (the simulator, then the
-scenarios) and ``rest`` (the orders API, and optionally the bare path).
+scenarios), ``rest`` (the orders API, and optionally the bare path), ``compare`` (two results)
+and ``report`` (charts and a page from a result).
 
 ``main`` takes the arguments after ``bench``::
 
-    isoswitch bench iso --target 127.0.0.1:8583 --concurrency 64 --duration 20
+    isoswitch bench iso --target 127.0.0.1:8583 --concurrency 64 --duration 20 --report bench/reports/direct
     isoswitch bench iso --target 127.0.0.1:8583 --via-switch --links 2 --concurrency 256 --duration 20
     isoswitch bench suite --duration 20 --out-dir bench/results
     isoswitch bench rest --url http://127.0.0.1:8080 --login L --password P --concurrency 64 --duration 20 \\
         --bare --sim 127.0.0.1:8583
+    isoswitch bench compare bench/results/iso-direct-A.json bench/results/iso-direct-B.json
+    isoswitch bench report bench/results/iso-direct-A.json bench/reports/A
+
+A progress bar goes to stderr while a bench runs (when stderr is a terminal,
+or with ``--progress``); stdout has only the report.
 """
 
 from __future__ import annotations
@@ -75,6 +81,21 @@ def _mix(value: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated weights, got {value!r}") from None
 
 
+def _report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/index.html with charts (throughput, p50/p99 per second, percentiles) and the JSON",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr while it runs (default: when stderr is a terminal)",
+    )
+
+
 def _wire_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dialect", choices=DIALECTS, default="ascii", help="field encoding (default: ascii)")
     p.add_argument("--framing", choices=tuple(FRAMINGS), default="binary2", help="length header (default: binary2)")
@@ -82,7 +103,7 @@ def _wire_options(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="isoswitch bench", description="ISO 8583 benchmarks.")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{iso,suite,rest}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{iso,suite,rest,compare,report}")
 
     iso = sub.add_parser(
         "iso",
@@ -124,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     iso.add_argument("--no-sign-on", action="store_true", help="direct mode: no 0800 sign-on/sign-off")
     iso.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the host's)")
     iso.add_argument("--out", type=Path, help="JSON result (default: bench/results/iso-<mode>-<timestamp>.json)")
+    _report_options(iso)
     iso.set_defaults(func=_cmd_iso)
 
     suite = sub.add_parser(
@@ -140,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out-dir", "--out", dest="out_dir", type=Path, default=DEFAULT_OUT_DIR, help="default: bench/results"
     )
     _wire_options(suite)
+    _report_options(suite)
     suite.set_defaults(func=_cmd_suite)
 
     rest = sub.add_parser(
@@ -175,7 +198,29 @@ def _parser() -> argparse.ArgumentParser:
     rest.add_argument("--bare", action="store_true", help="then run the same load against the bare path")
     rest.add_argument("--sim", type=_hostport, metavar="HOST:PORT", help="--bare: the ISO 8583 host it talks to")
     rest.add_argument("--out", type=Path, help="JSON result (default: bench/results/rest-<timestamp>.json)")
+    _report_options(rest)
     rest.set_defaults(func=_cmd_rest)
+
+    compare = sub.add_parser(
+        "compare",
+        help="print B/A ratios of throughput, latency percentiles and errors of two results",
+        description="Compare two JSON results (bench iso, bench rest, or a suite summary): one line per "
+        "metric (throughput, p50, p90, p99, p99.9, max, errors) with A, B and B/A, for each run they share "
+        "(two single runs are compared whatever their names).",
+    )
+    compare.add_argument("a", type=Path, metavar="A.json", help="the baseline")
+    compare.add_argument("b", type=Path, metavar="B.json", help="the result to compare with it")
+    compare.set_defaults(func=_cmd_compare)
+
+    report = sub.add_parser(
+        "report",
+        help="write the charts and index.html of a JSON result (what --report does after a run)",
+        description="Write DIR/index.html, the PNG charts and result.json for a JSON result of bench iso or "
+        "bench rest, or a suite summary (its runs' results are read from the files it names).",
+    )
+    report.add_argument("result", type=Path, metavar="RESULT.json")
+    report.add_argument("dir", type=Path, metavar="DIR")
+    report.set_defaults(func=_cmd_report)
     return ap
 
 
@@ -187,9 +232,23 @@ def _command(argv: Sequence[str]) -> str:
     return shlex.join(["isoswitch", "bench", *argv])
 
 
+def _write_report(doc: dict[str, Any], directory: Path, prog: str) -> bool:
+    """Write the report of ``doc``; print where. False (and why, on stderr) when it cannot be written."""
+    from bench.report import write_report
+
+    try:
+        index = write_report(doc, directory)
+    except (OSError, ValueError) as e:
+        print(f"{prog}: cannot write the report to {directory}: {e}", file=sys.stderr)
+        return False
+    print(f"  report          {index}")
+    return True
+
+
 def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.iso import IsoBenchConfig, format_report, run_iso
     from bench.measure import BenchError
+    from bench.progress import progress_wanted
     from bench.workload import DEFAULT_MIX
     from switch.cli import run_loop
 
@@ -220,8 +279,10 @@ def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     result: dict[str, Any] = {}
 
+    progress = cfg.mode if progress_wanted(args.progress) else None
+
     async def main() -> int:
-        result.update(await run_iso(cfg, command=_command(argv)))
+        result.update(await run_iso(cfg, command=_command(argv), progress=progress))
         return 0
 
     try:
@@ -232,11 +293,14 @@ def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
     out = args.out or DEFAULT_OUT_DIR / f"iso-{cfg.mode}-{_stamp()}.json"
     print(format_report(result))
     print(f"  result          {write_result(result, out)}")
+    if args.report is not None and not _write_report(result, args.report, "isoswitch bench iso"):
+        return 1
     return 0 if result["figures"]["responses"] > 0 else 1
 
 
 def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.measure import BenchError
+    from bench.progress import progress_wanted
     from bench.suite import SuiteConfig, run_suite
     from switch.cli import run_loop
 
@@ -247,6 +311,8 @@ def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
         dialect=args.dialect,
         framing=args.framing,
         command=_command(argv),
+        report_dir=args.report,
+        progress=progress_wanted(args.progress),
     )
 
     async def main() -> int:
@@ -297,6 +363,7 @@ def _redact(argv: Sequence[str]) -> list[str]:
 
 def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.measure import BenchError
+    from bench.progress import progress_wanted
     from bench.rest import RestBenchConfig, format_report, run_rest
     from bench.workload import DEFAULT_MIX
     from switch.cli import run_loop
@@ -336,7 +403,11 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             bare_log = out.with_name(out.stem + "-bare.log")
-            result.update(await run_rest(cfg, command=_command(_redact(argv)), bare_log=bare_log))
+            result.update(
+                await run_rest(
+                    cfg, command=_command(_redact(argv)), bare_log=bare_log, progress=progress_wanted(args.progress)
+                )
+            )
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
         return 0
@@ -351,8 +422,65 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 130
     print(format_report(result))
     print(f"  result          {write_result(result, out)}")
+    if args.report is not None and not _write_report(result, args.report, "isoswitch bench rest"):
+        return 1
     bare_failed = "error" in result.get("bare", {})
     return 0 if result["figures"]["responses"] > 0 and not bare_failed else 1
+
+
+def _load(path: Path, prog: str) -> dict[str, Any] | None:
+    import orjson
+
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as e:
+        print(f"{prog}: cannot read {path}: {e}", file=sys.stderr)
+        return None
+    if not isinstance(doc, dict):
+        print(f"{prog}: {path} is not a bench result", file=sys.stderr)
+        return None
+    return doc
+
+
+def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from bench.compare import compare
+
+    a, b = _load(args.a, "isoswitch bench compare"), _load(args.b, "isoswitch bench compare")
+    if a is None or b is None:
+        return 2
+    try:
+        print(compare(a, b, a_name=str(args.a), b_name=str(args.b)))
+    except (KeyError, TypeError, ValueError) as e:
+        print(f"isoswitch bench compare: not a bench result I can read: {e!r}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    prog = "isoswitch bench report"
+    doc = _load(args.result, prog)
+    if doc is None:
+        return 2
+    if doc.get("benchmark") == "suite" and "results" not in doc:
+        # The summary names its runs' files, relative to where the suite ran or to the summary.
+        results = []
+        for run in doc.get("runs", []):
+            if "file" not in run:
+                continue
+            path = Path(run["file"])
+            if not path.exists():
+                path = args.result.parent / path.name
+            loaded = _load(path, prog)
+            if loaded is None:
+                return 2
+            results.append(loaded)
+        doc = {**doc, "results": results}
+    try:
+        ok = _write_report(doc, args.dir, prog)
+    except (KeyError, TypeError) as e:
+        print(f"{prog}: not a bench result I can read: {e!r}", file=sys.stderr)
+        return 2
+    return 0 if ok else 2
 
 
 def main(argv: list[str]) -> int:

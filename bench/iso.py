@@ -7,7 +7,10 @@
      "figures": {"requests", "responses", "elapsed_s", "throughput_per_s",
                  "latency_us": {"count", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "hdr", ...},
                  "errors": {kind: n}, "errors_total", "response_codes": {DE 39: n},
-                 "cards": {masked PAN: {"expect", "codes"}}, "unexpected_codes", "cpu": {...}, ...}}
+                 "cards": {masked PAN: {"expect", "codes"}}, "unexpected_codes", "cpu": {...}, ...,
+                 "series": {"interval_s": 1.0, "unit": "us",
+                            "points": [{"t_s", "length_s", "responses", "throughput_per_s", "errors",
+                                        "p50", "p90", "p99", "p99.9", "max"}, ...]}}}
 
 Two loops (see :mod:`bench.direct` and :mod:`bench.via_switch`): closed
 (``rate == 0``: ``concurrency`` requests always in flight, so throughput is
@@ -28,6 +31,7 @@ from typing import Any
 
 from bench.direct import run_direct
 from bench.measure import Tally, Window, machine_info
+from bench.progress import progress_bar
 from bench.stats import fmt_counts, fmt_rate, fmt_us, latency_summary
 from bench.via_switch import run_via_switch
 from bench.workload import DEFAULT_MIX, TEST_CARDS
@@ -82,16 +86,20 @@ class IsoBenchConfig:
         return out
 
 
-async def run_iso(cfg: IsoBenchConfig, *, command: str = "") -> dict[str, Any]:
-    """Run one bench; the result document (module docstring). Raises BenchError when it cannot run."""
+async def run_iso(cfg: IsoBenchConfig, *, command: str = "", progress: str | None = None) -> dict[str, Any]:
+    """Run one bench; the result document (module docstring). Raises BenchError when it cannot run.
+
+    ``progress``: the label of a progress bar on stderr while it runs; None, no bar.
+    """
     tally = Tally(cfg.max_requests)
     window = Window(cfg.target_pid)
     started = datetime.now(UTC)
     try:
-        if cfg.via_switch:
-            extra = await run_via_switch(cfg, tally, window)
-        else:
-            extra = await run_direct(cfg, tally, window)
+        async with progress_bar(progress, tally, window, cfg.warmup + cfg.duration):
+            if cfg.via_switch:
+                extra = await run_via_switch(cfg, tally, window)
+            else:
+                extra = await run_direct(cfg, tally, window)
     finally:
         window.close(tally)
     codes: dict[str, int] = {}
@@ -110,7 +118,7 @@ async def run_iso(cfg: IsoBenchConfig, *, command: str = "") -> dict[str, Any]:
         "responses": tally.responses,
         "elapsed_s": round(elapsed, 3),
         "throughput_per_s": round(tally.responses / elapsed, 1) if elapsed else 0.0,
-        "latency_us": latency_summary(tally.hist),
+        "latency_us": latency_summary(tally.total),
         "errors": dict(sorted(tally.errors.items())),
         "errors_total": sum(tally.errors.values()),
         "response_codes": dict(sorted(codes.items())),
@@ -123,6 +131,7 @@ async def run_iso(cfg: IsoBenchConfig, *, command: str = "") -> dict[str, Any]:
     }
     if tally.outcomes:
         figures["outcomes"] = dict(sorted(tally.outcomes.items()))
+    figures["series"] = window.series(tally)  # per interval; last, as it is the longest part
     return {
         "benchmark": "iso8583",
         "mode": cfg.mode,

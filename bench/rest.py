@@ -7,7 +7,8 @@
                  "latency_us": {"count", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "hdr", ...},
                  "errors": {kind: n}, "errors_total", "status_codes": {"200": n, ...},
                  "unexpected_statuses", "cards": {masked PAN: {"expect", "statuses"}}, "cpu": {...},
-                 "connections", "connections_opened", "connections_closed_by_server", ...},
+                 "connections", "connections_opened", "connections_closed_by_server", ...,
+                 "series": {"interval_s", "unit", "points": [...]}},  # per interval, as in bench.iso
      # with a simulator to point it at (``bare_sim``):
      "bare": {"url", "server_pid", "figures": {... as above}} or {"error": ...},
      "ratio": {"throughput": full / bare, "p99": full / bare},
@@ -43,6 +44,7 @@ import orjson
 
 from bench.http_load import HttpTarget, basic_auth, build_post, run_http
 from bench.measure import BenchError, Tally, Window, machine_info
+from bench.progress import progress_bar
 from bench.stats import fmt_counts, fmt_rate, fmt_us, latency_summary
 from bench.suite import SimProcess, listening_process
 from bench.workload import DEFAULT_MIX, TEST_CARDS, card_cycle
@@ -181,22 +183,25 @@ def authorize_requests(cfg: RestBenchConfig, target: HttpTarget | None = None) -
     return [(per_card[i], i) for i in card_cycle(cfg.mix)]
 
 
-async def _measure(cfg: RestBenchConfig, target: HttpTarget, target_pid: int | None) -> dict[str, Any]:
-    """One measured run against ``target``; its figures."""
+async def _measure(
+    cfg: RestBenchConfig, target: HttpTarget, target_pid: int | None, progress: str | None = None
+) -> dict[str, Any]:
+    """One measured run against ``target``; its figures. ``progress``: a progress bar's label, or None."""
     tally = Tally(cfg.max_requests)
     window = Window(target_pid)
     try:
-        extra = await run_http(
-            host=target.host,
-            port=target.port,
-            requests=authorize_requests(cfg, target),
-            concurrency=cfg.concurrency,
-            duration=cfg.duration,
-            warmup=cfg.warmup,
-            timeout=cfg.timeout,
-            tally=tally,
-            window=window,
-        )
+        async with progress_bar(progress, tally, window, cfg.warmup + cfg.duration):
+            extra = await run_http(
+                host=target.host,
+                port=target.port,
+                requests=authorize_requests(cfg, target),
+                concurrency=cfg.concurrency,
+                duration=cfg.duration,
+                warmup=cfg.warmup,
+                timeout=cfg.timeout,
+                tally=tally,
+                window=window,
+            )
     finally:
         window.close(tally)
     statuses: dict[str, int] = {}
@@ -217,7 +222,7 @@ async def _measure(cfg: RestBenchConfig, target: HttpTarget, target_pid: int | N
         "responses": responses,
         "elapsed_s": round(elapsed, 3),
         "throughput_per_s": round(responses / elapsed, 1) if elapsed else 0.0,
-        "latency_us": latency_summary(tally.hist),
+        "latency_us": latency_summary(tally.total),
         "errors": dict(sorted(tally.errors.items())),
         "errors_total": sum(tally.errors.values()),
         "status_codes": dict(sorted(statuses.items())),
@@ -230,6 +235,7 @@ async def _measure(cfg: RestBenchConfig, target: HttpTarget, target_pid: int | N
         if extra["connections_opened"]
         else 0.0,
         **extra,
+        "series": window.series(tally),  # per interval; last, as it is the longest part
     }
 
 
@@ -276,12 +282,15 @@ def _targets(full: Mapping[str, Any], share: float | None) -> dict[str, dict[str
     return out
 
 
-async def run_rest(cfg: RestBenchConfig, *, command: str = "", bare_log: Path | None = None) -> dict[str, Any]:
+async def run_rest(
+    cfg: RestBenchConfig, *, command: str = "", bare_log: Path | None = None, progress: bool = False
+) -> dict[str, Any]:
     """Run the bench (and the bare run when ``cfg.bare_sim``); the result document (module docstring).
 
     Raises BenchError when the main target cannot be reached. A bare run
     that cannot run is reported in the document (``bare.error``) instead,
-    so the main run's figures are kept.
+    so the main run's figures are kept. ``progress``: a progress bar on
+    stderr for each run.
     """
     started = datetime.now(UTC)
     doc: dict[str, Any] = {
@@ -290,7 +299,7 @@ async def run_rest(cfg: RestBenchConfig, *, command: str = "", bare_log: Path | 
         "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine_info(),
         "parameters": cfg.parameters(),
-        "figures": await _measure(cfg, cfg.target, cfg.target_pid),
+        "figures": await _measure(cfg, cfg.target, cfg.target_pid, "rest" if progress else None),
     }
     share: float | None = None
     if cfg.bare_sim is not None:
@@ -298,7 +307,7 @@ async def run_rest(cfg: RestBenchConfig, *, command: str = "", bare_log: Path | 
         try:
             async with bare_server(cfg.bare_sim, log) as srv:
                 target = HttpTarget(srv.host, srv.port, "")
-                figures = await _measure(cfg, target, srv.pid)
+                figures = await _measure(cfg, target, srv.pid, "rest bare" if progress else None)
                 doc["bare"] = {"url": target.redacted(), "server_pid": srv.pid, "log": str(log), "figures": figures}
         except BenchError as e:
             doc["bare"] = {"error": str(e), "log": str(log)}

@@ -85,6 +85,8 @@ class SuiteConfig:
     dialect: str = "ascii"
     framing: str = "binary2"
     command: str = ""
+    report_dir: Path | None = None  # also write the report (charts, index.html) of every scenario here
+    progress: bool = False  # a progress bar on stderr during each scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,7 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[list[str]] = []
     summary: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []  # the scenarios' documents, for the report
     failed = False
     async with simulator(out_dir / f"sim-{stamp}.log", dialect=cfg.dialect, framing=cfg.framing) as sim:
         print(f"simulator pid {sim.pid} listening on {sim.host}:{sim.port}", flush=True)
@@ -221,7 +224,9 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
             span = f"{cfg.duration:g} s (+{cfg.warmup:g} s warmup)"
             print(f"\n== {s.name}: {s.load} in flight, {span}", flush=True)
             try:
-                result = await run_iso(icfg, command=_iso_command(sim, s, cfg))
+                result = await run_iso(
+                    icfg, command=_iso_command(sim, s, cfg), progress=s.name if cfg.progress else None
+                )
             except BenchError as e:
                 print(f"   failed: {e}", flush=True)
                 failed = True
@@ -229,6 +234,7 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
                 summary.append({"scenario": s.name, "error": str(e)})
                 continue
             result["suite"] = {"command": cfg.command, "scenario": s.name, "target": s.target}
+            results.append(result)
             path = write_result(result, out_dir / f"iso-{s.name}-{stamp}.json")
             print(format_report(result))
             print(f"  result          {path}", flush=True)
@@ -261,6 +267,15 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
             )
     headers = ["scenario", "in flight", "responses", "throughput", "p50", "p90", "p99", "p99.9", "max"]
     print("\n" + render_table([*headers, "errors", "target", "verdict"], rows))
-    doc = {"benchmark": "suite", "command": cfg.command, "date": stamp, "runs": summary}
+    doc: dict[str, Any] = {"benchmark": "suite", "command": cfg.command, "date": stamp, "runs": summary}
     print(f"suite summary: {write_result(doc, out_dir / f'suite-{stamp}.json')}")
+    if cfg.report_dir is not None:
+        from bench.report import write_report  # matplotlib: imported only when a report is asked for
+
+        # The report's JSON carries the scenarios' whole documents, series and histograms included.
+        try:
+            print(f"suite report: {write_report({**doc, 'results': results}, cfg.report_dir)}")
+        except OSError as e:
+            print(f"isoswitch bench suite: cannot write the report to {cfg.report_dir}: {e}", file=sys.stderr)
+            failed = True
     return 1 if failed else 0

@@ -16,10 +16,12 @@ POST     /orders/:id/credit          OCT to the order's card
 POST     /orders/credit              OCT to a card given now
 GET      /operations/                operations by filters, paged
 GET      /exchange_rates/            rates by ``date`` or ``date_from``/``date_to``
+GET      /metrics                    Prometheus metrics, no credentials (:mod:`http_front.metrics`)
+GET      /health                     liveness, ``{"status": "ok"}``, no credentials
 =======  ==========================  =====================================
 
 The list routes answer with and without the trailing slash. Middlewares,
-outermost first: failures to the seed's JSON shape, the per-address limit of
+outermost first: request metrics, failures to the seed's JSON shape, the per-address limit of
 failed authentications, authentication, the per-project rate limit
 (:mod:`http_front.ratelimit`), then the request's source for the audit log
 (:mod:`switch.store.audit`).
@@ -27,6 +29,7 @@ failed authentications, authentication, the per-project rate limit
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -35,13 +38,17 @@ from aiohttp.typedefs import Handler
 from http_front import handlers
 from http_front.auth import auth_middleware
 from http_front.config import FrontConfig
+from http_front.docs import add_docs_routes
 from http_front.errors import error_middleware
 from http_front.idempotency import KEY_HEADER
 from http_front.keys import CONFIG, RATES, RUNTIME, SCHEMAS
+from http_front.logs import request_id_middleware
+from http_front.metrics import health, metrics_handler, metrics_middleware
 from http_front.ports import RuntimePort
 from http_front.ratelimit import auth_guard_middleware, project_limit_middleware
 from http_front.rates import ExchangeRates
 from http_front.validation import RequestSchemas
+from switch.logs import REQUEST_ID
 from switch.store.audit import RequestSource, request_source
 
 __all__ = ["create_app"]
@@ -54,6 +61,9 @@ async def _audit_source(request: web.Request, handler: Handler) -> web.StreamRes
     """Who is calling, for the audit rows the orders service writes (never headers beyond these)."""
     key = request.headers.get(KEY_HEADER)
     source = RequestSource(ip=request.remote, idempotency_key=key[:256] if key is not None else None)
+    rid = REQUEST_ID.get()
+    if rid is not None:  # the id of the log lines and the X-Request-Id answer, in the audit row too
+        source = dataclasses.replace(source, request_id=rid)
     with request_source(source):
         return await handler(request)
 
@@ -71,6 +81,8 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     config = config or FrontConfig()
     app = web.Application(
         middlewares=[
+            request_id_middleware,
+            metrics_middleware,
             error_middleware,
             auth_guard_middleware(config.auth_failure_rate, config.auth_failure_burst),
             auth_middleware(config.realm),
@@ -99,4 +111,7 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
         r.add_get(path, handlers.list_operations)
     for path in ("/exchange_rates/", "/exchange_rates"):
         r.add_get(path, handlers.exchange_rates)
+    r.add_get("/metrics", metrics_handler, name="public:metrics")
+    r.add_get("/health", health, name="public:health")
+    add_docs_routes(r)
     return app

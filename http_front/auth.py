@@ -21,7 +21,7 @@ from aiohttp.typedefs import Handler, Middleware
 from http_front.failures import HttpFailure
 from http_front.keys import PROJECT, RUNTIME
 
-__all__ = ["auth_middleware", "parse_basic", "unauthorized"]
+__all__ = ["PUBLIC_ROUTE", "auth_middleware", "is_public", "parse_basic", "unauthorized"]
 
 # A real header is a few dozen bytes; a huge one is refused before any decoding.
 _MAX_HEADER = 1024
@@ -55,12 +55,21 @@ def unauthorized(realm: str) -> HttpFailure:
     )
 
 
+PUBLIC_ROUTE = "public:"
+"""Route names starting with this answer without credentials (/metrics, /health, /docs, /openapi.json)."""
+
+
+def is_public(request: web.Request) -> bool:
+    name = request.match_info.route.name
+    return name is not None and name.startswith(PUBLIC_ROUTE)
+
+
 def auth_middleware(realm: str) -> Middleware:
     """Sets ``request[PROJECT]``; 401 without valid credentials. Unrouted paths pass to their 404/405."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.match_info.http_exception is not None:
+        if request.match_info.http_exception is not None or is_public(request):
             return await handler(request)
         creds = parse_basic(request.headers.get(hdrs.AUTHORIZATION))
         if creds is None:

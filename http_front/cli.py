@@ -9,26 +9,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
 import shlex
 import signal
-import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from switch.cli import USAGE, hostport, run_loop, setup_logging, sim_process, stop_event
+from http_front.config import FrontConfig
+from http_front.shutdown import shutdown
+from switch.cli import USAGE, hostport, run_loop, sim_process, stop_event
 from switch.cli import main as switch_main
+from switch.config import ConfigError
+from switch.logs import setup_logging
+from switch.settings import ENV_PREFIX, Section, Settings, load_settings, shown
 
 if TYPE_CHECKING:
-    from http_front.config import FrontConfig
     from switch.runtime import Runtime
+    from switch.store import DbConfig
 
 __all__ = ["main"]
 
@@ -56,44 +61,98 @@ def _demo_curl(base: str, login: str, password: str) -> str:
     )
 
 
+# Flags of `up`/`serve`: (section, key) of the setting each one overrides. Every
+# flag defaults to None (not given), so the file and the environment keep theirs.
+_FLAGS: dict[str, tuple[str, str]] = {
+    "host": ("http", "host"),
+    "http_port": ("http", "port"),
+    "data_dir": ("database", "data_dir"),
+    "log_level": ("logging", "level"),
+    "log_format": ("logging", "format"),
+    "tls_cert": ("http", "tls_cert"),
+    "tls_key": ("http", "tls_key"),
+    "tls_client_ca": ("http", "tls_client_ca"),
+    "rate_limit": ("http", "rate_limit"),
+    "rate_burst": ("http", "rate_burst"),
+    "auth_failure_rate": ("http", "auth_failure_rate"),
+    "auth_failure_burst": ("http", "auth_failure_burst"),
+    "iso_port": ("iso_listener", "port"),
+    "iso_dialect": ("iso_listener", "dialect"),
+    "iso_framing": ("iso_listener", "framing"),
+    "iso_tls_cert": ("iso_listener", "tls_cert"),
+    "iso_tls_key": ("iso_listener", "tls_key"),
+    "iso_tls_client_ca": ("iso_listener", "tls_client_ca"),
+    "workers": ("process", "workers"),
+    "sim_port": ("simulator", "port"),
+    "sim_admin_port": ("simulator", "admin_port"),
+    "rules": ("simulator", "rules"),
+    "node_id": ("switch", "node_id"),
+}
+
+# The REST front's table: FrontConfig's fields, but for the data files shipped in schemas/.
+HTTP_SECTION = Section(FrontConfig, skip=frozenset({"schemas_dir", "exchange_rates_path"}))
+
+
 def _serving_args(ap: argparse.ArgumentParser) -> None:
-    """Options of every process that runs the switch and the REST front."""
-    ap.add_argument("--config", help="switch TOML config (default: schemas/config/default.toml)")
-    ap.add_argument("--host", default="127.0.0.1", help="address of the REST front (and of the simulator, for up)")
-    ap.add_argument("--http-port", type=int, default=8080, help="REST front port (default 8080)")
-    ap.add_argument("--data-dir", default=".data", help="embedded PostgreSQL and generated keys (default .data)")
+    """Options of every process that runs the switch and the REST front (each overrides the config file)."""
+    ap.add_argument("--config", help="TOML config (default: $ISOSWITCH_CONFIG, else schemas/config/default.toml)")
+    ap.add_argument("--host", help="address of the REST front (and of the simulator, for up) [http] host")
+    ap.add_argument("--http-port", type=int, help="REST front port [http] port (default 8080)")
+    ap.add_argument("--data-dir", type=Path, help="embedded PostgreSQL and generated keys (default .data)")
     ap.add_argument("--no-access-log", action="store_true", help="no access-log line per request")
-    ap.add_argument("--log-level", default="info")
+    ap.add_argument("--log-level", choices=_LEVELS, help="[logging] level (default info)")
+    ap.add_argument("--log-format", choices=("json", "text"), help="[logging] format (default json)")
     ap.add_argument("--tls-cert", type=Path, help="PEM certificate (chain): serve the REST API over HTTPS")
     ap.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert (if not in the same file)")
     ap.add_argument("--tls-client-ca", type=Path, help="PEM CA: require client certificates signed by it")
-    ap.add_argument("--rate-limit", type=float, default=1000.0, help="requests/s per project and worker; 0 = off")
-    ap.add_argument("--rate-burst", type=int, default=2000, help="burst per project (default 2000)")
-    ap.add_argument("--auth-failure-rate", type=float, default=5.0, help="failed logins/s per client address")
-    ap.add_argument("--auth-failure-burst", type=int, default=20)
+    ap.add_argument("--rate-limit", type=float, help="requests/s per project and worker; 0 = off (default 1000)")
+    ap.add_argument("--rate-burst", type=int, help="burst per project (default 2000)")
+    ap.add_argument("--auth-failure-rate", type=float, help="failed logins/s per client address (default 5)")
+    ap.add_argument("--auth-failure-burst", type=int)
     ap.add_argument("--iso-port", type=int, help="also accept ISO 8583 from acquirer hosts/terminals on this port")
-    ap.add_argument("--iso-dialect", default="ascii", choices=("ascii", "binary-bitmap"))
-    ap.add_argument("--iso-framing", default="binary2", choices=("binary2", "ascii4"))
+    ap.add_argument("--iso-dialect", choices=("ascii", "binary-bitmap"))
+    ap.add_argument("--iso-framing", choices=("binary2", "ascii4"))
     ap.add_argument("--iso-tls-cert", type=Path, help="PEM certificate (chain): the ISO listener speaks TLS")
     ap.add_argument("--iso-tls-key", type=Path, help="PEM private key of --iso-tls-cert (if not in the same file)")
     ap.add_argument("--iso-tls-client-ca", type=Path, help="PEM CA: ISO peers must present certificates signed by it")
 
 
-def _front_config(args: argparse.Namespace) -> FrontConfig:
-    from http_front.config import FrontConfig
+_LEVELS = ("debug", "info", "warning", "error")
 
-    return FrontConfig(
-        host=args.host,
-        port=args.http_port,
-        access_log=not args.no_access_log,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        rate_limit=args.rate_limit,
-        rate_burst=args.rate_burst,
-        auth_failure_rate=args.auth_failure_rate,
-        auth_failure_burst=args.auth_failure_burst,
-    )
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The settings the flags in ``args`` override, by section."""
+    out: dict[str, dict[str, Any]] = {}
+    for flag, (section, key) in _FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    if getattr(args, "no_access_log", False):
+        out.setdefault("http", {})["access_log"] = False
+    if getattr(args, "iso_port", None) is not None:
+        out.setdefault("iso_listener", {})["enabled"] = True
+        # The listener binds the front's address unless the file says otherwise.
+        if args.host is not None:
+            out["iso_listener"].setdefault("host", args.host)
+    return out
+
+
+def _settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Settings:
+    """The effective configuration; a wrong file, variable or flag is a usage error (exit 2)."""
+    try:
+        return load_settings(args.config, overrides=_overrides(args), sections={"http": HTTP_SECTION})
+    except ConfigError as e:  # names the file/section/key; TlsError texts name files, never key material
+        ap.error(str(e))
+
+
+def _front(settings: Settings) -> FrontConfig:
+    front: FrontConfig = settings.sections["http"]
+    return front
+
+
+def _logging(settings: Settings) -> None:
+    cfg = settings.logging
+    setup_logging(cfg.level, fmt=cfg.format, levels=dict(cfg.levels))
 
 
 def _cmd_up(argv: Sequence[str]) -> int:
@@ -103,20 +162,18 @@ def _cmd_up(argv: Sequence[str]) -> int:
         "the simulated issuer host, the switch and the REST front. Ctrl-C stops everything.",
     )
     _serving_args(ap)
-    ap.add_argument("--sim-port", type=int, default=8583, help="simulator ISO port (default 8583)")
-    ap.add_argument("--sim-admin-port", type=int, default=8584, help="simulator admin/ledger port (default 8584)")
-    ap.add_argument("--rules", help="simulator rules file (TOML)")
-    ap.add_argument(
-        "--workers", type=int, default=1, help="processes serving the REST port together (SO_REUSEPORT); default 1"
-    )
+    ap.add_argument("--sim-port", type=int, help="simulator ISO port [simulator] port (default 8583)")
+    ap.add_argument("--sim-admin-port", type=int, help="simulator admin/ledger port (default 8584)")
+    ap.add_argument("--rules", type=Path, help="simulator rules file (TOML)")
+    ap.add_argument("--workers", type=int, help="processes serving the HTTP and ISO ports together (SO_REUSEPORT)")
     args = ap.parse_args(argv)
-    _check_iso_tls(ap, args)
-    if not 1 <= args.workers <= 9:
-        ap.error("--workers must be 1..9 (each takes a node id)")
-    setup_logging(args.log_level)
+    settings = _settings(ap, args)
+    _logging(settings)
+    sim = settings.simulator
+    host = _front(settings).host
     try:
-        with sim_process(args.host, args.sim_port, args.sim_admin_port, args.rules) as sim_addr:
-            return run_loop(lambda: _up(args, sim_addr))
+        with sim_process(host, sim.port, sim.admin_port, str(sim.rules) if sim.rules else None) as sim_addr:
+            return run_loop(lambda: _up(args, settings, sim_addr))
     except RuntimeError as e:
         print(f"isoswitch up: {e}", file=sys.stderr)
         return 1
@@ -131,81 +188,90 @@ def _cmd_serve(argv: Sequence[str]) -> int:
     ap.add_argument("--target", type=hostport, help="point every destination at HOST:PORT")
     ap.add_argument("--node-id", type=int, help="0..9, overrides the config's (each process needs its own)")
     args = ap.parse_args(argv)
-    _check_iso_tls(ap, args)
-    setup_logging(args.log_level)
+    settings = _settings(ap, args)
+    _logging(settings)
 
     async def run() -> int:
         stop = stop_event()
-        runtime = await _open(args, args.target, args.node_id)
-        try:
-            await _serve_front(runtime, args, stop)
-        finally:
-            await runtime.close()
+        runtime = await _open(settings, args.target)
+        await _serve_front(runtime, settings, stop)
         return 0
 
     return run_loop(run)
 
 
-async def _open(args: argparse.Namespace, target: tuple[str, int] | None, node_id: int | None) -> Runtime:
-    from switch.config import SwitchConfig
-    from switch.runtime import RuntimeConfig, open_runtime
-    from switch.store import DbConfig
+def _cmd_config(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="isoswitch config",
+        description="The effective configuration: the TOML file, then ISOSWITCH_<SECTION>__<KEY> "
+        "variables and DATABASE_URL, then these flags.",
+    )
+    sub = ap.add_subparsers(dest="action", required=True)
+    show = sub.add_parser("show", help="print the effective configuration as TOML, secrets hidden")
+    _serving_args(show)
+    show.add_argument("--workers", type=int)
+    show.add_argument("--node-id", type=int)
+    args = ap.parse_args(argv)
+    settings = _settings(show, args)
+    import tomli_w
 
-    switch_cfg = SwitchConfig.load(args.config)
+    print(f"# effective configuration from {settings.source}, the environment and flags; secrets hidden")
+    print(tomli_w.dumps(shown(settings, {"http": HTTP_SECTION})), end="")
+    return 0
+
+
+async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
+    from switch.runtime import open_runtime
+
+    cfg = settings.runtime
     if target is not None:
-        switch_cfg = switch_cfg.with_target(*target)
-    db = DbConfig.from_env(data_dir=Path(args.data_dir))
-    listener = None
-    if getattr(args, "iso_port", None) is not None:
-        from switch.listener import ListenerConfig
-
-        listener = ListenerConfig(
-            host=args.host,
-            port=args.iso_port,
-            dialect=args.iso_dialect,
-            framing=args.iso_framing,
-            ssl=_iso_tls(args),
-        )
-    return await open_runtime(RuntimeConfig(db=db, switch=switch_cfg, node_id=node_id, listener=listener))
-
-
-def _iso_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """The ISO listener's TLS context from ``--iso-tls-*`` (None: plain TCP)."""
-    cert, key, client_ca = args.iso_tls_cert, args.iso_tls_key, args.iso_tls_client_ca
-    if cert is None:
-        if key is not None or client_ca is not None:
-            raise ValueError("--iso-tls-key and --iso-tls-client-ca need --iso-tls-cert")
-        return None
-    from switch.tls import server_context
-
-    return server_context(cert, key, client_ca)
-
-
-def _check_iso_tls(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Fail at once (usage error, exit 2) on ``--iso-tls-*`` that cannot make a context."""
-    try:
-        _iso_tls(args)
-    except ValueError as e:  # TlsError names the file, never key material
-        ap.error(str(e))
+        cfg = dataclasses.replace(cfg, switch=cfg.switch_config().with_target(*target))
+    return await open_runtime(cfg)
 
 
 async def _serve_front(
-    runtime: Runtime, args: argparse.Namespace, stop: asyncio.Event, started: Callable[[], None] | None = None
+    runtime: Runtime, settings: Settings, stop: asyncio.Event, started: Callable[[], None] | None = None
 ) -> None:
-    from http_front.server import serve
+    """Serve until ``stop``, then shut down in order within ``[process] shutdown_timeout``."""
+    from http_front.server import start_front
 
-    front = _front_config(args)
-    serving = asyncio.ensure_future(serve(runtime, front, stop))
-    await asyncio.sleep(0.2)
-    if not serving.done() and started is not None:
+    front = _front(settings)
+    try:
+        server = await start_front(runtime, front)
+    except BaseException:
+        await runtime.close()
+        raise
+    where = ", ".join(f"{front.scheme}://{h}:{p}" for h, p in server.addresses)
+    log.info("REST front listening on %s", where)
+    if started is not None:
         started()
-    await serving  # raises a bind error at once
+    await stop.wait()
+    await shutdown(server, runtime, settings.process.shutdown_timeout)
 
 
-async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
+def _child_env(overrides: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The flags' overrides as ``ISOSWITCH_<SECTION>__<KEY>`` variables, for worker processes."""
+    env = dict(os.environ)
+    for section, values in overrides.items():
+        for key, value in values.items():
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            env[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = text
+    return env
+
+
+async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str, int]) -> int:
     stop = stop_event()
-    runtime = await _open(args, sim_addr, 0)
+    runtime = await _open(settings, sim_addr)
     workers: list[subprocess.Popen[bytes]] = []
+    sim_host, sim_port = sim_addr
+
+    async def stop_workers() -> None:
+        await stop.wait()
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+
+    stopping = asyncio.ensure_future(stop_workers())
     try:
         project = await runtime.projects.by_login(DEMO_PROJECT)
         if project is None:
@@ -213,38 +279,34 @@ async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
         else:
             # Only a hash is kept, so each start gives the demo project a new password.
             password = await runtime.projects.reset_password(DEMO_PROJECT)
-        sim_host, sim_port = sim_addr
-        # More workers: processes of their own sharing the REST port (SO_REUSEPORT),
-        # each with its own links and node id, all on the same database.
-        for node in range(1, args.workers):
+        # More workers: processes of their own sharing the HTTP and ISO ports
+        # (SO_REUSEPORT), each with its own links and node id, all on one database.
+        # They read the same file; the flags reach them as environment overrides.
+        env = _child_env(_overrides(args))
+        for k in range(1, settings.process.workers):
+            node = (settings.switch.node_id + k) % 10
             cmd = [sys.executable, "-m", "http_front.cli", "serve", "--target", f"{sim_host}:{sim_port}"]
-            cmd += ["--node-id", str(node), "--host", args.host, "--http-port", str(args.http_port)]
-            cmd += ["--data-dir", args.data_dir, "--log-level", args.log_level]
-            cmd += ["--config", args.config] if args.config else []
-            cmd += ["--no-access-log"] if args.no_access_log else []
-            for flag in ("tls_cert", "tls_key", "tls_client_ca"):
-                if getattr(args, flag) is not None:
-                    cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
-            cmd += ["--rate-limit", str(args.rate_limit), "--rate-burst", str(args.rate_burst)]
-            cmd += ["--auth-failure-rate", str(args.auth_failure_rate)]
-            cmd += ["--auth-failure-burst", str(args.auth_failure_burst)]
-            # The ISO listener stays in this process: it binds its port once.
-            workers.append(subprocess.Popen(cmd, start_new_session=True))  # noqa: ASYNC220 (fork+exec, no wait)
-        base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.http_port}"
+            cmd += ["--node-id", str(node)] + (["--config", args.config] if args.config else [])
+            workers.append(subprocess.Popen(cmd, env=env, start_new_session=True))  # noqa: ASYNC220 (no wait)
+        front = _front(settings)
+        base = f"{front.scheme}://{front.host}:{front.port}"
         where = (
-            "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded PostgreSQL in {Path(args.data_dir) / 'pg'}"
+            "DATABASE_URL" if settings.database.url else f"embedded PostgreSQL in {settings.database.data_dir / 'pg'}"
         )
+        listener = settings.listener
 
         def banner() -> None:
+            n = settings.process.workers
             print(
                 "\n".join(
                     [
                         "isoswitch is up (Ctrl-C stops everything):",
-                        f"  REST API          {base}"
-                        + (f" ({args.workers} worker processes)" if args.workers > 1 else ""),
-                        f"  issuer simulator  {sim_host}:{sim_port} (ledger: http://{sim_host}:{args.sim_admin_port}/ledger)",
+                        f"  REST API          {base}" + (f" ({n} worker processes)" if n > 1 else ""),
+                        f"  API docs          {base}/docs   metrics: {base}/metrics",
+                        f"  issuer simulator  {sim_host}:{sim_port} "
+                        f"(ledger: http://{sim_host}:{settings.simulator.admin_port}/ledger)",
                         f"  database          {where}",
-                        *([f"  ISO listener      {args.host}:{args.iso_port}"] if args.iso_port is not None else []),
+                        *([f"  ISO listener      {listener.host}:{listener.port}"] if listener is not None else []),
                         "demo project credentials (a new password at every start):",
                         "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
                         "authorize 9.99 USD on a test card:",
@@ -257,18 +319,33 @@ async def _up(args: argparse.Namespace, sim_addr: tuple[str, int]) -> int:
                 flush=True,
             )
 
-        await _serve_front(runtime, args, stop, banner)
+        await _serve_front(runtime, settings, stop, banner)
     finally:
-        for w in workers:
-            if w.poll() is None:
-                w.send_signal(signal.SIGTERM)
+        stop.set()
+        await stopping
+        deadline = settings.process.shutdown_timeout + 5.0
         for w in workers:
             try:
-                await asyncio.to_thread(w.wait, 15)
+                await asyncio.to_thread(w.wait, deadline)
             except subprocess.TimeoutExpired:
+                log.warning("worker %d did not stop within %.0f s: killed", w.pid, deadline)
                 w.kill()
         await runtime.close()
     return 0
+
+
+def _db_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--config", help="TOML config: its [database] (default: $ISOSWITCH_CONFIG, else the shipped one)")
+    ap.add_argument("--data-dir", type=Path, help="embedded PostgreSQL location (unless DATABASE_URL)")
+
+
+def _db_config(ap: argparse.ArgumentParser, args: argparse.Namespace) -> DbConfig:
+    """``[database]`` of the config, DATABASE_URL, then ``--data-dir``."""
+    try:
+        settings = load_settings(args.config, overrides={"database": {"data_dir": args.data_dir}})
+    except ConfigError as e:
+        ap.error(str(e))
+    return settings.database
 
 
 def _cmd_project(argv: Sequence[str]) -> int:
@@ -276,16 +353,16 @@ def _cmd_project(argv: Sequence[str]) -> int:
     sub = ap.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help='create a project; prints {"login": ..., "password": ...} once')
     add.add_argument("name")
-    add.add_argument("--data-dir", default=".data", help="embedded PostgreSQL location (unless DATABASE_URL)")
+    _db_args(add)
     lst = sub.add_parser("list", help="list projects (no secrets)")
-    lst.add_argument("--data-dir", default=".data")
+    _db_args(lst)
     args = ap.parse_args(argv)
     setup_logging("warning")
 
     async def run() -> int:
-        from switch.store import DbConfig, InvalidSettings, ProjectExists, Projects, open_database
+        from switch.store import InvalidSettings, ProjectExists, Projects, open_database
 
-        db = await open_database(DbConfig.from_env(data_dir=Path(args.data_dir)))
+        db = await open_database(_db_config(ap, args))
         try:
             projects = Projects(db.pool)
             if args.action == "add":
@@ -309,16 +386,16 @@ def _cmd_saf(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(prog="isoswitch saf", description="Inspect the reversal store-and-forward queue.")
     sub = ap.add_subparsers(dest="action", required=True)
     lst = sub.add_parser("list", help="one JSON line per queued reversal, oldest first (no card data)")
-    lst.add_argument("--data-dir", default=".data", help="embedded PostgreSQL location (unless DATABASE_URL)")
+    _db_args(lst)
     lst.add_argument("--state", choices=("pending", "manual", "done"), help="only rows in this state")
     args = ap.parse_args(argv)
     setup_logging("warning")
 
     async def run() -> int:
         from switch.orders.saf import list_entries
-        from switch.store import DbConfig, open_database
+        from switch.store import open_database
 
-        db = await open_database(DbConfig.from_env(data_dir=Path(args.data_dir)))
+        db = await open_database(_db_config(ap, args))
         try:
             for entry in await list_entries(db.pool, args.state):
                 print(orjson.dumps(entry).decode())
@@ -345,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from switch.store.audit import main_audit
 
         return main_audit(args[1:])
+    if args and args[0] == "config":
+        return _cmd_config(args[1:])
     if args and args[0] == "saf":
         return _cmd_saf(args[1:])
     if not args or args[0] in ("-h", "--help", "help"):

@@ -1,7 +1,9 @@
-"""Logging of the front: an access log without queries or headers, and card numbers scrubbed.
+"""Logging of the front: the request id, an access log without queries or headers, card numbers scrubbed.
 
->>> scrub("card 4111111111111111 order 23014806643308174")
-'card 411111****1111 order 23014806643308174'
+Each request gets an id (the caller's ``X-Request-Id`` when it is sane, else a
+new one), answered in ``X-Request-Id`` and set in :data:`switch.logs.REQUEST_ID`
+for every log line written while the request is served: the orders service's,
+the link's, the writer's, and the access log's.
 """
 
 from __future__ import annotations
@@ -12,28 +14,18 @@ import traceback
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
 
-from switch.ids import luhn_ok
-from switch.redact import mask_pan
+from switch.logs import REQUEST_ID, new_request_id
+from switch.redact import scrub
 
-__all__ = ["AccessLog", "ACCESS_LOGGER", "format_exception", "scrub"]
+__all__ = ["ACCESS_LOGGER", "REQUEST_ID_HEADER", "AccessLog", "format_exception", "request_id_middleware", "scrub"]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_RID = web.RequestKey("request_id", str)
 
 ACCESS_LOGGER = logging.getLogger("isoswitch.http.access")
-
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12,19}(?![0-9])")
-
-
-def _mask(m: re.Match[str]) -> str:
-    digits = m.group(0)
-    return mask_pan(digits) if luhn_ok(digits) else digits
-
-
-def scrub(text: str) -> str:
-    """``text`` with every Luhn-valid 12-19 digit run masked ``first6****last4``.
-
-    Order ids (17 digits) are mostly left alone: only one in ten passes Luhn.
-    """
-    return _DIGIT_RUN.sub(_mask, text)
 
 
 def format_exception(exc: BaseException) -> str:
@@ -45,15 +37,32 @@ class AccessLog(AbstractAccessLogger):
     """``METHOD /path STATUS bytes ms``: never the query (filters carry e-mails, names) nor headers."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = scrub(request.path)
+        ms = round(time * 1000.0, 1)
+        extra = {"method": request.method, "path": path, "status": response.status, "ms": ms}
+        rid = request.get(_RID)
+        if rid is not None:
+            extra["request_id"] = rid  # logged after the handler: the context variable is gone
         self.logger.info(
-            "%s %s %s %s %.1fms",
-            request.method,
-            scrub(request.path),
-            response.status,
-            response.body_length,
-            time * 1000.0,
+            "%s %s %s %s %.1fms", request.method, path, response.status, response.body_length, ms, extra=extra
         )
 
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: every response, errors included, carries the id its log lines carry."""
+    rid = request.headers.get(REQUEST_ID_HEADER)
+    if rid is None or _SANE_ID.fullmatch(rid) is None:
+        rid = new_request_id()  # a caller's id that could forge log lines is replaced
+    request[_RID] = rid
+    token = REQUEST_ID.set(rid)
+    try:
+        response = await handler(request)
+    finally:
+        REQUEST_ID.reset(token)
+    response.headers[REQUEST_ID_HEADER] = rid
+    return response

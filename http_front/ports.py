@@ -10,14 +10,15 @@ orders, pages, idempotency decisions) are the core's own types.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from switch.orders.model import Operation, Order
+from switch.orders.saf import SafCounts
 from switch.orders.service import Page
 from switch.store.idempotency import Begin
 from switch.store.projects import Project
 
-__all__ = ["IdempotencyPort", "OrdersPort", "ProjectsPort", "RuntimePort"]
+__all__ = ["IdempotencyPort", "OrdersPort", "ProjectsPort", "RuntimePort", "SafCountsPort"]
 
 
 class ProjectsPort(Protocol):
@@ -50,3 +51,10 @@ class RuntimePort(Protocol):
     def projects(self) -> ProjectsPort: ...
     @property
     def idempotency(self) -> IdempotencyPort: ...
+
+
+@runtime_checkable
+class SafCountsPort(Protocol):
+    """A runtime with store-and-forward: ``/metrics`` reads its queue's counts (others are scraped without)."""
+
+    async def saf_counts(self) -> SafCounts: ...

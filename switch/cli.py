@@ -9,14 +9,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["USAGE", "hostport", "main", "run_loop", "setup_logging", "sim_process", "stop_event"]
+
+from switch.logs import setup_logging
+
+if TYPE_CHECKING:
+    from switch.settings import Settings
 
 log = logging.getLogger("isoswitch.cli")
 
@@ -29,7 +37,8 @@ commands:
   reconcile  compare the switch's books with the simulator's ledger: `isoswitch reconcile --sim-admin URL`
   saf      the store-and-forward queue of reversals: `isoswitch saf list`
   audit    the audit log of back-office operations: `isoswitch audit list`
-  switch   run the switch core alone (link pools + BIN routing) from a config file
+  switch   run the switch core without the REST front (links, routing, reversals, --iso-port listener)
+  config   the effective configuration: `isoswitch config show` (secrets hidden)
   sim      run the simulated issuer host (acquirer_sim)
   bench    benchmarks: `isoswitch bench iso|suite|rest --help`
 """
@@ -63,52 +72,70 @@ def hostport(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # pgserver logs every initdb/pg_ctl invocation with its full output at INFO.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+async def _serve_switch(settings: Settings, target: tuple[str, int] | None, stop: asyncio.Event) -> int:
+    from switch.runtime import open_runtime
 
-
-async def _serve_switch(config_path: str | None, target: tuple[str, int] | None, stop: asyncio.Event) -> int:
-    from switch.config import SwitchConfig
-
-    cfg = SwitchConfig.load(config_path)
+    cfg = settings.runtime
     if target is not None:
-        cfg = cfg.with_target(*target)
-    router = cfg.build_router()
-    router.start()
-    for d in cfg.destinations:
+        cfg = dataclasses.replace(cfg, switch=cfg.switch_config().with_target(*target))
+    runtime = await open_runtime(cfg)
+    for d in cfg.switch_config().destinations:
         log.info("destination %s: %d links to %s:%d", d.name, d.links, d.link.host, d.link.port)
+    if runtime.listener is not None and runtime.listener.address is not None:
+        host, port = runtime.listener.address
+        print(f"ISO listener on {host}:{port}", flush=True)
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(router.wait_ready(), 10)
         last = ""
         while not stop.is_set():
-            states = ", ".join(f"{link.label}={link.state.value}" for p in router.pools.values() for link in p.links)
+            pools = runtime.router.pools.values()
+            states = ", ".join(f"{link.label}={link.state.value}" for p in pools for link in p.links)
             if states != last:
                 print(f"links: {states}", flush=True)
                 last = states
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
     finally:
-        await router.close(timeout=5.0)
+        # The listener stops accepting first, then links drain and sign off, writes flush, the database closes.
+        try:
+            await asyncio.wait_for(runtime.close(), settings.process.shutdown_timeout)
+        except TimeoutError:
+            log.warning("shutdown overran %.0f s", settings.process.shutdown_timeout)
     return 0
 
 
 def _cmd_switch(argv: Sequence[str]) -> int:
-    ap = argparse.ArgumentParser(prog="isoswitch switch", description="Run the switch link pools and routing.")
-    ap.add_argument("--config", help="TOML config (default: schemas/config/default.toml)")
+    ap = argparse.ArgumentParser(
+        prog="isoswitch switch",
+        description="Run the switch core without the REST front: link pools, BIN routing, reversals and "
+        "store-and-forward, and with --iso-port the ISO listener for acquirer hosts and terminals.",
+    )
+    ap.add_argument("--config", help="TOML config (default: $ISOSWITCH_CONFIG, else schemas/config/default.toml)")
     ap.add_argument("--target", type=hostport, help="point every destination at HOST:PORT")
-    ap.add_argument("--log-level", default="info")
+    ap.add_argument("--iso-port", type=int, help="accept ISO 8583 from acquirer hosts/terminals on this port")
+    ap.add_argument("--iso-host", help="address of the ISO listener [iso_listener] host")
+    ap.add_argument("--data-dir", type=Path, help="embedded PostgreSQL and generated keys (default .data)")
+    ap.add_argument("--node-id", type=int, help="0..9, overrides the config's")
+    ap.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     args = ap.parse_args(argv)
-    setup_logging(args.log_level)
+    flags: dict[str, dict[str, Any]] = {
+        "iso_listener": {"port": args.iso_port, "host": args.iso_host},
+        "database": {"data_dir": args.data_dir},
+        "switch": {"node_id": args.node_id},
+        "logging": {"level": args.log_level},
+    }
+    if args.iso_port is not None:
+        flags["iso_listener"]["enabled"] = True
+    from switch.config import ConfigError
+    from switch.settings import load_settings
+
+    try:
+        settings = load_settings(args.config, overrides=flags)
+    except ConfigError as e:
+        ap.error(str(e))
+    setup_logging(settings.logging.level, fmt=settings.logging.format, levels=dict(settings.logging.levels))
 
     async def main() -> int:
-        return await _serve_switch(args.config, args.target, stop_event())
+        return await _serve_switch(settings, args.target, stop_event())
 
     return run_loop(main)
 

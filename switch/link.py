@@ -6,6 +6,11 @@ copy and no per-read task wakeups). Pending requests live in a dict keyed
 by :func:`switch.messages.match_key` (MTI class + DE 41 + DE 11, like jPOS
 QMUX); each has a timer, not a ``wait_for`` task, because a timer handle is
 an order of magnitude cheaper on the hot path.
+
+Metrics (:mod:`switch.metrics`, labelled with the link's destination): the
+round trip of each answered request by MTI, responses by MTI and DE 39,
+timeouts, late responses; the state and the requests in flight are read
+when the metrics are flushed, not counted here.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import ssl as _ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from switch import metrics
 from switch.codec import DecodeError, Message
 from switch.dialect import Dialect
 from switch.errors import DuplicateRequest, LinkBusy, LinkClosed, LinkNotReady, RequestTimeout
@@ -98,6 +104,8 @@ class _Pending:
     future: asyncio.Future[Message]
     timer: asyncio.TimerHandle | None = None
     rrn: str | None = None
+    sent: float = 0.0  # loop time the request was queued
+    cells: metrics.IsoRequest | None = None  # its MTI's round-trip histogram and timeout counter
 
 
 class StanSpace:
@@ -170,9 +178,13 @@ class Link:
         *,
         on_unmatched: UnmatchedHandler | None = None,
         stans: StanSpace | None = None,
+        destination: str | None = None,
     ) -> None:
+        """``destination``: the pool this link belongs to, for metrics (default: the link's label)."""
         self.config = config
         self.label = config.label
+        self.destination = destination or self.label
+        self._metrics = metrics.iso(self.destination)
         self.dialect = Dialect.named(config.dialect, config.framing)
         self._codec = self.dialect.codec
         self._pack = self.dialect.framing.pack
@@ -191,6 +203,7 @@ class Link:
         self._drained: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        metrics.watch_link(self)
 
     # -- public ---------------------------------------------------------
     @property
@@ -297,7 +310,7 @@ class Link:
         loop = self._loop
         assert loop is not None
         fut: asyncio.Future[Message] = loop.create_future()
-        entry = _Pending(fut, None, msg.get("37"))
+        entry = _Pending(fut, None, msg.get("37"), loop.time(), self._metrics.request(msg["t"]))
         pending[key] = entry
         busy.in_flight.add(stan)
         entry.timer = loop.call_later(timeout, self._expire, key, entry)
@@ -337,6 +350,8 @@ class Link:
             return
         del self._pending[key]
         self.stats.timeouts += 1
+        if entry.cells is not None:
+            entry.cells.timeouts.inc()
         assert self._loop is not None
         # A late answer must never meet a new request that reused this STAN.
         self._busy.quarantine[key[2]] = self._loop.time() + self.config.stan_quarantine
@@ -354,7 +369,7 @@ class Link:
             return
         self.stats.received += 1
         assert self._loop is not None
-        self._last_rx = self._loop.time()
+        self._last_rx = now = self._loop.time()
         mti = msg["t"]
         if is_response(mti):
             entry = self._pending.pop(match_key(msg), None)
@@ -366,9 +381,15 @@ class Link:
                 else:
                     assert entry.timer is not None
                     entry.timer.cancel()
+                    if entry.cells is not None:
+                        entry.cells.duration.observe(now - entry.sent)
+                    self._metrics.response(mti, msg.get("39")).inc()
                     if not entry.future.done():
                         entry.future.set_result(msg)
                     return
+            if not mti.startswith("08"):
+                # What LateResponses counts too (its request timed out or was given up), per destination here.
+                self._metrics.late.inc()
         elif mti == "0800":
             self.send(network_response(msg))
             return

@@ -32,6 +32,9 @@ An asyncio ``Protocol`` server speaking the links' dialects and framings
   every message (:mod:`switch.listener_mac`: AES-CMAC in DE 64/128); a
   missing or wrong MAC is answered ``63`` and nothing is forwarded. Every
   answer to such a peer carries a MAC.
+- **Metrics** (:mod:`switch.metrics`): open connections, and every request
+  answered by MTI (``other`` beyond the MTIs above: the peer must not be able
+  to make up label values) and the DE 39 it got.
 
 >>> ListenerConfig(port=0, peers={"TERM0001": "00" * 16}).keys()["TERM0001"] == bytes(16)
 True
@@ -50,6 +53,7 @@ from typing import Any, Protocol, cast
 
 import iso8583
 
+from switch import metrics
 from switch.codec import DecodeError, EncodeError, Message, peek_mti
 from switch.dialect import DIALECTS, Dialect
 from switch.framing import FRAMINGS, Deframer, FramingError
@@ -69,6 +73,8 @@ _FOLLOW_UPS = frozenset({"0220", "0400", "0420", "0421"})
 # Never echoed back: card-security data the peer sent (MESSAGES.md), the bitmaps and the MAC fields.
 _NOT_ECHOED = frozenset({"p", "1", "64", "128", "120", "121", "122", "123", "124"})
 _FROM_HOST = ("38", "39", "54")
+# MTIs with a label of their own in isoswitch_listener_messages; any other is "other".
+_COUNTED = _STARTS | _FOLLOW_UPS | {"0800"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +90,7 @@ class ListenerConfig:
     max_in_flight: int = 256  # requests of one connection being worked on; beyond: stop reading it
     idle_timeout: float = 300.0  # seconds without a byte from the peer before its connection is closed; 0 = never
     directory_refresh: float = 1.0  # at most this often (s), an unknown DE 41/42 re-reads the projects
+    reuse_port: bool = True  # SO_REUSEPORT: the workers of `up --workers N` share the port
     ssl: _ssl.SSLContext | None = None  # TLS for the listener (cert/key from the security config)
 
     def __post_init__(self) -> None:
@@ -175,6 +182,8 @@ class IsoListener:
         self._server: asyncio.Server | None = None
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._answered: dict[tuple[str, str], metrics.Count] = {}
+        metrics.watch_listener(self)
 
     async def start(self) -> tuple[str, int]:
         if self._server is not None:
@@ -182,7 +191,7 @@ class IsoListener:
         cfg = self.config
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self), cfg.host, cfg.port, ssl=cfg.ssl, reuse_address=True
+            lambda: _Connection(self), cfg.host, cfg.port, ssl=cfg.ssl, reuse_address=True, reuse_port=cfg.reuse_port
         )
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
@@ -228,7 +237,15 @@ class IsoListener:
             log.exception("ISO request failed", extra={"iso_message": loggable(msg)})
             reply = _refusal(msg, "96")
         if reply is not None:
+            self._count(msg["t"], reply.get("39"))
             conn.send(reply)
+
+    def _count(self, mti: str, rc: str | None) -> None:
+        key = (mti if mti in _COUNTED else "other", rc or "none")
+        cell = self._answered.get(key)
+        if cell is None:
+            cell = self._answered[key] = metrics.counter("isoswitch_listener_messages", *key)
+        cell.inc()
 
     async def _reply(self, msg: Message, frame: bytes) -> Message | None:
         mti = msg["t"]
@@ -364,6 +381,7 @@ class _Connection(asyncio.Protocol):
         log.info("malformed %s answered 30 (field %s)", mti, field)
         reply: Message = {"t": response_mti(mti), "39": "30"}
         reply.update(_salvage(lst.dialect.codec.spec, frame))
+        lst._count(mti, "30")
         self.send(reply)
         return True
 

@@ -38,13 +38,19 @@ class Pool:
         node_id: int = 0,
         on_unmatched: UnmatchedHandler | None = None,
     ) -> Pool:
-        """``count`` links with the same config, labelled ``name#i``, sharing one STAN space.
+        """``count`` links with the same config, labelled ``name#i``, sharing one STAN space (and, in
+        the metrics, the destination label ``name``).
 
         ``on_unmatched`` gets every response nobody waits for (a late answer to a timed-out request).
         """
         stans = StanSpace(node_id)
         links = [
-            Link(dataclasses.replace(config, name=f"{name}#{i}"), stans=stans, on_unmatched=on_unmatched)
+            Link(
+                dataclasses.replace(config, name=f"{name}#{i}"),
+                stans=stans,
+                on_unmatched=on_unmatched,
+                destination=name,
+            )
             for i in range(count)
         ]
         return cls(name, links)

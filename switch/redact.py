@@ -4,13 +4,20 @@
 '411111****1111'
 >>> loggable({"t": "0100", "2": "4111111111111111", "120": "123", "11": "000001"})
 {'t': '0100', '2': '411111****1111', '11': '000001'}
+>>> scrub("card 4111111111111111 order 23014806643308174")
+'card 411111****1111 order 23014806643308174'
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
-__all__ = ["mask_pan", "loggable"]
+from switch.ids import luhn_ok
+
+__all__ = ["loggable", "mask_pan", "scrub"]
+
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12,19}(?![0-9])")
 
 # Fields never shown, even masked: track data, PIN block, CVV2, 3-DS cryptogram, MACs.
 _SECRET = frozenset({"35", "36", "45", "52", "55", "120", "122", "64", "128"})
@@ -29,3 +36,16 @@ def loggable(msg: Mapping[str, str]) -> dict[str, str]:
     if "2" in out:
         out["2"] = mask_pan(out["2"])
     return out
+
+
+def _mask(m: re.Match[str]) -> str:
+    digits = m.group(0)
+    return mask_pan(digits) if luhn_ok(digits) else digits
+
+
+def scrub(text: str) -> str:
+    """``text`` with every Luhn-valid 12-19 digit run masked ``first6****last4``.
+
+    Order ids (17 digits) are mostly left alone: only one in ten passes Luhn.
+    """
+    return _DIGIT_RUN.sub(_mask, text)

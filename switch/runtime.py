@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from switch import metrics
 from switch.config import SwitchConfig
 from switch.listener import IsoListener, ListenerConfig
 from switch.orders import OrdersService
@@ -120,6 +121,10 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         # off) before the writer (results of drained requests still get
         # written), the writer before the id leases and the pool, the
         # database last.
+        # Multi-process mode: this worker's metrics reach the shared files every few seconds, and once
+        # more after everything else closed (so it is stopped last). Single-process mode: returns at once.
+        refresher = asyncio.ensure_future(metrics.refresh_forever())
+        stack.push_async_callback(_cancel, refresher)
         db = await open_database(cfg.db)
         stack.push_async_callback(db.close)
         vault = Vault.from_env_or_dir(cfg.db.data_dir, os.environ if cfg.env is None else cfg.env)

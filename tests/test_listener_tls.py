@@ -25,7 +25,7 @@ from http_front import cli
 from switch.dialect import Dialect
 from switch.listener import ListenerConfig
 from switch.runtime import Runtime, open_runtime
-from switch.tls import TlsError, client_context, server_context
+from switch.tls import client_context, server_context
 
 fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn
 
@@ -115,30 +115,32 @@ async def test_with_a_client_ca_only_a_client_with_a_certificate_gets_an_answer(
 # -- the command line ------------------------------------------------------------------
 
 
-def _args(*argv: str) -> argparse.Namespace:
+def _iso_tls(*argv: str) -> ssl.SSLContext | None:
+    """The listener's TLS context as `serve` builds it from its flags (a bad file: usage error)."""
     ap = argparse.ArgumentParser()
     cli._serving_args(ap)
-    return ap.parse_args(["--iso-port", "0", *argv])
+    settings = cli._settings(ap, ap.parse_args(["--iso-port", "0", *argv]))
+    assert settings.listener is not None
+    return settings.listener.ssl
 
 
 def test_iso_tls_flags_build_the_listeners_context(pki: Pki) -> None:  # noqa: F811
-    assert cli._iso_tls(_args()) is None
-    context = cli._iso_tls(_args("--iso-tls-cert", str(pki.server_cert), "--iso-tls-key", str(pki.server_key)))
+    assert _iso_tls() is None
+    context = _iso_tls("--iso-tls-cert", str(pki.server_cert), "--iso-tls-key", str(pki.server_key))
     assert context is not None and context.minimum_version >= ssl.TLSVersion.TLSv1_2
     assert context.verify_mode is ssl.CERT_NONE
-    mutual = cli._iso_tls(
-        _args(
-            "--iso-tls-cert",
-            str(pki.server_cert),
-            "--iso-tls-key",
-            str(pki.server_key),
-            "--iso-tls-client-ca",
-            str(pki.ca),
-        )
+    mutual = _iso_tls(
+        "--iso-tls-cert",
+        str(pki.server_cert),
+        "--iso-tls-key",
+        str(pki.server_key),
+        "--iso-tls-client-ca",
+        str(pki.ca),
     )
     assert mutual is not None and mutual.verify_mode is ssl.CERT_REQUIRED
-    with pytest.raises(TlsError):
-        cli._iso_tls(_args("--iso-tls-cert", str(pki.server_cert), "--iso-tls-key", str(pki.other_ca)))
+    with pytest.raises(SystemExit) as exc:  # a key that is not the certificate's: usage error, exit 2
+        _iso_tls("--iso-tls-cert", str(pki.server_cert), "--iso-tls-key", str(pki.other_ca))
+    assert exc.value.code == 2
 
 
 def test_serve_refuses_an_iso_tls_key_without_a_certificate(

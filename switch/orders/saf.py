@@ -38,6 +38,10 @@ change. The reversal's life is the ``saf`` row (``isoswitch saf list``).
 Late responses (an 0110 arriving after its request timed out) reach
 :class:`LateResponses` through the links' unmatched-message handler: logged
 masked and counted, never applied.
+
+Metrics (:mod:`switch.metrics`): ``isoswitch_reversals{mti}`` counts the
+0400s and 0420/0421s sent here; :meth:`Reversals.counts` feeds the
+``isoswitch_saf_*`` gauges when the REST front's ``/metrics`` is scraped.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
-from switch import messages
+from switch import messages, metrics
 from switch.codec import Message
 from switch.errors import (
     DestinationUnavailable,
@@ -364,6 +368,8 @@ class Reversals:
         self.delivered = 0
         self.manual = 0
         self.recovered = 0
+        # isoswitch_reversals by MTI; the depth and age gauges come from counts() at each scrape.
+        self._sent = {mti: metrics.counter("isoswitch_reversals", mti) for mti in ("0400", "0420", "0421")}
 
     # -- the orders service's side ------------------------------------------------
 
@@ -445,6 +451,7 @@ class Reversals:
                 now=_utcnow(),
             )
             self.reversals_sent += 1
+            self._sent["0400"].inc()
             try:
                 resp = await self._send(destination, msg)
             except _NOT_ANSWERED as e:
@@ -555,6 +562,7 @@ class Reversals:
             if e.advice_stan is not None:
                 msg["11"] = e.advice_stan
             self.advices_sent += 1
+            self._sent[mti].inc()
             try:
                 resp = await self._send(e.destination, msg)
             except _NOT_ANSWERED as err:

@@ -893,7 +893,15 @@ class OrdersService:
         elif not await self._repo.add_operation(order, op):
             raise OrderError("rejected", "Order was changed by another request, try again", order_id=order.id)
         order.operations.append(op)
+        debug = log.isEnabledFor(logging.DEBUG)  # the request id rides on each of these lines
+        if debug:
+            log.debug("intent written", extra={"order_id": order.id, "operation_id": op.id, "mti": msg["t"]})
         outcome = await self._send(msg)
+        if debug:
+            resp = outcome.response or {}
+            extra = {"order_id": order.id, "destination": op.destination, "mti": msg["t"], "stan": msg.get("11")}
+            extra.update(rrn=msg.get("37"), response_mti=resp.get("t"), rc=resp.get("39"), sent=outcome.sent.value)
+            log.debug("iso exchange", extra=extra)
         saf_id: int | None = None
         reversals = self._reversals
         if reversals is not None and outcome.sent is _Sent.UNKNOWN and msg["t"] in REVERSIBLE:
@@ -952,11 +960,14 @@ class OrdersService:
             reversals.reverse_soon(saf_id, op.destination, msg, op.currency)
         if log.isEnabledFor(logging.INFO):  # one per operation: skip building the record when INFO is off
             log.info(
-                "operation done",
+                "operation done",  # written: the result is durable by now
                 extra={
                     "order_id": order.id,
                     "operation": op.type.value,
                     "status": op.status.value,
+                    "mti": msg["t"],
+                    "stan": op.stan,
+                    "rrn": msg.get("37"),
                     "iso_response_code": op.iso_response_code,
                     "sent": outcome.sent.value,
                 },

@@ -30,6 +30,10 @@ argument (``unnest($1::text[], ...)``), which costs the server a fraction
 of one execution per row. A batch that is one statement (one write, one
 ``executemany``, one :class:`Columns`) runs without BEGIN and COMMIT: a
 single statement is atomic on its own and commits as it ends.
+
+Each committed batch is observed in the metrics (:mod:`switch.metrics`):
+its size (``isoswitch_db_write_batch_size``) and how long it took from its
+first statement to the end of its commit (``isoswitch_db_write_duration_seconds``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from switch import metrics
 from switch.store.errors import WriterClosed
 
 __all__ = ["Columns", "GroupWriter"]
@@ -78,6 +83,8 @@ class GroupWriter:
         "_connections",
         "_max_batch",
         "_max_delay",
+        "_metric_duration",
+        "_metric_size",
         "_pool",
         "_queue",
         "_tasks",
@@ -116,6 +123,8 @@ class GroupWriter:
         # Duration of the last COMMIT alone; of a batch of one statement, that statement (it commits as it ends).
         self.last_commit_seconds = 0.0
         self.commit_seconds_total = 0.0
+        self._metric_size = metrics.histogram("isoswitch_db_write_batch_size")
+        self._metric_duration = metrics.histogram("isoswitch_db_write_duration_seconds")
 
     @property
     def queued(self) -> int:
@@ -229,6 +238,7 @@ class GroupWriter:
         for item in batch:
             # Each run() is its own group, at its place in the order.
             groups.setdefault(item[0] if item[2] is None else object(), []).append(item)
+        start = time.monotonic()
         if len(groups) == 1 and batch[0][2] is None:
             # One statement: atomic alone, its own commit; no BEGIN/COMMIT round trips.
             t = time.monotonic()
@@ -254,6 +264,8 @@ class GroupWriter:
             t = time.monotonic()
             await tr.commit()
             commit = time.monotonic() - t
+        self._metric_size.observe(len(batch))
+        self._metric_duration.observe(time.monotonic() - start)
         self.batches += 1
         self.rows += len(batch)
         self.last_batch_size = len(batch)

@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+#
+# One image for the two isoswitch processes of docker-compose.yml:
+#   isoswitch serve ...   the switch core + REST front (+ ISO listener)
+#   isoswitch sim ...     the simulated issuer host (acquirer_sim)
+# Without a command it runs `isoswitch up`: everything in one container, with
+# an embedded PostgreSQL in /var/lib/isoswitch (a quick look, not production);
+# deploy/isoswitch.toml is its configuration.
+#
+#   docker build -t isoswitch:local .
+#
+# tests/test_deploy.py keeps this file in line with the code and the compose file.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# -- build: a virtualenv with isoswitch and its dependencies (all wheels) ------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/isoswitch
+ENV PATH=/opt/isoswitch/bin:$PATH
+WORKDIR /src
+
+# Dependencies first: a layer that survives code changes.
+COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); print('\n'.join(d['project']['dependencies']))" > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt
+
+# Then the project itself (no dev extras).
+COPY switch/ ./switch/
+COPY acquirer_sim/ ./acquirer_sim/
+COPY http_front/ ./http_front/
+COPY schemas/ ./schemas/
+COPY bench/ ./bench/
+RUN pip install . \
+ && isoswitch --help > /dev/null
+
+# -- runtime --------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}
+ARG UID=10001
+RUN groupadd --system --gid ${UID} isoswitch \
+ && useradd --system --uid ${UID} --gid isoswitch --home-dir /var/lib/isoswitch --no-create-home \
+        --shell /usr/sbin/nologin isoswitch \
+ && install -d -o isoswitch -g isoswitch -m 0700 /var/lib/isoswitch \
+ && install -d -m 0755 /etc/isoswitch
+COPY --from=build /opt/isoswitch /opt/isoswitch
+# Every isoswitch command in the container reads it (ISOSWITCH_CONFIG below);
+# the compose file mounts the repository's copy over it (edit without rebuilding).
+COPY deploy/isoswitch.toml /etc/isoswitch/isoswitch.toml
+ENV PATH=/opt/isoswitch/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    ISOSWITCH_CONFIG=/etc/isoswitch/isoswitch.toml
+
+USER isoswitch:isoswitch
+WORKDIR /var/lib/isoswitch
+
+# 8080 REST front (/health, /metrics, /docs), 8585 ISO listener of the switch,
+# 8583 simulator ISO port, 8584 simulator admin API (/health, /metrics, /ledger).
+EXPOSE 8080 8585 8583 8584
+
+CMD ["isoswitch", "up"]
