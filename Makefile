@@ -34,7 +34,7 @@ fuzz: $(STAMP)
 	ISOSWITCH_FUZZ_FRAMES=$${ISOSWITCH_FUZZ_FRAMES:-100000} timeout -k 10 1800 $(BIN)/pytest -m fuzz tests/fuzz -p no:randomly
 
 bench: $(STAMP)
-	$(BIN)/isoswitch bench all --out bench/results
+	$(BIN)/isoswitch bench all --out bench/results --report bench/results/report
 
 clean:
 	rm -rf $(VENV) .data bench/results

@@ -111,7 +111,8 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
         r.add_get(path, handlers.list_operations)
     for path in ("/exchange_rates/", "/exchange_rates"):
         r.add_get(path, handlers.exchange_rates)
-    r.add_get("/metrics", metrics_handler, name="public:metrics")
+    if config.metrics:
+        r.add_get("/metrics", metrics_handler, name="public:metrics")
     r.add_get("/health", health, name="public:health")
     add_docs_routes(r)
     return app

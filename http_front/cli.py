@@ -90,7 +90,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
 }
 
 # The REST front's table: FrontConfig's fields, but for the data files shipped in schemas/.
-HTTP_SECTION = Section(FrontConfig, skip=frozenset({"schemas_dir", "exchange_rates_path"}))
+HTTP_SECTION = Section(FrontConfig, skip=frozenset({"schemas_dir", "exchange_rates_path", "metrics"}))
 
 
 def _serving_args(ap: argparse.ArgumentParser) -> None:
@@ -147,7 +147,7 @@ def _settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Settings
 
 def _front(settings: Settings) -> FrontConfig:
     front: FrontConfig = settings.sections["http"]
-    return front
+    return dataclasses.replace(front, metrics=settings.metrics.enabled)
 
 
 def _logging(settings: Settings) -> None:
@@ -169,6 +169,11 @@ def _cmd_up(argv: Sequence[str]) -> int:
     args = ap.parse_args(argv)
     settings = _settings(ap, args)
     _logging(settings)
+    if settings.process.workers > 1:
+        # Before anything loads prometheus_client: the workers started later inherit the directory.
+        from switch import metrics
+
+        metrics.prepare_multiprocess(settings.metrics.multiprocess_dir or settings.database.data_dir / "metrics")
     sim = settings.simulator
     host = _front(settings).host
     try:
@@ -330,6 +335,9 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
             except subprocess.TimeoutExpired:
                 log.warning("worker %d did not stop within %.0f s: killed", w.pid, deadline)
                 w.kill()
+            from switch import metrics
+
+            metrics.mark_process_dead(w.pid)  # its live gauges go; its counts stay in the sums
         await runtime.close()
     return 0
 

@@ -62,6 +62,9 @@ class FrontConfig:
     max_line_size: int = 8190
     max_field_size: int = 8190
     max_headers: int = 64
+    #: ``GET /metrics`` (Prometheus text, no credentials). Default on; the CLI
+    #: sets it from ``[metrics] enabled``.
+    metrics: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

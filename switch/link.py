@@ -278,6 +278,8 @@ class Link:
                     await self._exchange(network_request(NM_SIGN_OFF), min(self.config.sign_on_timeout, 2.0))
                 except (LinkClosed, RequestTimeout, LinkNotReady):
                     pass  # the host may already be gone; closing anyway
+                else:
+                    log.info("link %s: signed off", self.label)
         finally:
             # Even when close() itself is cancelled: a link left CLOSING would hang every later close().
             task, self._task = self._task, None

@@ -176,6 +176,8 @@ _SPECS: dict[str, _Spec] = {
     ),
 }  # fmt: skip
 
+#: Every isoswitch_* family, as prometheus_client names it: counters without ``_total``, histograms
+#: without ``_bucket``/``_sum``/``_count`` (the dashboards and tests/test_deploy.py check against it).
 METRIC_NAMES: tuple[str, ...] = tuple(_SPECS)
 
 # -- cells --------------------------------------------------------------------------------------

@@ -103,3 +103,107 @@ def test_project_add_prints_login_and_password_once(tmp_path: Path) -> None:
         _isoswitch("project", "add", "shop1", "--data-dir", data), capture_output=True, text=True, timeout=90, env=env
     )
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def _get(url: str, auth: tuple[str, str] | None = None, body: bytes | None = None) -> tuple[int, bytes]:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    if auth is not None:
+        req.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:  # one connection per call: spread over the workers
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _sample(text: str, name: str, **labels: str) -> list[float]:
+    """Values of ``name`` whose labels include ``labels`` in a Prometheus text exposition."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            out.append(float(value))
+    return out
+
+
+@pytest.mark.timeout(180)
+def test_two_workers_share_the_http_and_iso_ports_and_one_scrape_sums_them(tmp_path: Path) -> None:
+    from sim_helpers import MessageFactory
+
+    from switch.dialect import Dialect
+
+    http, sim, admin, iso = _free_ports(4)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ISOSWITCH_HTTP__RATE_LIMIT": "0"}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen(
+        _isoswitch(
+            "up", "--workers", "2", "--iso-port", str(iso),
+            "--data-dir", str(tmp_path / "data"),
+            "--http-port", str(http), "--sim-port", str(sim), "--sim-admin-port", str(admin),
+            "--log-level", "warning",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{http}"
+    try:
+        lines = _read_until(proc, "--concurrency", time.monotonic() + 120)
+        creds = next(orjson.loads(x.strip()) for x in lines if x.strip().startswith('{"login"'))
+        auth = (creds["login"], creds["password"])
+        body = orjson.dumps(
+            {
+                "amount": "1.00",
+                "pan": "4111111111111111",
+                "card": {"cvv": "123", "holder": "J S", "expiration_month": "12", "expiration_year": "2035"},
+                "location": {"ip": "8.8.8.8"},
+            }
+        )
+        pids: set[str] = set()
+        ok = 0
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:  # the second worker may still be starting
+            for _ in range(10):
+                status, _ = _get(f"{base}/orders/authorize", auth, body)
+                assert status == 200
+                ok += 1
+            time.sleep(2.5)  # each worker flushes its samples every 2 s
+            _, text = _get(f"{base}/metrics")
+            ready = [line for line in text.decode().splitlines() if line.startswith("isoswitch_link_state{")]
+            up = [x for x in ready if 'state="ready"' in x and x.endswith(" 1.0")]
+            pids = {m.group(1) for x in up if (m := re.search(r'pid="(\d+)"', x)) is not None}
+        assert len(pids) == 2, "both workers' links are ready, in one scrape"
+        time.sleep(2.5)
+        _, text = _get(f"{base}/metrics")
+        counted = _sample(text.decode(), "isoswitch_http_requests_total", route="/orders/authorize", status="200")
+        assert sum(counted) == ok, "one scrape counts every worker's requests"
+        # The ISO port is shared too: connections land on either worker, and each is answered.
+        dialect = Dialect.named("ascii", "binary2")
+        codec, framing = dialect.codec, dialect.framing
+        mf = MessageFactory()
+        for _ in range(4):
+            with socket.create_connection(("127.0.0.1", iso), timeout=10) as s:
+                s.sendall(framing.pack(codec.encode(mf.network("301"))))
+                head = s.recv(2)
+                frame = b""
+                while len(frame) < int.from_bytes(head, "big"):
+                    frame += s.recv(4096)
+                assert codec.decode(frame)["39"] == "00"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(60)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert rc == 0
+    for port in (http, iso):  # the workers are gone with it: nobody listens (TIME_WAIT remnants may stay)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))

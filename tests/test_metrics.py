@@ -216,9 +216,12 @@ async def test_a_timeout_counts_and_its_reversal_shows_in_the_saf_gauges_until_d
 
     async def advised() -> Samples | None:
         now = await rig.scrape()
-        return now if value(now, "isoswitch_reversals_total", mti="0420") > value(
-            before, "isoswitch_reversals_total", mti="0420"
-        ) else None
+        return (
+            now
+            if value(now, "isoswitch_reversals_total", mti="0420")
+            > value(before, "isoswitch_reversals_total", mti="0420")
+            else None
+        )
 
     during = await eventually(advised)
 
@@ -257,9 +260,12 @@ async def test_a_response_after_its_timeout_is_counted_late(rig: Rig) -> None:
         return now if got > value(before, "isoswitch_iso_late_responses_total", destination=DEST) else None
 
     after = await eventually(late)
-    assert value(after, "isoswitch_iso_late_responses_total", destination=DEST) - value(
-        before, "isoswitch_iso_late_responses_total", destination=DEST
-    ) == rig.runtime.late_responses - late_before == 1
+    assert (
+        value(after, "isoswitch_iso_late_responses_total", destination=DEST)
+        - value(before, "isoswitch_iso_late_responses_total", destination=DEST)
+        == rig.runtime.late_responses - late_before
+        == 1
+    )
     # Late is not answered: the round-trip histogram only has answered requests.
     assert value(after, "isoswitch_iso_request_duration_seconds_count", destination=DEST, mti="0100") == value(
         before, "isoswitch_iso_request_duration_seconds_count", destination=DEST, mti="0100"
@@ -269,9 +275,7 @@ async def test_a_response_after_its_timeout_is_counted_late(rig: Rig) -> None:
 # -- the ISO listener -----------------------------------------------------------------------------------
 
 
-async def test_the_listener_exports_its_connections_and_answers_by_mti_and_code(
-    rig: Rig, mf: MessageFactory
-) -> None:
+async def test_the_listener_exports_its_connections_and_answers_by_mti_and_code(rig: Rig, mf: MessageFactory) -> None:
     listener = rig.runtime.listener
     assert listener is not None and listener.address is not None
     before = await rig.scrape()
