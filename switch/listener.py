@@ -20,7 +20,8 @@ An asyncio ``Protocol`` server speaking the links' dialects and framings
   merchant id: ``03`` (invalid merchant); the merchant exists but not with
   that terminal: ``58`` (not permitted to terminal). Nothing is recorded.
 - **Errors.** Nothing sent (no route, no ready link): ``91``. Sent but no
-  answer (timeout, lost link; the switch reverses it): ``68``. See
+  answer (timeout, lost link; the switch reverses it): ``68``. A repeat or a
+  reversal of a request still in flight waits for its outcome. See
   :class:`switch.orders.service.IsoResult` for the rest (25, 12, 13, 14, 94).
 - **Garbage.** A framing error, or a frame whose MTI is not even readable
   (or has no response MTI: function digit 9), closes that connection only.

@@ -205,6 +205,37 @@ async def test_an_0400_reverses_an_0100_found_by_de90_and_a_repeat_is_harmless(
     assert [op.type.value for op in order.operations] == ["authorize", "reverse"]
 
 
+async def test_a_repeat_of_an_0100_still_in_flight_gets_the_first_ones_answer_and_no_second_hold(
+    rt: Runtime, sim: SimServer, shop: Project, peer: IsoClient, mf: MessageFactory
+) -> None:
+    sim.set_faults([{"action": "delay", "amount": 1234, "delay_ms": 150}])
+    auth = mf.auth("4111111111111111", 1234)
+    await peer.send(auth)
+    await asyncio.sleep(0.03)  # the first copy is at the (slow) issuer
+    await peer.send(dict(auth))  # the peer's repeat: same DE 41, MTI, DE 11, DE 7
+    first, repeat = await peer.recv(), await peer.recv()
+    assert (first["39"], repeat["39"]) == ("00", "00")
+    assert first["38"] == repeat["38"] and repeat["11"] == auth["11"]
+    (order,) = await orders_of(rt, shop)
+    assert [op.type.value for op in order.operations] == ["authorize"]
+    assert sim.ledger.records == 1, "the issuer saw one 0100"
+
+
+async def test_a_reversal_arriving_while_its_0100_is_in_flight_waits_for_it_then_reverses(
+    rt: Runtime, sim: SimServer, shop: Project, peer: IsoClient, mf: MessageFactory
+) -> None:
+    sim.set_faults([{"action": "delay", "amount": 4321, "delay_ms": 150}])
+    auth = mf.auth("4111111111111111", 4321)
+    await peer.send(auth)
+    await asyncio.sleep(0.03)
+    await peer.send(mf.reversal(auth))  # the peer gave up early on its side
+    answers = {m["t"]: m for m in (await peer.recv(), await peer.recv())}
+    assert (answers["0110"]["39"], answers["0410"]["39"]) == ("00", "00")
+    (order,) = await orders_of(rt, shop)
+    assert order.status is OrderStatus.REVERSED
+    assert [op.type.value for op in order.operations] == ["authorize", "reverse"]
+
+
 async def test_an_0400_without_de90_finds_its_original_by_rrn(
     rt: Runtime, shop: Project, peer: IsoClient, mf: MessageFactory
 ) -> None:

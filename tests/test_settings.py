@@ -311,3 +311,16 @@ async def test_sigterm_lets_a_request_in_flight_finish_then_signs_off_and_exits(
     assert not any("4111111111111111" in str(line) for line in lines)
     assert rid  # every line of that request carries it (checked in tests/test_logs.py)
     assert any(m.startswith("link ") and m.endswith("signed off") for m in msgs), "0800/002 before the exit"
+
+
+def test_metrics_enabled_false_takes_metrics_off_the_front() -> None:
+    from http_front import cli
+    from http_front.app import create_app
+
+    s = load_settings(env={"ISOSWITCH_METRICS__ENABLED": "false"}, sections={"http": HTTP_SECTION})
+    front = cli._front(s)
+    assert front.metrics is False
+    names = {r.name for r in create_app(typing.cast(Any, object()), front).router.routes()}
+    assert "public:metrics" not in names and "public:health" in names
+    on = cli._front(load_settings(env={}, sections={"http": HTTP_SECTION}))
+    assert "public:metrics" in {r.name for r in create_app(typing.cast(Any, object()), on).router.routes()}

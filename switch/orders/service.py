@@ -218,9 +218,12 @@ class IsoResult:
     answer or was not asked); ``code`` is then the DE 39 to answer with:
     91 nothing sent (no route, no ready link, busy), 68 sent but not answered
     (timeout, lost link: reversed by store-and-forward), 25 original not
-    found, 12 not allowed in the order's state, 13/14/30 bad amount/PAN/field,
-    94 a repeat of a request still in progress, 00 a reversal with nothing
-    left to reverse (the order holds no funds: answered without the host).
+    found, 12 not allowed in the order's state (a partial reversal among
+    them), 13/14/30 bad amount/PAN/field, 00 a reversal with nothing left to
+    reverse (the order holds no funds: answered without the host). A repeat,
+    or a follow-up, of a request still in flight waits for its outcome (up to
+    our request timeout + 2 s), then gets the first one's answer or is
+    carried out; past that wait: 94 (repeat) or 91 (follow-up).
     """
 
     order_id: str | None
@@ -232,6 +235,10 @@ class IsoResult:
 ISO_RESTAMPED = frozenset({"7", "11", "37"})
 # Never forwarded nor echoed as received: the bitmaps (the codec rebuilds them) and the peer's MAC.
 _ISO_DROPPED = frozenset({"p", "1", "64", "128"})
+# A follow-up or repeat waits this long for the operation it depends on: our request
+# timeout (the links' default when none is set) plus the time to write the result.
+_ISO_DEFAULT_TIMEOUT = 5.0
+_ISO_SETTLE_MARGIN = 2.0
 _ISO_NOTHING_HELD = frozenset({OrderStatus.REVERSED, OrderStatus.DECLINED, OrderStatus.FRAUD, OrderStatus.ERROR})
 
 
@@ -646,13 +653,17 @@ class OrdersService:
         if found is None:
             return IsoResult(None, "25")
         order_id, original_id = found
+        # A peer reverses after its own timeout, which may be shorter than ours: the original
+        # (or an earlier follow-up) may still be in flight here. Wait for it, then act on its outcome.
+        if not await self._iso_settled(project, order_id, None):
+            return IsoResult(order_id, "91")  # still in flight after our own timeout: the peer repeats later
         async with self._lock(order_id):
             order = await self._repo.get(project.id, order_id)
             original = None if order is None else next((o for o in order.operations if o.id == original_id), None)
             if order is None or original is None:
                 return IsoResult(None, "25")
             if any(op.status is OperationStatus.PENDING for op in order.operations):
-                return IsoResult(order.id, "91")  # the original is still in flight: the peer repeats later
+                return IsoResult(order.id, "91")  # another follow-up started meanwhile: the peer repeats later
             amount = _iso_amount(msg)
             if mti in ("0400", "0420", "0421"):
                 if order.status in _ISO_NOTHING_HELD:
@@ -720,6 +731,9 @@ class OrdersService:
         if await self._repo.add_peer_ref(project.id, key, msg.get("37"), order_id, operation_id):
             return None
         found = await self._repo.peer_ref(project.id, key)
+        if found is not None:
+            # The first copy may still be in flight: answer the repeat with its outcome once it has one.
+            await self._iso_settled(project, found[0], found[1])
         order = None if found is None else await self._repo.get(project.id, found[0])
         op = None if order is None else next((o for o in order.operations if o.id == found[1]), None)  # type: ignore[index]
         if order is None or op is None or op.status is OperationStatus.PENDING:
@@ -730,6 +744,25 @@ class OrdersService:
         if op.auth_code:
             response["38"] = op.auth_code
         return IsoResult(order.id, None, response)
+
+    async def _iso_settled(self, project: Project, order_id: str, operation_id: int | None) -> bool:
+        """Wait until operation ``operation_id`` (None: every operation) of the order is no longer pending.
+
+        Bounded by our own request timeout plus the time to write its result; False if still pending then.
+        The operation may be in flight in another worker or node, so this asks the database (every 20 ms).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._timeout or _ISO_DEFAULT_TIMEOUT) + _ISO_SETTLE_MARGIN
+        while True:
+            order = await self._repo.get(project.id, order_id)
+            if order is None:
+                return True
+            ops = [o for o in order.operations if operation_id is None or o.id == operation_id]
+            if not any(o.status is OperationStatus.PENDING for o in ops):
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
 
     @staticmethod
     def _iso_result(order_id: str, outcome: _Outcome) -> IsoResult:
