@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -45,3 +47,18 @@ async def client(sim: SimServer) -> AsyncIterator[IsoClient]:
 @pytest.fixture
 def mf() -> MessageFactory:
     return MessageFactory()
+
+
+@pytest.fixture
+def sim_process() -> Iterator[str]:
+    """The simulator in a process of its own (as the bench meets it in real runs): its ``HOST:PORT``."""
+    cmd = [sys.executable, "-m", "acquirer_sim", "--port", "0", "--log-level", "WARNING"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line.startswith("listening on "), line
+            yield line.removeprefix("listening on ")
+        finally:
+            proc.terminate()
+            proc.wait(10)

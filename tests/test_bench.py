@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -165,21 +163,6 @@ def test_bench_config_refuses_nonsense() -> None:
 
 
 # -- the command line -----------------------------------------------------------------
-
-
-@pytest.fixture
-def sim_process() -> Iterator[str]:
-    """The simulator in a process of its own, as the bench meets it in real runs."""
-    cmd = [sys.executable, "-m", "acquirer_sim", "--port", "0", "--log-level", "WARNING"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().strip()
-            assert line.startswith("listening on "), line
-            yield line.removeprefix("listening on ")
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 @pytest.mark.parametrize("extra", [[], ["--via-switch", "--links", "1"]], ids=["direct", "via-switch"])

@@ -11,9 +11,7 @@ import contextlib
 import itertools
 import json
 import re
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +42,6 @@ async def sim() -> AsyncIterator[tuple[str, int]]:
     address = await server.start()
     yield address
     await server.stop()
-
-
-@pytest.fixture
-def sim_process() -> Iterator[str]:
-    """The simulator in a process of its own: the CLI runs its own event loop."""
-    cmd = [sys.executable, "-m", "acquirer_sim", "--port", "0", "--log-level", "WARNING"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().strip()
-            assert line.startswith("listening on "), line
-            yield line.removeprefix("listening on ")
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 def check_series(figures: dict[str, Any], *, full_intervals: int) -> list[dict[str, Any]]:

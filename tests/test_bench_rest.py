@@ -15,7 +15,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -522,20 +521,6 @@ def closed_port() -> int:
 HAVE_BARE = importlib.util.find_spec("http_front") is not None and (
     importlib.util.find_spec("http_front.bare") is not None
 )
-
-
-@pytest.fixture
-def sim_process() -> Iterator[str]:
-    cmd = [sys.executable, "-m", "acquirer_sim", "--port", "0", "--log-level", "WARNING"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().strip()
-            assert line.startswith("listening on "), line
-            yield line.removeprefix("listening on ")
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 @pytest.mark.skipif(not HAVE_BARE, reason="http_front.bare (the bare app) is not written yet")

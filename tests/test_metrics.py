@@ -32,6 +32,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from sim_helpers import IsoClient, MessageFactory
+from test_http_e2e import basic
 from test_orders_fixtures import body, settings
 
 from acquirer_sim import SimServer
@@ -67,10 +68,6 @@ def parse(text: str) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def basic(login: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()}
 
 
 @dataclass
