@@ -17,6 +17,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "auth_failure_rate": ("http", "auth_failure_rate"),
     "auth_failure_burst": ("http", "auth_failure_burst"),
     "iso_port": ("iso_listener", "port"),
+    "iso_host": ("iso_listener", "host"),
     "iso_dialect": ("iso_listener", "dialect"),
     "iso_framing": ("iso_listener", "framing"),
     "iso_tls_cert": ("iso_listener", "tls_cert"),
@@ -96,7 +98,7 @@ HTTP_SECTION = Section(FrontConfig, skip=frozenset({"schemas_dir", "exchange_rat
 def _serving_args(ap: argparse.ArgumentParser) -> None:
     """Options of every process that runs the switch and the REST front (each overrides the config file)."""
     ap.add_argument("--config", help="TOML config (default: $ISOSWITCH_CONFIG, else schemas/config/default.toml)")
-    ap.add_argument("--host", help="address of the REST front (and of the simulator, for up) [http] host")
+    ap.add_argument("--host", help="address to listen on: [http] host and [iso_listener] host (and the simulator's)")
     ap.add_argument("--http-port", type=int, help="REST front port [http] port (default 8080)")
     ap.add_argument("--data-dir", type=Path, help="embedded PostgreSQL and generated keys (default .data)")
     ap.add_argument("--no-access-log", action="store_true", help="no access-log line per request")
@@ -110,6 +112,7 @@ def _serving_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--auth-failure-rate", type=float, help="failed logins/s per client address (default 5)")
     ap.add_argument("--auth-failure-burst", type=int)
     ap.add_argument("--iso-port", type=int, help="also accept ISO 8583 from acquirer hosts/terminals on this port")
+    ap.add_argument("--iso-host", help="another address for the ISO listener than --host")
     ap.add_argument("--iso-dialect", choices=("ascii", "binary-bitmap"))
     ap.add_argument("--iso-framing", choices=("binary2", "ascii4"))
     ap.add_argument("--iso-tls-cert", type=Path, help="PEM certificate (chain): the ISO listener speaks TLS")
@@ -131,9 +134,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         out.setdefault("http", {})["access_log"] = False
     if getattr(args, "iso_port", None) is not None:
         out.setdefault("iso_listener", {})["enabled"] = True
-        # The listener binds the front's address unless the file says otherwise.
-        if args.host is not None:
-            out["iso_listener"].setdefault("host", args.host)
+    if args.host is not None and getattr(args, "iso_host", None) is None:
+        # A flag like any other: `--host` is where this process listens, REST and ISO alike.
+        out.setdefault("iso_listener", {})["host"] = args.host
     return out
 
 
@@ -170,6 +173,8 @@ def _cmd_up(argv: Sequence[str]) -> int:
     settings = _settings(ap, args)
     _logging(settings)
     if settings.process.workers > 1:
+        if not _front(settings).reuse_port or (settings.listener is not None and not settings.listener.reuse_port):
+            ap.error("workers > 1 share the ports: [http] and [iso_listener] reuse_port must be true")
         # Before anything loads prometheus_client: the workers started later inherit the directory.
         from switch import metrics
 
@@ -277,6 +282,22 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
                 w.send_signal(signal.SIGTERM)
 
     stopping = asyncio.ensure_future(stop_workers())
+    commands: list[list[str]] = []
+    env: dict[str, str] = {}
+
+    async def watch_workers() -> None:
+        """A worker that dies (killed, out of memory) is logged, dropped from the metrics and started again."""
+        while not stop.is_set():
+            await asyncio.sleep(1.0)
+            for i, w in enumerate(workers):
+                if w.poll() is not None and not stop.is_set():
+                    log.error("worker %d exited (status %s): starting it again", w.pid, w.returncode)
+                    from switch import metrics
+
+                    metrics.mark_process_dead(w.pid)
+                    workers[i] = subprocess.Popen(commands[i], env=env, start_new_session=True)  # noqa: ASYNC220
+
+    watching = asyncio.ensure_future(watch_workers())
     try:
         project = await runtime.projects.by_login(DEMO_PROJECT)
         if project is None:
@@ -287,11 +308,12 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
         # More workers: processes of their own sharing the HTTP and ISO ports
         # (SO_REUSEPORT), each with its own links and node id, all on one database.
         # They read the same file; the flags reach them as environment overrides.
-        env = _child_env(_overrides(args))
+        env.update(_child_env(_overrides(args)))
         for k in range(1, settings.process.workers):
             node = (settings.switch.node_id + k) % 10
             cmd = [sys.executable, "-m", "http_front.cli", "serve", "--target", f"{sim_host}:{sim_port}"]
             cmd += ["--node-id", str(node)] + (["--config", args.config] if args.config else [])
+            commands.append(cmd)
             workers.append(subprocess.Popen(cmd, env=env, start_new_session=True))  # noqa: ASYNC220 (no wait)
         front = _front(settings)
         base = f"{front.scheme}://{front.host}:{front.port}"
@@ -327,14 +349,17 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
         await _serve_front(runtime, settings, stop, banner)
     finally:
         stop.set()
+        watching.cancel()
         await stopping
-        deadline = settings.process.shutdown_timeout + 5.0
+        # One deadline for all: the workers stop together, each within its own shutdown_timeout.
+        end = time.monotonic() + settings.process.shutdown_timeout + 5.0
         for w in workers:
             try:
-                await asyncio.to_thread(w.wait, deadline)
+                await asyncio.to_thread(w.wait, max(0.0, end - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("worker %d did not stop within %.0f s: killed", w.pid, deadline)
+                log.warning("worker %d did not stop in time: killed", w.pid)
                 w.kill()
+                await asyncio.to_thread(w.wait)
             from switch import metrics
 
             metrics.mark_process_dead(w.pid)  # its live gauges go; its counts stay in the sums

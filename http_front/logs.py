@@ -56,8 +56,8 @@ class AccessLog(AbstractAccessLogger):
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: every response, errors included, carries the id its log lines carry."""
     rid = request.headers.get(REQUEST_ID_HEADER)
-    if rid is None or _SANE_ID.fullmatch(rid) is None:
-        rid = new_request_id()  # a caller's id that could forge log lines is replaced
+    if rid is None or _SANE_ID.fullmatch(rid) is None or scrub(rid) != rid:
+        rid = new_request_id()  # a caller's id that could forge log lines, or a card number, is replaced
     request[_RID] = rid
     token = REQUEST_ID.set(rid)
     try:

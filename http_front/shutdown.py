@@ -22,6 +22,8 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from switch.runtime import bounded
+
 if TYPE_CHECKING:
     from http_front.server import RunningServer
     from switch.runtime import Runtime
@@ -32,28 +34,25 @@ log = logging.getLogger("isoswitch.shutdown")
 
 
 async def shutdown(server: RunningServer, runtime: Runtime, deadline: float) -> None:
-    """Stop ``server`` and ``runtime`` in order; never takes much longer than ``deadline`` seconds."""
+    """Stop ``server`` and ``runtime`` in order, within ``deadline`` seconds (plus at most a second of grace).
+
+    The core's step is kept ``_CORE_SHARE`` of the deadline (at least a second), so requests that
+    drain slowly cannot leave the links no time to sign off or the writer none to flush.
+    """
     started = time.monotonic()
-    end = started + deadline
     log.info("shutting down: stop accepting, drain in flight", extra={"deadline_s": deadline})
+    core = min(deadline, max(1.0, deadline * _CORE_SHARE))
+    front_budget = deadline - core
     # Both listeners stop accepting together; each then drains its own requests.
-    steps: list[Awaitable[None]] = [server.close()]
+    steps: list[Awaitable[Any]] = [server.close()]
     if runtime.listener is not None:
-        steps.append(runtime.listener.close(max(0.0, end - time.monotonic())))
-    await _step("front", asyncio.gather(*steps), end)
-    await _step("core", runtime.close(), end, floor=1.0)
+        steps.append(runtime.listener.close(front_budget))
+    if await bounded("front", asyncio.gather(*steps), front_budget):
+        log.info("shutdown step front done", extra={"seconds": round(time.monotonic() - started, 3)})
+    t0 = time.monotonic()
+    if await bounded("core", runtime.close(), max(core, started + deadline - t0)):
+        log.info("shutdown step core done", extra={"seconds": round(time.monotonic() - t0, 3)})
     log.info("shut down", extra={"seconds": round(time.monotonic() - started, 3)})
 
 
-async def _step(name: str, work: Awaitable[Any], end: float, floor: float = 0.0) -> None:
-    # The database must still be closed after a step overran: a last step gets ``floor`` seconds anyway.
-    budget = max(end - time.monotonic(), floor)
-    t0 = time.monotonic()
-    try:
-        await asyncio.wait_for(work, budget)
-    except TimeoutError:
-        log.warning("shutdown step %s overran the deadline: cancelled", name, extra={"budget_s": round(budget, 3)})
-    except Exception:
-        log.exception("shutdown step %s failed", name)
-    else:
-        log.info("shutdown step %s done", name, extra={"seconds": round(time.monotonic() - t0, 3)})
+_CORE_SHARE = 0.4  # of the deadline, kept for closing the core

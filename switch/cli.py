@@ -96,10 +96,9 @@ async def _serve_switch(settings: Settings, target: tuple[str, int] | None, stop
                 await asyncio.wait_for(stop.wait(), 1.0)
     finally:
         # The listener stops accepting first, then links drain and sign off, writes flush, the database closes.
-        try:
-            await asyncio.wait_for(runtime.close(), settings.process.shutdown_timeout)
-        except TimeoutError:
-            log.warning("shutdown overran %.0f s", settings.process.shutdown_timeout)
+        from switch.runtime import bounded
+
+        await bounded("core", runtime.close(), settings.process.shutdown_timeout)
     return 0
 
 

@@ -242,7 +242,7 @@ class IsoListener:
             conn.send(reply)
 
     def _count(self, mti: str, rc: str | None) -> None:
-        key = (mti if mti in _COUNTED else "other", rc or "none")
+        key = (mti if mti in _COUNTED else "other", metrics.rc_label(rc))
         cell = self._answered.get(key)
         if cell is None:
             cell = self._answered[key] = metrics.counter("isoswitch_listener_messages", *key)

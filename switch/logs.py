@@ -37,7 +37,10 @@ class _MaskCards(logging.Filter):
     """Last line of defence: a PAN that reached a log message anyway is masked (the code masks first)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True  # a bad format call: the handler reports it as logging always has
         masked = scrub(text)
         if masked != text:
             record.msg, record.args = masked, None
@@ -52,9 +55,9 @@ class _RequestId(logging.Filter):
         return True
 
 
-# Fields the code fills with our own identifiers, never with card data.
+# Fields the code fills with our own identifiers, never with card data ("msg": _MaskCards did it).
 _IDENTIFIERS = frozenset(
-    {"ts", "level", "logger", "request_id", "order_id", "new_order_id", "operation_id", "rrn", "arn", "stan"}
+    {"ts", "msg", "level", "logger", "request_id", "order_id", "new_order_id", "operation_id", "rrn", "arn", "stan"}
 )
 
 
@@ -66,8 +69,26 @@ class _Json(OrjsonFormatter):
         for key, value in log_data.items():
             # Identifiers are digits by design (an order id or RRN passes Luhn one time in ten):
             # masking them would hide what the line is about, so only the other fields are scrubbed.
-            if isinstance(value, str) and len(value) >= 12 and key not in _IDENTIFIERS:
-                log_data[key] = scrub(value)
+            if key not in _IDENTIFIERS:
+                log_data[key] = _scrubbed(value)
+
+
+def _scrubbed(value: Any) -> Any:
+    """``value`` with card numbers masked, into the dicts and lists a log call may pass as ``extra``."""
+    if isinstance(value, str):
+        return scrub(value) if len(value) >= 12 else value
+    if isinstance(value, dict):
+        return {k: v if k in _IDENTIFIERS else _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
+class _Text(logging.Formatter):
+    """For a terminal: the whole line masked, the traceback included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 def setup_logging(
@@ -84,7 +105,7 @@ def setup_logging(
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(_Text("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(_RequestId())
     handler.addFilter(_MaskCards())
     root = logging.getLogger()

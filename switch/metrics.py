@@ -53,7 +53,6 @@ import asyncio
 import enum
 import logging
 import os
-import shutil
 import sys
 import threading
 import weakref
@@ -325,11 +324,31 @@ class IsoMetrics:
             by_rc = self._responses[mti] = {}
         cell = by_rc.get(rc)
         if cell is None:
-            cell = by_rc[rc] = counter("isoswitch_iso_responses", self.destination, mti, rc or "none")
+            cell = by_rc[rc] = counter("isoswitch_iso_responses", self.destination, mti, rc_label(rc))
         return cell
 
 
 _iso: dict[str, IsoMetrics] = {}
+
+_RC_SEEN: set[str] = set()
+_RC_MAX = 64  # distinct response-code labels; the table has ~30, so past this a peer is making them up
+
+
+def rc_label(rc: str | None) -> str:
+    """DE 39 as a label value: two digits/capitals, at most ``_RC_MAX`` distinct ones, else ``other``.
+
+    The code comes from a remote host (or peer): unchecked, it could make up label values without end.
+    """
+    if rc is None:
+        return "none"
+    if rc in _RC_SEEN:
+        return rc
+    if len(rc) != 2 or not rc.isascii() or not rc.isalnum() or (not rc.isupper() and not rc.isdigit()):
+        return "other"
+    if len(_RC_SEEN) >= _RC_MAX:
+        return "other"
+    _RC_SEEN.add(rc)
+    return rc
 
 
 def iso(destination: str) -> IsoMetrics:
@@ -539,17 +558,19 @@ def multiprocess_dir() -> Path | None:
 
 def prepare_multiprocess(directory: Path) -> None:
     """Make this process and the workers it starts afterwards (they inherit the environment) share
-    metrics through ``directory``: emptied (values of an earlier run would add up), created, and
-    ``PROMETHEUS_MULTIPROC_DIR`` set. Call before the first flush/render/set_saf of this process.
+    metrics through ``directory``: created, its ``*.db`` sample files of an earlier run removed (they
+    would add up), and ``PROMETHEUS_MULTIPROC_DIR`` set. Call before the first flush/render/set_saf.
 
-    Raises RuntimeError when prometheus_client is already loaded in single-process mode.
+    Only prometheus_client's own files are removed: the directory is configurable, and pointing it
+    at the data directory must not cost the database or the PAN key. Raises RuntimeError when
+    prometheus_client is already loaded in single-process mode.
     """
     values = sys.modules.get("prometheus_client.values")
     if values is not None and not getattr(values.ValueClass, "_multiprocess", False):
         raise RuntimeError("prometheus_client is already loaded in single-process mode: prepare earlier")
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.db"):
+        old.unlink()
     os.environ[MULTIPROC_ENV] = str(directory)
 
 

@@ -21,9 +21,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from switch import metrics
 from switch.config import SwitchConfig
@@ -43,7 +44,7 @@ from switch.store import (
 )
 from switch.store.audit import AuditLog
 
-__all__ = ["Runtime", "RuntimeConfig", "open_runtime"]
+__all__ = ["Runtime", "RuntimeConfig", "bounded", "open_runtime"]
 
 log = logging.getLogger("isoswitch.runtime")
 
@@ -211,3 +212,29 @@ async def _cancel(task: asyncio.Future[None]) -> None:
 
 async def _close_router(router: Router, timeout: float) -> None:
     await router.close(timeout=timeout)
+
+
+async def bounded(name: str, work: Awaitable[Any], seconds: float, *, grace: float = 1.0) -> bool:
+    """Run ``work`` for at most ``seconds``; past that cancel it and give it ``grace`` seconds to unwind.
+
+    A shutdown step with a hard deadline: ``asyncio.wait_for`` would wait for the cancelled
+    work however long its own cleanup takes. True if ``work`` finished in time.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, seconds))
+    if done:
+        try:
+            task.result()
+        except Exception:
+            log.exception("shutdown step %s failed", name)
+        return True
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    log.warning(
+        "shutdown step %s overran its %.1f s: cancelled%s",
+        name,
+        seconds,
+        "" if done else ", and abandoned after its grace",
+        extra={"step": name},
+    )
+    return False

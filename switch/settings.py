@@ -21,6 +21,7 @@ the file documents them, and ``tests/test_settings.py`` checks the two agree.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -140,6 +141,8 @@ SECTIONS: dict[str, Section] = {
 front adds ``[http]`` (``http_front.cli``): ``switch/`` never imports it."""
 
 _SWITCH_SECTIONS = ("switch", "destinations", "routing", "routes")
+# The switch's table sections the environment may set too (the arrays, destinations and routes, it may not).
+_ENV_SWITCH_SECTIONS = ("switch", "routing")
 # Sections other packages build (they pass them in ``sections``); accepted, not built, without them.
 _FOREIGN_SECTIONS = ("http",)
 
@@ -196,25 +199,32 @@ def load_settings(
     unknown = set(doc) - set(known) - set(_SWITCH_SECTIONS) - set(_FOREIGN_SECTIONS)
     if unknown:
         raise ConfigError(f"{src}: unknown sections {sorted(unknown)}")
+    # Where each value not from the file came from, for error messages.
+    origin: dict[tuple[str, str], str] = {}
     if env.get("DATABASE_URL"):
         doc.setdefault("database", {})["url"] = env["DATABASE_URL"]
+        origin["database", "url"] = "DATABASE_URL"
+    # ISOSWITCH_DATABASE__URL comes after DATABASE_URL (sorted: the more specific name wins).
     for name, value in sorted(env.items()):
         if name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name.removeprefix(ENV_PREFIX).lower().partition("__")
-            if section not in known and section not in ("switch", *_FOREIGN_SECTIONS):
+            if section not in known and section not in _ENV_SWITCH_SECTIONS + _FOREIGN_SECTIONS:
                 raise ConfigError(f"{name}: unknown section [{section}]")
             doc.setdefault(section, {})[key] = value
+            origin[section, key] = name
     for section, values in (overrides or {}).items():
         for key, value in values.items():
             if value is not None:
                 doc.setdefault(section, {})[key] = value
+                origin[section, key] = f"the flag for [{section}] {key}"
     if isinstance(doc.get("switch", {}).get("node_id"), str):
-        doc["switch"]["node_id"] = _coerce(doc["switch"]["node_id"], int, "[switch] node_id")
+        where = origin.get(("switch", "node_id"), "[switch] node_id")
+        doc["switch"]["node_id"] = _coerce(doc["switch"]["node_id"], int, where)
     switch = SwitchConfig.from_dict(doc, source=str(src))
     built: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for name, sec in known.items():
-        obj, extra = _build(name, sec, doc.get(name, {}), str(src))
+        obj, extra = _build(name, sec, doc.get(name, {}), str(src), origin)
         built[name] = obj
         extras.update({f"{name}.{k}": v for k, v in extra.items()})
     listener = _listener(built["iso_listener"], extras, str(src)) if extras["iso_listener.enabled"] else None
@@ -307,7 +317,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _build(name: str, sec: Section, table: Any, src: str) -> tuple[Any, dict[str, Any]]:
+def _build(
+    name: str, sec: Section, table: Any, src: str, origin: Mapping[tuple[str, str], str]
+) -> tuple[Any, dict[str, Any]]:
     where = f"{src}: [{name}]"
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where} must be a table")
@@ -315,13 +327,19 @@ def _build(name: str, sec: Section, table: Any, src: str) -> tuple[Any, dict[str
     fields = {f.name: hints[f.name] for f in dataclasses.fields(sec.cls) if f.name not in sec.skip}
     unknown = set(table) - set(fields) - set(sec.extra)
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    kwargs = {k: _coerce(v, fields[k], f"{where} {k}") for k, v in table.items() if k in fields}
+        named = sorted(origin.get((name, k), k) for k in unknown)
+        raise ConfigError(f"{where}: unknown keys {named}")
+
+    def at(key: str) -> str:
+        came = origin.get((name, key))
+        return f"{came} ([{name}] {key})" if came is not None else f"{where} {key}"
+
+    kwargs = {k: _coerce(v, fields[k], at(k)) for k, v in table.items() if k in fields}
     extra = dict(sec.extra)
     for key, default in sec.extra.items():
         if key in table:
             want = type(default) if default is not None else Path | None
-            extra[key] = _coerce(table[key], want, f"{where} {key}")
+            extra[key] = _coerce(table[key], want, at(key))
     try:
         return sec.cls(**kwargs), extra
     except (TypeError, ValueError) as e:
@@ -353,14 +371,21 @@ def _coerce(value: Any, want: Any, where: str) -> Any:
     try:
         return parse[want](value)
     except (TypeError, ValueError, KeyError):
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{where} must not be empty") from None
         name = getattr(want, "__name__", str(want))
-        raise ConfigError(f"{where} must be {'a ' if name != 'int' else 'an '}{name}, got {value!r}") from None
+        article = "an" if name == "int" else "a"
+        raise ConfigError(
+            f"{where} must be {article} {'finite ' if want is float else ''}{name}, got {value!r}"
+        ) from None
 
 
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
-    return _BOOLS[str(v).strip().lower()]
+    if not isinstance(v, str):
+        raise TypeError  # 1 is not a boolean in TOML either
+    return _BOOLS[v.strip().lower()]
 
 
 def _int(v: Any) -> int:
@@ -372,12 +397,19 @@ def _int(v: Any) -> int:
 def _float(v: Any) -> float:
     if isinstance(v, bool):
         raise TypeError
-    return float(v)
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError  # nan passes every `<= 0` check
+    return f
 
 
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise TypeError
+    if not v.strip():
+        # An empty host binds every interface, an empty path is the working directory:
+        # a `${VAR}` that expanded to nothing must not mean either.
+        raise ValueError
     return v
 
 

@@ -132,8 +132,15 @@ def _sample(text: str, name: str, **labels: str) -> list[float]:
     return out
 
 
+def _ready_pids(text: bytes) -> set[str]:
+    """Processes with a ready link, from ``isoswitch_link_state`` (multi-process mode labels each with its pid)."""
+    lines = [x for x in text.decode().splitlines() if x.startswith("isoswitch_link_state{")]
+    ready = [x for x in lines if 'state="ready"' in x and x.endswith(" 1.0")]
+    return {m.group(1) for x in ready if (m := re.search(r'pid="(\d+)"', x)) is not None}
+
+
 @pytest.mark.timeout(180)
-def test_two_workers_share_the_http_and_iso_ports_and_one_scrape_sums_them(tmp_path: Path) -> None:
+def test_two_workers_share_the_ports_one_scrape_sums_them_and_a_killed_worker_is_replaced(tmp_path: Path) -> None:
     from sim_helpers import MessageFactory
 
     from switch.dialect import Dialect
@@ -176,15 +183,23 @@ def test_two_workers_share_the_http_and_iso_ports_and_one_scrape_sums_them(tmp_p
                 assert status == 200
                 ok += 1
             time.sleep(2.5)  # each worker flushes its samples every 2 s
-            _, text = _get(f"{base}/metrics")
-            ready = [line for line in text.decode().splitlines() if line.startswith("isoswitch_link_state{")]
-            up = [x for x in ready if 'state="ready"' in x and x.endswith(" 1.0")]
-            pids = {m.group(1) for x in up if (m := re.search(r'pid="(\d+)"', x)) is not None}
+            pids = _ready_pids(_get(f"{base}/metrics")[1])
         assert len(pids) == 2, "both workers' links are ready, in one scrape"
         time.sleep(2.5)
         _, text = _get(f"{base}/metrics")
         counted = _sample(text.decode(), "isoswitch_http_requests_total", route="/orders/authorize", status="200")
         assert sum(counted) == ok, "one scrape counts every worker's requests"
+        # A worker killed outright is noticed, dropped from the metrics and started again.
+        worker = next(int(p) for p in pids if int(p) != proc.pid)
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            up = _ready_pids(_get(f"{base}/metrics")[1])
+            if len(up) == 2 and str(worker) not in up:
+                break
+        else:
+            raise AssertionError("the killed worker was not replaced")
         # The ISO port is shared too: connections land on either worker, and each is answered.
         dialect = Dialect.named("ascii", "binary2")
         codec, framing = dialect.codec, dialect.framing

@@ -106,3 +106,39 @@ async def test_the_audit_row_of_a_back_office_call_carries_its_request_id(
     rows = await list_entries(front.runtime.db.pool)
     assert [(r["action"], r["request_id"]) for r in rows] == [("charge", "charge-7")]
     assert any(line.get("request_id") == "charge-7" and line["msg"] == "operation done" for line in _lines(json_logs))
+
+
+def test_card_numbers_are_masked_in_nested_extras_tracebacks_and_the_text_format() -> None:
+    log = logging.getLogger("isoswitch.test")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        for fmt in ("json", "text"):
+            out = io.StringIO()
+            setup_logging("info", fmt=fmt, stream=out)
+            log.info("nested", extra={"fields": {"2": "4111111111111111", "order_id": "4111111111111111"}})
+            try:
+                raise ValueError("bad card 5555555555554444")
+            except ValueError:
+                log.exception("failed")
+            log.info("bad %s %s", "format")  # a bad call is reported, not raised at the caller
+            text = out.getvalue()
+            assert "5555555555554444" not in text and "555555****4444" in text, fmt
+            if fmt == "json":
+                nested = orjson.loads(text.splitlines()[0])["fields"]
+                assert nested == {"2": "411111****1111", "order_id": "4111111111111111"}  # identifiers stay
+    finally:
+        for h in root.handlers[:]:
+            root.removeHandler(h)
+        for h in handlers:
+            root.addHandler(h)
+        root.setLevel(level)
+
+
+async def test_a_card_number_sent_as_request_id_is_replaced(
+    front: Front,  # noqa: F811
+    json_logs: io.StringIO,
+) -> None:
+    resp = await front.http.get("/ping", headers={**front.auth, "X-Request-Id": "4111111111111111"})
+    assert resp.headers["X-Request-Id"] != "4111111111111111"
+    assert "4111111111111111" not in json_logs.getvalue()

@@ -417,6 +417,7 @@ def test_in_multiprocess_mode_one_scrape_sees_every_workers_sum(scratch_dir: Pat
     directory = scratch_dir / "stale"
     directory.mkdir()
     (directory / "counter_1.db").write_bytes(b"left by an earlier run")  # prepare_multiprocess empties it
+    (directory / "pan.key").write_bytes(b"not ours")  # the directory may be shared: nothing else is touched
     run = _python(_PARENT, str(directory), textwrap.dedent(_WORKER))
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
@@ -424,6 +425,7 @@ def test_in_multiprocess_mode_one_scrape_sees_every_workers_sum(scratch_dir: Pat
     parent, worker = out["parent"], out["worker"]
 
     assert value(both, "isoswitch_reversals_total", mti="0400") == 7
+    assert (directory / "pan.key").read_bytes() == b"not ours"
     assert value(both, "isoswitch_iso_request_duration_seconds_count", destination="mp", mti="0100") == 2
     assert value(both, "isoswitch_iso_request_duration_seconds_bucket", destination="mp", mti="0100", le="0.005") == 1
     assert value(both, "isoswitch_http_requests_in_flight") == 7  # livesum
@@ -457,3 +459,15 @@ def test_prepare_multiprocess_refuses_once_prometheus_client_runs_single_process
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "refused"
+
+
+def test_response_codes_from_a_remote_host_cannot_make_up_label_values() -> None:
+    assert [metrics.rc_label(rc) for rc in ("00", "N7", None)] == ["00", "N7", "none"]
+    assert {metrics.rc_label(rc) for rc in ("0a", "é1", " 1", "\x00\x01", "000", "")} == {"other"}
+    before = set(metrics._RC_SEEN)
+    try:
+        seen = {metrics.rc_label(f"{i // 36:X}{i % 36:X}"[-2:]) for i in range(400)}
+        assert len(seen - {"other"}) <= metrics._RC_MAX and "other" in seen
+    finally:
+        metrics._RC_SEEN.clear()
+        metrics._RC_SEEN.update(before)  # later tests' codes must not be "other"

@@ -127,9 +127,13 @@ def test_database_url_from_the_environment_and_a_listener_when_enabled() -> None
     ("env", "message"),
     [
         ({"ISOSWITCH_HTTPS__PORT": "1"}, "unknown section [https]"),
-        ({"ISOSWITCH_SAF__MAX_ATTEMPT": "1"}, "[saf]: unknown keys ['max_attempt']"),
-        ({"ISOSWITCH_SAF__MAX_ATTEMPTS": "many"}, "[saf] max_attempts must be an int, got 'many'"),
-        ({"ISOSWITCH_METRICS__ENABLED": "perhaps"}, "[metrics] enabled must be a bool"),
+        ({"ISOSWITCH_SAF__MAX_ATTEMPT": "1"}, "[saf]: unknown keys ['ISOSWITCH_SAF__MAX_ATTEMPT']"),
+        ({"ISOSWITCH_SAF__MAX_ATTEMPTS": "many"}, "ISOSWITCH_SAF__MAX_ATTEMPTS ([saf] max_attempts) must be an int"),
+        ({"ISOSWITCH_METRICS__ENABLED": "perhaps"}, "([metrics] enabled) must be a bool"),
+        ({"ISOSWITCH_HTTP__HOST": ""}, "ISOSWITCH_HTTP__HOST ([http] host) must not be empty"),
+        ({"ISOSWITCH_DATABASE__DATA_DIR": " "}, "([database] data_dir) must not be empty"),
+        ({"ISOSWITCH_PROCESS__SHUTDOWN_TIMEOUT": "nan"}, "must be a finite float, got 'nan'"),
+        ({"ISOSWITCH_ROUTING__DEFAULT": "nowhere"}, "routing.default names unknown destination 'nowhere'"),
         ({"ISOSWITCH_PROCESS__WORKERS": "12"}, "[process]: workers must be 1..9"),
         ({"ISOSWITCH_LOGGING__LEVEL": "loud"}, "unknown level 'loud'"),
         ({"ISOSWITCH_ISO_LISTENER__DIALECT": "ebcdic"}, "listener dialect must be one of"),
@@ -137,8 +141,23 @@ def test_database_url_from_the_environment_and_a_listener_when_enabled() -> None
 )
 def test_a_wrong_setting_fails_the_start_naming_it(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as exc:
-        load_settings(env=env)
+        load_settings(env=env, sections={"http": HTTP_SECTION})
     assert message in str(exc.value)
+
+
+def test_a_number_is_not_a_boolean_and_an_empty_optional_unsets_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[metrics]\nenabled = 1\n")
+    with pytest.raises(ConfigError, match=r"\[metrics\] enabled must be a bool, got 1"):
+        load_settings(path, env={})
+    env = {"ISOSWITCH_RUNTIME__REQUEST_TIMEOUT": "2.5"}
+    assert load_settings(env=env).runtime.request_timeout == 2.5
+    assert load_settings(env={**env, "ISOSWITCH_RUNTIME__REQUEST_TIMEOUT": ""}).runtime.request_timeout is None
+
+
+def test_the_switch_tables_can_be_set_from_the_environment_too() -> None:
+    s = load_settings(env={"ISOSWITCH_SWITCH__NODE_ID": "4", "ISOSWITCH_ROUTING__DEFAULT": "sim"})
+    assert (s.switch.node_id, s.switch.default_route) == (4, "sim")
 
 
 def test_an_unknown_section_in_the_file_fails_the_start(tmp_path: Path) -> None:
@@ -154,6 +173,8 @@ def test_shown_hides_secrets_and_leaves_out_unset_options() -> None:
     s = load_settings(env=env)
     doc = shown(s)
     assert doc["database"]["url"] == "postgresql://u:***@db/x"
+    in_query = load_settings(env={"DATABASE_URL": "postgresql://u@db/x?sslmode=require&password=s3cret"})
+    assert shown(in_query)["database"]["url"] == "postgresql://u@db/x?sslmode=require&password=***"
     assert doc["iso_listener"]["peers"] == {"T1": "<hidden>"}
     assert "request_timeout" not in doc["runtime"]
     assert doc["destinations"][0]["name"] == "sim"
@@ -324,3 +345,25 @@ def test_metrics_enabled_false_takes_metrics_off_the_front() -> None:
     assert "public:metrics" not in names and "public:health" in names
     on = cli._front(load_settings(env={}, sections={"http": HTTP_SECTION}))
     assert "public:metrics" in {r.name for r in create_app(typing.cast(Any, object()), on).router.routes()}
+
+
+async def test_a_shutdown_step_past_its_deadline_is_cancelled_and_abandoned_after_its_grace() -> None:
+    from switch.runtime import bounded
+
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await release.wait()  # a cleanup that takes far longer than the grace (released below)
+
+    async def quick() -> None:
+        await asyncio.sleep(0.01)
+
+    assert await bounded("quick", quick(), 1.0) is True
+    started = time.monotonic()
+    assert await bounded("stubborn", stubborn(), 0.2, grace=0.2) is False
+    assert time.monotonic() - started < 1.0, "the deadline holds even when the step's cleanup drags on"
+    release.set()
+    await asyncio.sleep(0.05)

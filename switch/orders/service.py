@@ -235,10 +235,16 @@ class IsoResult:
 ISO_RESTAMPED = frozenset({"7", "11", "37"})
 # Never forwarded nor echoed as received: the bitmaps (the codec rebuilds them) and the peer's MAC.
 _ISO_DROPPED = frozenset({"p", "1", "64", "128"})
-# A follow-up or repeat waits this long for the operation it depends on: our request
-# timeout (the links' default when none is set) plus the time to write the result.
-_ISO_DEFAULT_TIMEOUT = 5.0
+# Beyond a request's timeout, the time its result takes to be written (ISO repeats and follow-ups wait both).
 _ISO_SETTLE_MARGIN = 2.0
+
+
+def _longest_timeout(router: Any) -> float:
+    """The longest per-request timeout of the router's links (5 s, the links' default, without any)."""
+    pools = getattr(router, "pools", {})
+    return max((link.config.timeout for p in pools.values() for link in p.links), default=5.0)
+
+
 _ISO_NOTHING_HELD = frozenset({OrderStatus.REVERSED, OrderStatus.DECLINED, OrderStatus.FRAUD, OrderStatus.ERROR})
 
 
@@ -341,6 +347,10 @@ class OrdersService:
         self._reversals = reversals
         self._audit = audit
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._running: dict[str, asyncio.Event] = {}  # order id -> set when its exchange in progress ends
+        # An ISO repeat or follow-up waits this long for the operation it depends on: the
+        # longest a request of ours can take, plus the time to write its result.
+        self._settle_wait = (request_timeout or _longest_timeout(router)) + _ISO_SETTLE_MARGIN
 
     # -- reads ---------------------------------------------------------------
 
@@ -748,21 +758,32 @@ class OrdersService:
     async def _iso_settled(self, project: Project, order_id: str, operation_id: int | None) -> bool:
         """Wait until operation ``operation_id`` (None: every operation) of the order is no longer pending.
 
-        Bounded by our own request timeout plus the time to write its result; False if still pending then.
-        The operation may be in flight in another worker or node, so this asks the database (every 20 ms).
+        False if it still is after our longest request timeout plus the time to write a result.
+        In flight in this process: woken when it ends. Elsewhere (another worker or node): the
+        database is asked again after 50 ms, doubling to 500 ms, so waiters add little load.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self._timeout or _ISO_DEFAULT_TIMEOUT) + _ISO_SETTLE_MARGIN
+        deadline = loop.time() + self._settle_wait
+        delay = 0.05
         while True:
+            running = self._running.get(order_id)
+            if running is not None:
+                try:
+                    await asyncio.wait_for(running.wait(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    return False
             order = await self._repo.get(project.id, order_id)
             if order is None:
                 return True
             ops = [o for o in order.operations if operation_id is None or o.id == operation_id]
             if not any(o.status is OperationStatus.PENDING for o in ops):
                 return True
-            if loop.time() >= deadline:
+            left = deadline - loop.time()
+            if left <= 0:
                 return False
-            await asyncio.sleep(0.02)
+            if self._running.get(order_id) is None:
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 2, 0.5)
 
     @staticmethod
     def _iso_result(order_id: str, outcome: _Outcome) -> IsoResult:
@@ -910,6 +931,28 @@ class OrdersService:
         return await _shielded(exchange)
 
     async def _exchange(
+        self,
+        project: Project,
+        order: Order,
+        op: Operation,
+        msg: Message,
+        creates: bool,
+        on_success: Callable[[Operation], None] | None,
+        arn: bool,
+        released: int,
+        note: AuditNote | None = None,
+    ) -> _Outcome:
+        # Set once the result is written (or the exchange failed): wakes an ISO repeat or
+        # follow-up of this order waiting in this process (_iso_settled) without polling.
+        done = self._running.setdefault(order.id, asyncio.Event())
+        try:
+            return await self._exchange_once(project, order, op, msg, creates, on_success, arn, released, note)
+        finally:
+            done.set()
+            if self._running.get(order.id) is done:
+                del self._running[order.id]
+
+    async def _exchange_once(
         self,
         project: Project,
         order: Order,

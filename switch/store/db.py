@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -186,10 +186,18 @@ def dsn_with_database(dsn: str, database: str) -> str:
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN with its password replaced, for logs and error texts."""
+    """The DSN with its password replaced (in the authority and as ``?password=``), for logs and error texts.
+
+    >>> redact_dsn("postgresql://u:pw@h:5432/db?sslmode=require&password=pw2")
+    'postgresql://u:***@h:5432/db?sslmode=require&password=***'
+    """
     parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{netloc[1]}")
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        query = [(k, "***" if k.lower() == "password" else v) for k, v in pairs]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)

@@ -17,6 +17,7 @@ the remaining half.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from datetime import UTC, datetime
@@ -128,7 +129,9 @@ class LeasedSequence:
 
     def _schedule_refill(self) -> None:
         if self._refill_task is None:
-            self._refill_task = asyncio.get_running_loop().create_task(self._background_refill())
+            self._refill_task = asyncio.get_running_loop().create_task(
+                self._background_refill(), context=contextvars.Context()
+            )
 
     async def _background_refill(self) -> None:
         try:

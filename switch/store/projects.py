@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import dataclasses
 import hashlib
 import hmac
@@ -212,7 +213,9 @@ class Projects:
         # scrypt instead of queueing 64 of them behind the semaphore.
         task = self._checking.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._check(key, login, password))
+            task = asyncio.get_running_loop().create_task(
+                self._check(key, login, password), context=contextvars.Context()
+            )
             self._checking[key] = task
             task.add_done_callback(lambda _t: self._checking.pop(key, None))
         return await asyncio.shield(task)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import deque
@@ -174,7 +175,8 @@ class GroupWriter:
         loop = asyncio.get_running_loop()
         if not self._tasks:
             self._tasks = [
-                loop.create_task(self._drain(), name=f"isoswitch-group-writer-{i}") for i in range(self._connections)
+                loop.create_task(self._drain(), name=f"isoswitch-group-writer-{i}", context=contextvars.Context())
+                for i in range(self._connections)
             ]
         return loop.create_future()
 
