@@ -286,18 +286,31 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
     env: dict[str, str] = {}
 
     async def watch_workers() -> None:
-        """A worker that dies (killed, out of memory) is logged, dropped from the metrics and started again."""
+        """A worker that dies (killed, out of memory) is logged, dropped from the metrics and started again;
+        one that keeps dying (it cannot bind, the database is gone) is retried less and less often."""
+        from switch import metrics
+
+        delays = [0.5] * len(commands)
+        started = [time.monotonic()] * len(commands)
+        due = [0.0] * len(commands)
         while not stop.is_set():
             await asyncio.sleep(1.0)
+            now = time.monotonic()
             for i, w in enumerate(workers):
-                if w.poll() is not None and not stop.is_set():
-                    log.error("worker %d exited (status %s): starting it again", w.pid, w.returncode)
-                    from switch import metrics
-
+                if w.poll() is None or stop.is_set():
+                    continue
+                if due[i] == 0.0:
+                    log.error("worker %d exited (status %s)", w.pid, w.returncode)
                     metrics.mark_process_dead(w.pid)
+                    # One that ran a while restarts at once; one that keeps dying waits twice as long each time.
+                    delays[i] = 0.5 if now - started[i] > 60.0 else min(delays[i] * 2, 60.0)
+                    due[i] = now + delays[i]
+                elif now >= due[i]:
+                    log.warning("starting worker %d of %d again", i + 2, len(commands) + 1)
+                    started[i], due[i] = now, 0.0
                     workers[i] = subprocess.Popen(commands[i], env=env, start_new_session=True)  # noqa: ASYNC220
 
-    watching = asyncio.ensure_future(watch_workers())
+    watching: asyncio.Future[None] | None = None
     try:
         project = await runtime.projects.by_login(DEMO_PROJECT)
         if project is None:
@@ -315,6 +328,8 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
             cmd += ["--node-id", str(node)] + (["--config", args.config] if args.config else [])
             commands.append(cmd)
             workers.append(subprocess.Popen(cmd, env=env, start_new_session=True))  # noqa: ASYNC220 (no wait)
+        if workers:
+            watching = asyncio.ensure_future(watch_workers())
         front = _front(settings)
         base = f"{front.scheme}://{front.host}:{front.port}"
         where = (
@@ -349,7 +364,8 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
         await _serve_front(runtime, settings, stop, banner)
     finally:
         stop.set()
-        watching.cancel()
+        if watching is not None:
+            watching.cancel()
         await stopping
         # One deadline for all: the workers stop together, each within its own shutdown_timeout.
         end = time.monotonic() + settings.process.shutdown_timeout + 5.0
