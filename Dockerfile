@@ -60,7 +60,7 @@ WORKDIR /var/lib/isoswitch
 # 8583 simulator ISO port, 8584 simulator admin API (/health, /metrics, /ledger).
 EXPOSE 8080 8585 8583 8584
 
-# SIGTERM starts the orderly shutdown ([process] shutdown_timeout, 15 s): give it longer than
-# Docker's default 10 s, e.g. `docker run --stop-timeout 30` (compose sets stop_grace_period).
+# SIGTERM starts the orderly shutdown ([process] shutdown_timeout, 25 s): give it longer than
+# Docker's default 10 s, e.g. `docker run --stop-timeout 35` (compose sets stop_grace_period).
 STOPSIGNAL SIGTERM
 CMD ["isoswitch", "up"]

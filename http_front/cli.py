@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from http_front.config import FrontConfig
-from http_front.shutdown import shutdown
+from http_front.shutdown import http_drain, shutdown
 from switch.cli import USAGE, hostport, run_loop, sim_process, stop_event
 from switch.cli import main as switch_main
 from switch.config import ConfigError
@@ -246,6 +246,8 @@ async def _serve_front(
     from http_front.server import start_front
 
     front = _front(settings)
+    deadline = settings.process.shutdown_timeout
+    front = dataclasses.replace(front, shutdown_timeout=http_drain(deadline, front.shutdown_timeout))
     try:
         server = await start_front(runtime, front)
     except BaseException:
@@ -275,8 +277,11 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
     workers: list[subprocess.Popen[bytes]] = []
     sim_host, sim_port = sim_addr
 
+    stop_at: list[float] = []
+
     async def stop_workers() -> None:
         await stop.wait()
+        stop_at.append(time.monotonic())
         for w in workers:
             if w.poll() is None:
                 w.send_signal(signal.SIGTERM)
@@ -308,7 +313,10 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
                 elif now >= due[i]:
                     log.warning("starting worker %d of %d again", i + 2, len(commands) + 1)
                     started[i], due[i] = now, 0.0
-                    workers[i] = subprocess.Popen(commands[i], env=env, start_new_session=True)  # noqa: ASYNC220
+                    try:
+                        workers[i] = subprocess.Popen(commands[i], env=env, start_new_session=True)  # noqa: ASYNC220
+                    except OSError:
+                        log.exception("worker %d of %d could not be started", i + 2, len(commands) + 1)
 
     watching: asyncio.Future[None] | None = None
     try:
@@ -367,8 +375,8 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
         if watching is not None:
             watching.cancel()
         await stopping
-        # One deadline for all: the workers stop together, each within its own shutdown_timeout.
-        end = time.monotonic() + settings.process.shutdown_timeout + 5.0
+        # One deadline for all, from the signal: the workers stop together, each within its own shutdown_timeout.
+        end = (stop_at[0] if stop_at else time.monotonic()) + settings.process.shutdown_timeout + 5.0
         for w in workers:
             try:
                 await asyncio.to_thread(w.wait, max(0.0, end - time.monotonic()))

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from http_front.server import RunningServer
     from switch.runtime import Runtime
 
-__all__ = ["shutdown"]
+__all__ = ["budgets", "http_drain", "shutdown"]
 
 log = logging.getLogger("isoswitch.shutdown")
 
@@ -37,12 +37,12 @@ async def shutdown(server: RunningServer, runtime: Runtime, deadline: float) -> 
     """Stop ``server`` and ``runtime`` in order, within ``deadline`` seconds (plus at most a second of grace).
 
     The core's step is kept ``_CORE_SHARE`` of the deadline (at least a second), so requests that
-    drain slowly cannot leave the links no time to sign off or the writer none to flush.
+    drain slowly cannot leave the links no time to sign off or the writer none to flush; the REST
+    server's own drain is capped by :func:`http_drain` when it starts, so it ends inside its budget.
     """
     started = time.monotonic()
     log.info("shutting down: stop accepting, drain in flight", extra={"deadline_s": deadline})
-    core = min(deadline, max(1.0, deadline * _CORE_SHARE))
-    front_budget = deadline - core
+    front_budget, core = budgets(deadline)
     # Both listeners stop accepting together; each then drains its own requests.
     steps: list[Awaitable[Any]] = [server.close()]
     if runtime.listener is not None:
@@ -55,4 +55,25 @@ async def shutdown(server: RunningServer, runtime: Runtime, deadline: float) -> 
     log.info("shut down", extra={"seconds": round(time.monotonic() - started, 3)})
 
 
-_CORE_SHARE = 0.4  # of the deadline, kept for closing the core
+_CORE_SHARE = 0.3  # of the deadline, kept for closing the core
+
+
+def budgets(deadline: float) -> tuple[float, float]:
+    """Seconds for the front's drain and for closing the core, out of ``deadline``.
+
+    >>> budgets(25.0)
+    (17.5, 7.5)
+    """
+    core = min(deadline / 2, max(1.0, deadline * _CORE_SHARE))
+    return deadline - core, core
+
+
+def http_drain(deadline: float, http_timeout: float) -> float:
+    """What aiohttp may wait for requests in flight before it cancels them: its own setting, but at
+    most half the front's budget (aiohttp may wait as long again for the cancelled handlers), so
+    that no request still runs when the core closes under it.
+
+    >>> http_drain(25.0, 10.0), http_drain(10.0, 10.0)
+    (8.75, 3.5)
+    """
+    return min(http_timeout, budgets(deadline)[0] / 2)

@@ -2,8 +2,10 @@
 
 A REST call sets :data:`REQUEST_ID` (``http_front`` does, from ``X-Request-Id``
 or a new one); asyncio copies context variables into the tasks a request
-starts, so every line logged while serving it, in the orders service, the
-link and the writer, carries the same ``request_id``.
+starts, so every line logged while serving it (the orders service's, its ISO
+exchange's and the access log's) carries the same ``request_id``. Tasks that serve
+every request (the group writer, id leases, the shared login check) run in a
+context of their own, so their lines carry none.
 
 >>> import logging
 >>> rec = logging.LogRecord("isoswitch.link", logging.INFO, __file__, 1, "pan %s", ("4111111111111111",), None)
@@ -40,7 +42,9 @@ class _MaskCards(logging.Filter):
         try:
             text = record.getMessage()
         except Exception:
-            return True  # a bad format call: the handler reports it as logging always has
+            # A bad format call: logging would print its arguments raw in the error report.
+            record.msg, record.args = scrub(f"(bad log call) {record.msg!r} % {record.args!r}"), None
+            return True
         masked = scrub(text)
         if masked != text:
             record.msg, record.args = masked, None
@@ -55,10 +59,10 @@ class _RequestId(logging.Filter):
         return True
 
 
-# Fields the code fills with our own identifiers, never with card data ("msg": _MaskCards did it).
-_IDENTIFIERS = frozenset(
-    {"ts", "msg", "level", "logger", "request_id", "order_id", "new_order_id", "operation_id", "rrn", "arn", "stan"}
-)
+# Fields the code fills with our own identifiers, never with card data.
+_ID_FIELDS = frozenset({"request_id", "order_id", "new_order_id", "operation_id", "rrn", "arn", "stan"})
+# At the top of a line also the record's own fields ("msg": _MaskCards did it).
+_IDENTIFIERS = _ID_FIELDS | {"ts", "msg", "level", "logger"}
 
 
 class _Json(OrjsonFormatter):
@@ -78,7 +82,7 @@ def _scrubbed(value: Any) -> Any:
     if isinstance(value, str):
         return scrub(value) if len(value) >= 12 else value
     if isinstance(value, dict):
-        return {k: v if k in _IDENTIFIERS else _scrubbed(v) for k, v in value.items()}
+        return {k: v if k in _ID_FIELDS else _scrubbed(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_scrubbed(v) for v in value]
     return value

@@ -218,7 +218,7 @@ async def bounded(name: str, work: Awaitable[Any], seconds: float, *, grace: flo
     """Run ``work`` for at most ``seconds``; past that cancel it and give it ``grace`` seconds to unwind.
 
     A shutdown step with a hard deadline: ``asyncio.wait_for`` would wait for the cancelled
-    work however long its own cleanup takes. True if ``work`` finished in time.
+    work however long its own cleanup takes. True if ``work`` finished in time without error.
     """
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=max(0.0, seconds))
@@ -227,9 +227,12 @@ async def bounded(name: str, work: Awaitable[Any], seconds: float, *, grace: flo
             task.result()
         except Exception:
             log.exception("shutdown step %s failed", name)
+            return False
         return True
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=grace)
+    if done and not task.cancelled() and task.exception() is not None:
+        log.warning("shutdown step %s failed while cancelled", name, exc_info=task.exception())
     log.warning(
         "shutdown step %s overran its %.1f s: cancelled%s",
         name,

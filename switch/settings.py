@@ -86,13 +86,13 @@ class ProcessConfig:
     """``[process]``: how many processes serve, and how long they get to stop."""
 
     workers: int = 1  # processes sharing the HTTP and ISO ports (SO_REUSEPORT), one node id each
-    shutdown_timeout: float = 15.0  # seconds from SIGTERM to exit: drain, sign off, flush, close
+    shutdown_timeout: float = 25.0  # seconds from SIGTERM to exit: drain, sign off, flush, close
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 9:
             raise ValueError("workers must be 1..9 (each takes a node id)")
-        if self.shutdown_timeout <= 0:
-            raise ValueError("shutdown_timeout must be positive")
+        if self.shutdown_timeout < 2:
+            raise ValueError("shutdown_timeout must be at least 2 s (a drain and a close)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +210,9 @@ def load_settings(
             section, _, key = name.removeprefix(ENV_PREFIX).lower().partition("__")
             if section not in known and section not in _ENV_SWITCH_SECTIONS + _FOREIGN_SECTIONS:
                 raise ConfigError(f"{name}: unknown section [{section}]")
+            if value == "" and section in _ENV_SWITCH_SECTIONS:
+                doc.get(section, {}).pop(key, None)  # their keys are all optional: empty unsets
+                continue
             doc.setdefault(section, {})[key] = value
             origin[section, key] = name
     for section, values in (overrides or {}).items():
@@ -220,7 +223,8 @@ def load_settings(
     if isinstance(doc.get("switch", {}).get("node_id"), str):
         where = origin.get(("switch", "node_id"), "[switch] node_id")
         doc["switch"]["node_id"] = _coerce(doc["switch"]["node_id"], int, where)
-    switch = SwitchConfig.from_dict(doc, source=str(src))
+    from_env = sorted(name for (section, _), name in origin.items() if section in _ENV_SWITCH_SECTIONS)
+    switch = SwitchConfig.from_dict(doc, source=f"{src} with {', '.join(from_env)}" if from_env else str(src))
     built: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for name, sec in known.items():

@@ -121,9 +121,14 @@ def test_card_numbers_are_masked_in_nested_extras_tracebacks_and_the_text_format
                 raise ValueError("bad card 5555555555554444")
             except ValueError:
                 log.exception("failed")
-            log.info("bad %s %s", "format")  # a bad call is reported, not raised at the caller
+            log.info("bad %s %s", "4111111111111111")  # a bad call: logged, masked, never raised at the caller
+            log.info("nested", extra={"req": {"msg": "pan 4111111111111111"}})
             text = out.getvalue()
             assert "5555555555554444" not in text and "555555****4444" in text, fmt
+            assert "4111111111111111" not in text.replace('"order_id": "4111111111111111"', "").replace(
+                '"order_id":"4111111111111111"', ""
+            ), fmt
+            assert "(bad log call)" in text, fmt
             if fmt == "json":
                 nested = orjson.loads(text.splitlines()[0])["fields"]
                 assert nested == {"2": "411111****1111", "order_id": "4111111111111111"}  # identifiers stay

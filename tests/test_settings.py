@@ -158,6 +158,9 @@ def test_a_number_is_not_a_boolean_and_an_empty_optional_unsets_it(tmp_path: Pat
 def test_the_switch_tables_can_be_set_from_the_environment_too() -> None:
     s = load_settings(env={"ISOSWITCH_SWITCH__NODE_ID": "4", "ISOSWITCH_ROUTING__DEFAULT": "sim"})
     assert (s.switch.node_id, s.switch.default_route) == (4, "sim")
+    assert load_settings(env={"ISOSWITCH_ROUTING__DEFAULT": ""}).switch.default_route is None
+    with pytest.raises(ConfigError, match=r"with ISOSWITCH_SWITCH__NODE_ID: switch\.node_id must be 0\.\.9"):
+        load_settings(env={"ISOSWITCH_SWITCH__NODE_ID": "12"})
 
 
 def test_an_unknown_section_in_the_file_fails_the_start(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ host answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import enum
@@ -766,12 +767,6 @@ class OrdersService:
         deadline = loop.time() + self._settle_wait
         delay = 0.05
         while True:
-            running = self._running.get(order_id)
-            if running is not None:
-                try:
-                    await asyncio.wait_for(running.wait(), max(0.0, deadline - loop.time()))
-                except TimeoutError:
-                    return False
             order = await self._repo.get(project.id, order_id)
             if order is None:
                 return True
@@ -781,7 +776,11 @@ class OrdersService:
             left = deadline - loop.time()
             if left <= 0:
                 return False
-            if self._running.get(order_id) is None:
+            running = self._running.get(order_id)
+            if running is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(running.wait(), left)
+            else:
                 await asyncio.sleep(min(delay, left))
                 delay = min(delay * 2, 0.5)
 
@@ -944,13 +943,16 @@ class OrdersService:
     ) -> _Outcome:
         # Set once the result is written (or the exchange failed): wakes an ISO repeat or
         # follow-up of this order waiting in this process (_iso_settled) without polling.
-        done = self._running.setdefault(order.id, asyncio.Event())
+        # Only the exchange that registered the event ends it: a second one of the same order (a
+        # cancelled request's shielded exchange still running) must not wake waiters early.
+        mine = order.id not in self._running
+        if mine:
+            self._running[order.id] = asyncio.Event()
         try:
             return await self._exchange_once(project, order, op, msg, creates, on_success, arn, released, note)
         finally:
-            done.set()
-            if self._running.get(order.id) is done:
-                del self._running[order.id]
+            if mine:
+                self._running.pop(order.id).set()
 
     async def _exchange_once(
         self,
