@@ -35,6 +35,15 @@ def _isoswitch(*args: str) -> list[str]:
     return [sys.executable, "-m", "http_front.cli", *args]
 
 
+def _interrupt(proc: subprocess.Popen[str]) -> int:
+    """Ctrl-C, as a terminal sends it; the exit status."""
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(60)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    return rc
+
+
 def _read_until(proc: subprocess.Popen[str], marker: str, deadline: float) -> list[str]:
     lines: list[str] = []
     assert proc.stdout is not None
@@ -78,10 +87,7 @@ def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: 
         assert order["status"] == "authorized" and re.fullmatch(r"\d{17}", order["id"])
         assert order["pan"] == "411111****1111"
     finally:
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(60)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        rc = _interrupt(proc)
     assert rc == 0
     # The simulator (its own process) went down with it: its port is free again.
     with socket.socket() as s:
@@ -213,10 +219,7 @@ def test_two_workers_share_the_ports_one_scrape_sums_them_and_a_killed_worker_is
                     frame += s.recv(4096)
                 assert codec.decode(frame)["39"] == "00"
     finally:
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(60)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        rc = _interrupt(proc)
     assert rc == 0
     for port in (http, iso):  # the workers are gone with it: nobody listens (TIME_WAIT remnants may stay)
         with socket.socket() as s:

@@ -58,7 +58,7 @@ import enum
 import functools
 import logging
 import weakref
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -929,6 +929,20 @@ class OrdersService:
             exchange = self._reversals.working(op.order_id, op.id, exchange)
         return await _shielded(exchange)
 
+    @contextlib.contextmanager
+    def _in_flight(self, order_id: str) -> Iterator[None]:
+        """Registers an event set when the block ends. Only the exchange that registered it ends it:
+        a second one of the same order (a cancelled request's shielded exchange still running)
+        must not wake waiters early."""
+        mine = order_id not in self._running
+        if mine:
+            self._running[order_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            if mine:
+                self._running.pop(order_id).set()
+
     async def _exchange(
         self,
         project: Project,
@@ -941,116 +955,94 @@ class OrdersService:
         released: int,
         note: AuditNote | None = None,
     ) -> _Outcome:
-        # Set once the result is written (or the exchange failed): wakes an ISO repeat or
-        # follow-up of this order waiting in this process (_iso_settled) without polling.
-        # Only the exchange that registered the event ends it: a second one of the same order (a
-        # cancelled request's shielded exchange still running) must not wake waiters early.
-        mine = order.id not in self._running
-        if mine:
-            self._running[order.id] = asyncio.Event()
-        try:
-            return await self._exchange_once(project, order, op, msg, creates, on_success, arn, released, note)
-        finally:
-            if mine:
-                self._running.pop(order.id).set()
-
-    async def _exchange_once(
-        self,
-        project: Project,
-        order: Order,
-        op: Operation,
-        msg: Message,
-        creates: bool,
-        on_success: Callable[[Operation], None] | None,
-        arn: bool,
-        released: int,
-        note: AuditNote | None = None,
-    ) -> _Outcome:
-        if creates:
-            await self._repo.create(order, op)
-        elif not await self._repo.add_operation(order, op):
-            raise OrderError("rejected", "Order was changed by another request, try again", order_id=order.id)
-        order.operations.append(op)
-        debug = log.isEnabledFor(logging.DEBUG)  # the request id rides on each of these lines
-        if debug:
-            log.debug("intent written", extra={"order_id": order.id, "operation_id": op.id, "mti": msg["t"]})
-        outcome = await self._send(msg)
-        if debug:
-            resp = outcome.response or {}
-            extra = {"order_id": order.id, "destination": op.destination, "mti": msg["t"], "stan": msg.get("11")}
-            extra.update(rrn=msg.get("37"), response_mti=resp.get("t"), rc=resp.get("39"), sent=outcome.sent.value)
-            log.debug("iso exchange", extra=extra)
-        saf_id: int | None = None
-        reversals = self._reversals
-        if reversals is not None and outcome.sent is _Sent.UNKNOWN and msg["t"] in REVERSIBLE:
-            # Durable before the result: a crash between the two leaves a pending intent whose
-            # reversal recovery finds already queued (one row per operation).
-            saf_id = await reversals.queue(order.id, op.id, op.destination, msg, op.currency)
-        now = self._clock()
-        op.stan = msg.get("11")  # stamped by the link as it sent (None if it never got that far)
-        op.transmission_time = msg.get("7", op.transmission_time)
-        result = outcome.result
-        if result is not None:
-            op.iso_response_code = result.response_code
-            op.iso_message = result.message
-            op.auth_code = result.auth_code
-        else:
-            op.iso_message = outcome.reason
-        if outcome.approved:
-            op.status = OperationStatus.SUCCESS
-            if arn:
-                op.arn = await self._take(lambda: self._ids.arn(_acquirer_bin(project.settings), now))
+        # While it runs, an ISO repeat or follow-up of this order waiting in this process
+        # (_iso_settled) is woken by its end rather than polling.
+        with self._in_flight(order.id):
             if creates:
-                order.status = OrderStatus.CREDITED if op.type is OperationType.CREDIT else OrderStatus.AUTHORIZED
-                order.auth_code = op.auth_code
-            if on_success is not None:
-                on_success(op)
-        else:
-            declined = result is not None and result.outcome in (Outcome.DECLINED, Outcome.FRAUD)
-            op.status = OperationStatus.FAILURE if declined else OperationStatus.ERROR
-            if outcome.sent is _Sent.UNKNOWN:
-                order.status = OrderStatus.ERROR
-            elif creates:
-                assert result is None or result.outcome is not Outcome.APPROVED
-                if result is not None and result.outcome is Outcome.DECLINED:
-                    order.status = OrderStatus.DECLINED
-                elif result is not None and result.outcome is Outcome.FRAUD:
-                    order.status = OrderStatus.FRAUD
-                else:
+                await self._repo.create(order, op)
+            elif not await self._repo.add_operation(order, op):
+                raise OrderError("rejected", "Order was changed by another request, try again", order_id=order.id)
+            order.operations.append(op)
+            debug = log.isEnabledFor(logging.DEBUG)  # the request id rides on each of these lines
+            if debug:
+                log.debug("intent written", extra={"order_id": order.id, "operation_id": op.id, "mti": msg["t"]})
+            outcome = await self._send(msg)
+            if debug:
+                resp = outcome.response or {}
+                extra = {"order_id": order.id, "destination": op.destination, "mti": msg["t"], "stan": msg.get("11")}
+                extra.update(rrn=msg.get("37"), response_mti=resp.get("t"), rc=resp.get("39"), sent=outcome.sent.value)
+                log.debug("iso exchange", extra=extra)
+            saf_id: int | None = None
+            reversals = self._reversals
+            if reversals is not None and outcome.sent is _Sent.UNKNOWN and msg["t"] in REVERSIBLE:
+                # Durable before the result: a crash between the two leaves a pending intent whose
+                # reversal recovery finds already queued (one row per operation).
+                saf_id = await reversals.queue(order.id, op.id, op.destination, msg, op.currency)
+            now = self._clock()
+            op.stan = msg.get("11")  # stamped by the link as it sent (None if it never got that far)
+            op.transmission_time = msg.get("7", op.transmission_time)
+            result = outcome.result
+            if result is not None:
+                op.iso_response_code = result.response_code
+                op.iso_message = result.message
+                op.auth_code = result.auth_code
+            else:
+                op.iso_message = outcome.reason
+            if outcome.approved:
+                op.status = OperationStatus.SUCCESS
+                if arn:
+                    op.arn = await self._take(lambda: self._ids.arn(_acquirer_bin(project.settings), now))
+                if creates:
+                    order.status = OrderStatus.CREDITED if op.type is OperationType.CREDIT else OrderStatus.AUTHORIZED
+                    order.auth_code = op.auth_code
+                if on_success is not None:
+                    on_success(op)
+            else:
+                declined = result is not None and result.outcome in (Outcome.DECLINED, Outcome.FRAUD)
+                op.status = OperationStatus.FAILURE if declined else OperationStatus.ERROR
+                if outcome.sent is _Sent.UNKNOWN:
                     order.status = OrderStatus.ERROR
-        s = project.settings
-        rates = cashflows.Rates(s.fee_rate, s.fee_fixed, s.reserve_rate)
-        op.cashflow = cashflows.for_operation(
-            op.type, op.amount, op.currency, rates, status=op.status, released_reserve=released
-        )
-        op.updated = now
-        order.updated = now
-        order.version += 1
-        if note is None:
-            await self._repo.finish(order, op)
-        else:
-            # Queued together: one batch, so the row commits with the result it describes.
-            failure = None if outcome.approved else self._failure(order, outcome)
-            note.written = True
-            entry = note.entry("success") if failure is None else note.entry(failure.failure_type, failure.message)
-            await asyncio.gather(self._repo.finish(order, op), self._record(entry))
-        if reversals is not None and saf_id is not None:
-            reversals.reverse_soon(saf_id, op.destination, msg, op.currency)
-        if log.isEnabledFor(logging.INFO):  # one per operation: skip building the record when INFO is off
-            log.info(
-                "operation done",  # written: the result is durable by now
-                extra={
-                    "order_id": order.id,
-                    "operation": op.type.value,
-                    "status": op.status.value,
-                    "mti": msg["t"],
-                    "stan": op.stan,
-                    "rrn": msg.get("37"),
-                    "iso_response_code": op.iso_response_code,
-                    "sent": outcome.sent.value,
-                },
+                elif creates:
+                    assert result is None or result.outcome is not Outcome.APPROVED
+                    if result is not None and result.outcome is Outcome.DECLINED:
+                        order.status = OrderStatus.DECLINED
+                    elif result is not None and result.outcome is Outcome.FRAUD:
+                        order.status = OrderStatus.FRAUD
+                    else:
+                        order.status = OrderStatus.ERROR
+            s = project.settings
+            rates = cashflows.Rates(s.fee_rate, s.fee_fixed, s.reserve_rate)
+            op.cashflow = cashflows.for_operation(
+                op.type, op.amount, op.currency, rates, status=op.status, released_reserve=released
             )
-        return outcome
+            op.updated = now
+            order.updated = now
+            order.version += 1
+            if note is None:
+                await self._repo.finish(order, op)
+            else:
+                # Queued together: one batch, so the row commits with the result it describes.
+                failure = None if outcome.approved else self._failure(order, outcome)
+                note.written = True
+                entry = note.entry("success") if failure is None else note.entry(failure.failure_type, failure.message)
+                await asyncio.gather(self._repo.finish(order, op), self._record(entry))
+            if reversals is not None and saf_id is not None:
+                reversals.reverse_soon(saf_id, op.destination, msg, op.currency)
+            if log.isEnabledFor(logging.INFO):  # one per operation: skip building the record when INFO is off
+                log.info(
+                    "operation done",  # written: the result is durable by now
+                    extra={
+                        "order_id": order.id,
+                        "operation": op.type.value,
+                        "status": op.status.value,
+                        "mti": msg["t"],
+                        "stan": op.stan,
+                        "rrn": msg.get("37"),
+                        "iso_response_code": op.iso_response_code,
+                        "sent": outcome.sent.value,
+                    },
+                )
+            return outcome
 
     async def _send(self, msg: Message) -> _Outcome:
         try:
