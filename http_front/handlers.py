@@ -132,34 +132,23 @@ async def authorize(request: web.Request) -> web.Response:
     return await _operate(request, "authorize", _orders(request).authorize, project_currency=True)
 
 
-async def charge(request: web.Request) -> web.Response:
-    oid, orders = _order_id(request), _orders(request)
-    return await _operate(request, "charge", lambda p, b: orders.charge(p, oid, b))
+def _on_order(schema: str, method: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of ``/orders/:id/...``: ``OrdersService.<method>(project, order_id, body)``."""
+
+    async def handler(request: web.Request) -> web.Response:
+        oid, call = _order_id(request), getattr(_orders(request), method)
+        return await _operate(request, schema, lambda p, b: call(p, oid, b))
+
+    handler.__name__ = schema
+    return handler
 
 
-async def reverse(request: web.Request) -> web.Response:
-    oid, orders = _order_id(request), _orders(request)
-    return await _operate(request, "reverse", lambda p, b: orders.reverse(p, oid, b))
-
-
-async def refund(request: web.Request) -> web.Response:
-    oid, orders = _order_id(request), _orders(request)
-    return await _operate(request, "refund", lambda p, b: orders.refund(p, oid, b))
-
-
-async def cancel(request: web.Request) -> web.Response:
-    oid, orders = _order_id(request), _orders(request)
-    return await _operate(request, "cancel", lambda p, b: orders.cancel(p, oid, b))
-
-
-async def rebill(request: web.Request) -> web.Response:
-    oid, orders = _order_id(request), _orders(request)
-    return await _operate(request, "rebill", lambda p, b: orders.rebill(p, oid, b))
-
-
-async def credit_order(request: web.Request) -> web.Response:
-    oid, orders = _order_id(request), _orders(request)
-    return await _operate(request, "credit_order", lambda p, b: orders.credit(p, oid, b))
+charge = _on_order("charge", "charge")
+reverse = _on_order("reverse", "reverse")
+refund = _on_order("refund", "refund")
+cancel = _on_order("cancel", "cancel")
+rebill = _on_order("rebill", "rebill")
+credit_order = _on_order("credit_order", "credit")
 
 
 async def credit(request: web.Request) -> web.Response:

@@ -1,6 +1,6 @@
 """The orders API's operations on top of the ISO core, every step durable.
 
-One operation, whatever its type, runs the same path (:meth:`OrdersService._perform`):
+One operation, whatever its type, runs the same path (:meth:`OrdersService._perform_outcome`):
 
 1. the ISO request is built first, so bad input is a 422 and leaves no trace;
 2. the order (when new) and a **pending** operation, holding the request's
@@ -58,7 +58,7 @@ import enum
 import functools
 import logging
 import weakref
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -127,7 +127,7 @@ log = logging.getLogger("isoswitch.orders")
 T = TypeVar("T")
 
 # The audit note of the back-office call running in this task (and in the
-# shielded exchange it starts): set by ``_audited``, filled by ``_perform``.
+# shielded exchange it starts): set by ``_audited``, filled by ``_perform_outcome``.
 _NOTE: contextvars.ContextVar[AuditNote | None] = contextvars.ContextVar("isoswitch_audit_note", default=None)
 
 _Call = TypeVar("_Call", bound=Callable[..., Coroutine[Any, Any, Order]])
@@ -348,7 +348,8 @@ class OrdersService:
         self._reversals = reversals
         self._audit = audit
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._running: dict[str, asyncio.Event] = {}  # order id -> set when its exchange in progress ends
+        self._in_progress: set[str] = set()  # orders with an exchange in progress in this process
+        self._settle_events: dict[str, asyncio.Event] = {}  # set when that exchange ends; made by waiters
         # An ISO repeat or follow-up waits this long for the operation it depends on: the
         # longest a request of ours can take, plus the time to write its result.
         self._settle_wait = (request_timeout or _longest_timeout(router)) + _ISO_SETTLE_MARGIN
@@ -414,7 +415,9 @@ class OrdersService:
             order.descriptor = dynamic.shown
         if secure is not None:
             order.secure3d = secure.shown
-        await self._perform(project, order, OperationType.AUTHORIZE, amount, iso, now, creates=True)
+        self._approved(
+            order, await self._perform_outcome(project, order, OperationType.AUTHORIZE, amount, iso, now, creates=True)
+        )
         if auto_charge and amount > 0:
             await self._capture(project, order, amount)
         return order
@@ -469,7 +472,9 @@ class OrdersService:
         self._fill(order, details, settings)
         if dynamic is not None:
             order.descriptor = dynamic.shown
-        await self._perform(project, order, OperationType.AUTHORIZE, amount, iso, now, creates=True)
+        self._approved(
+            order, await self._perform_outcome(project, order, OperationType.AUTHORIZE, amount, iso, now, creates=True)
+        )
         if auto_charge:
             await self._capture(project, order, amount)
         return order
@@ -526,7 +531,9 @@ class OrdersService:
         self._fill(order, details, settings)
         if dynamic is not None:
             order.descriptor = dynamic.shown
-        await self._perform(project, order, OperationType.CREDIT, amount, iso, now, creates=True)
+        self._approved(
+            order, await self._perform_outcome(project, order, OperationType.CREDIT, amount, iso, now, creates=True)
+        )
         return order
 
     # -- operations on an order ----------------------------------------------
@@ -776,10 +783,10 @@ class OrdersService:
             left = deadline - loop.time()
             if left <= 0:
                 return False
-            running = self._running.get(order_id)
-            if running is not None:
+            if order_id in self._in_progress:
+                ended = self._settle_events.setdefault(order_id, asyncio.Event())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(running.wait(), left)
+                    await asyncio.wait_for(ended.wait(), left)
             else:
                 await asyncio.sleep(min(delay, left))
                 delay = min(delay * 2, 0.5)
@@ -807,7 +814,12 @@ class OrdersService:
             order.amount_charged += amount
             order.status = OrderStatus.CHARGED
 
-        await self._perform(project, order, OperationType.CHARGE, amount, iso, now, on_success=charged, arn=True)
+        self._approved(
+            order,
+            await self._perform_outcome(
+                project, order, OperationType.CHARGE, amount, iso, now, on_success=charged, arn=True
+            ),
+        )
 
     async def _reverse(self, project: Project, order: Order) -> None:
         auth = order.last(OperationType.AUTHORIZE)
@@ -822,8 +834,11 @@ class OrdersService:
             order.status = OrderStatus.REVERSED
 
         released = auth.cashflow.reserve if auth.cashflow is not None else 0
-        await self._perform(
-            project, order, OperationType.REVERSE, auth.amount, iso, now, on_success=reversed_, released=released
+        self._approved(
+            order,
+            await self._perform_outcome(
+                project, order, OperationType.REVERSE, auth.amount, iso, now, on_success=reversed_, released=released
+            ),
         )
 
     async def _refund(self, project: Project, order: Order, body: Mapping[str, Any]) -> None:
@@ -854,29 +869,17 @@ class OrdersService:
             order.amount_refunded += amount
             order.status = OrderStatus.REFUNDED
 
-        await self._perform(project, order, OperationType.REFUND, amount, iso, now, on_success=refunded, arn=True)
-
-    async def _perform(
-        self,
-        project: Project,
-        order: Order,
-        kind: OperationType,
-        amount: int,
-        msg: Message,
-        now: datetime,
-        *,
-        creates: bool = False,
-        on_success: Callable[[Operation], None] | None = None,
-        arn: bool = False,
-        released: int = 0,
-    ) -> None:
-        """Intent, exchange, result (module doc); raises :class:`OrderError` unless approved."""
-        outcome = await self._perform_outcome(
-            project, order, kind, amount, msg, now, creates=creates, on_success=on_success, arn=arn, released=released
+        self._approved(
+            order,
+            await self._perform_outcome(
+                project, order, OperationType.REFUND, amount, iso, now, on_success=refunded, arn=True
+            ),
         )
-        if outcome.approved:
-            return
-        raise self._failure(order, outcome)
+
+    def _approved(self, order: Order, outcome: _Outcome) -> None:
+        """Raises :class:`OrderError` unless ``outcome`` is an approval (the REST calls; the listener answers any)."""
+        if not outcome.approved:
+            raise self._failure(order, outcome)
 
     async def _perform_outcome(
         self,
@@ -892,7 +895,7 @@ class OrdersService:
         arn: bool = False,
         released: int = 0,
     ) -> _Outcome:
-        """:meth:`_perform` without the raise: the outcome, approved or not (the ISO listener answers with it)."""
+        """Intent, exchange, result (module doc): the outcome, approved or not."""
         if not creates:
             self._require_idle(order)
         op = Operation(
@@ -929,19 +932,12 @@ class OrdersService:
             exchange = self._reversals.working(op.order_id, op.id, exchange)
         return await _shielded(exchange)
 
-    @contextlib.contextmanager
-    def _in_flight(self, order_id: str) -> Iterator[None]:
-        """Registers an event set when the block ends. Only the exchange that registered it ends it:
-        a second one of the same order (a cancelled request's shielded exchange still running)
-        must not wake waiters early."""
-        mine = order_id not in self._running
-        if mine:
-            self._running[order_id] = asyncio.Event()
-        try:
-            yield
-        finally:
-            if mine:
-                self._running.pop(order_id).set()
+    def _settled(self, order_id: str) -> None:
+        """The exchange in progress on ``order_id`` ended: wake whoever waits for it (_iso_settled)."""
+        self._in_progress.discard(order_id)
+        waiting = self._settle_events.pop(order_id, None)
+        if waiting is not None:
+            waiting.set()
 
     async def _exchange(
         self,
@@ -956,8 +952,13 @@ class OrdersService:
         note: AuditNote | None = None,
     ) -> _Outcome:
         # While it runs, an ISO repeat or follow-up of this order waiting in this process
-        # (_iso_settled) is woken by its end rather than polling.
-        with self._in_flight(order.id):
+        # (_iso_settled) is woken by its end rather than polling. Only the exchange that marked
+        # the order ends the mark: a second one (a cancelled request's shielded exchange still
+        # running) must not wake waiters early. No event is made unless somebody waits.
+        mine = order.id not in self._in_progress
+        if mine:
+            self._in_progress.add(order.id)
+        try:
             if creates:
                 await self._repo.create(order, op)
             elif not await self._repo.add_operation(order, op):
@@ -1043,6 +1044,9 @@ class OrdersService:
                     },
                 )
             return outcome
+        finally:
+            if mine:
+                self._settled(order.id)
 
     async def _send(self, msg: Message) -> _Outcome:
         try:
