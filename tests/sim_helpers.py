@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -226,3 +227,15 @@ async def admin_get(sim: SimServer, path: str) -> Any:
 async def admin_put(sim: SimServer, path: str, body: Any) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as session, session.put(_admin_url(sim, path), json=body) as resp:
         return resp.status, await resp.json()
+
+
+def free_ports(n: int = 1) -> list[int]:
+    """``n`` distinct ports on 127.0.0.1 that nothing listens on (bound together, then released)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

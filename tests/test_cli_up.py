@@ -16,19 +16,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sim_helpers import free_ports
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _isoswitch(*args: str) -> list[str]:
@@ -58,7 +48,7 @@ def _read_until(proc: subprocess.Popen[str], marker: str, deadline: float) -> li
 
 
 def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    http, sim, admin = _free_ports(3)
+    http, sim, admin = free_ports(3)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DATABASE_URL", None)
     proc = subprocess.Popen(
@@ -151,7 +141,7 @@ def test_two_workers_share_the_ports_one_scrape_sums_them_and_a_killed_worker_is
 
     from switch.dialect import Dialect
 
-    http, sim, admin, iso = _free_ports(4)
+    http, sim, admin, iso = free_ports(4)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ISOSWITCH_HTTP__RATE_LIMIT": "0"}
     env.pop("DATABASE_URL", None)
     proc = subprocess.Popen(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 import pytest
-from sim_helpers import running_sim
+from sim_helpers import free_ports, running_sim
 from test_http_app import AUTH, AUTHORIZE, FakeRuntime
 
 from http_front import FrontConfig, create_bare_app, serve, start_bare, start_front
@@ -21,12 +20,6 @@ from switch.store.projects import Project
 pytestmark = pytest.mark.timeout(30)
 
 LOCAL = FrontConfig(port=0, shutdown_timeout=5.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SlowRuntime(FakeRuntime):
@@ -47,7 +40,7 @@ class SlowRuntime(FakeRuntime):
 
 
 async def test_serve_listens_until_stop_is_set() -> None:
-    port = free_port()
+    port = free_ports()[0]
     stop = asyncio.Event()
     task = asyncio.create_task(serve(FakeRuntime(), FrontConfig(port=port), stop))  # type: ignore[arg-type]
     async with aiohttp.ClientSession() as session:
@@ -95,7 +88,7 @@ async def test_a_request_still_running_at_the_deadline_is_cut_off() -> None:
 
 
 async def test_worker_processes_can_share_one_port() -> None:
-    port = free_port()
+    port = free_ports()[0]
     config = FrontConfig(port=port)
     first = await start_front(FakeRuntime(), config)  # type: ignore[arg-type]
     try:

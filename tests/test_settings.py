@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 import pg
 import pytest
-from sim_helpers import IsoClient, MessageFactory, running_sim
+from sim_helpers import IsoClient, MessageFactory, free_ports, running_sim
 from test_orders_fixtures import settings as project_settings
 
 from acquirer_sim import SimServer
@@ -206,14 +206,6 @@ def test_config_show_prints_toml_that_loads_back_without_secrets(tmp_path: Path)
 # -- isoswitch switch: the core and the ISO listener, no REST front ---------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def shop(fresh_dsn: str, scratch_dir: Path) -> AsyncIterator[str]:
     """A database with the project of terminal TERM0001 (MessageFactory's default)."""
@@ -241,7 +233,7 @@ async def test_isoswitch_switch_runs_the_iso_listener_on_the_database_and_stops_
     sim: SimServer, shop: str, scratch_dir: Path, mf: MessageFactory
 ) -> None:
     assert sim.address is not None
-    port = _free_port()
+    port = free_ports()[0]
     env = {**os.environ, "DATABASE_URL": shop, "ISOSWITCH_PAN_KEY": KEY, "ISOSWITCH_LOGGING__LEVEL": "warning"}
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "http_front.cli", "switch", "--target", f"{sim.address[0]}:{sim.address[1]}"),
@@ -289,7 +281,7 @@ async def test_sigterm_lets_a_request_in_flight_finish_then_signs_off_and_exits(
         _, password = await Projects(db.pool).create("shop", project_settings(1))
     finally:
         await db.close()
-    port = _free_port()
+    port = free_ports()[0]
     env = {**os.environ, "DATABASE_URL": fresh_dsn, "ISOSWITCH_PAN_KEY": KEY, "ISOSWITCH_HTTP__ACCESS_LOG": "false"}
     cmd = [sys.executable, "-m", "http_front.cli", "serve", "--target", f"{slow_sim.address[0]}:{slow_sim.address[1]}"]
     cmd += ["--http-port", str(port), "--data-dir", str(scratch_dir)]

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from sim_helpers import MessageFactory
+from sim_helpers import MessageFactory, free_ports
 
 from switch.codec import DecodeError, Message, peek_mti
 from switch.dialect import Dialect
@@ -303,17 +303,6 @@ def start_sim(log_path: Path, *, dialect: str = "ascii", framing: str = "binary2
     return Target("acquirer_sim", proc, (m[1], int(m[2])), log_path, Dialect.named(dialect, framing))
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _approved(address: tuple[str, int], dialect: Dialect, req: Message) -> bool:
     """Whether ``req`` sent alone on a fresh connection is answered with DE 39 = 00."""
     try:
@@ -370,7 +359,7 @@ def start_listener(
         project = next(p for p in map(json.loads, listed.stdout.splitlines()) if p["login"] == "fuzz")
         settings = ProjectSettings.defaults(project["id"], project["name"])
         ids = (settings.terminal_id, settings.merchant_id)
-        iso_port, http_port = _free_ports(2)
+        iso_port, http_port = free_ports(2)
         sim_host, sim_port = sim.address
         cmd = [*cli, "serve", "--target", f"{sim_host}:{sim_port}", "--host", "127.0.0.1"]
         cmd += ["--iso-port", str(iso_port), "--iso-dialect", dialect, "--iso-framing", framing]
