@@ -29,7 +29,6 @@ failed authentications, authentication, the per-project rate limit
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -48,7 +47,7 @@ from http_front.ports import RuntimePort
 from http_front.ratelimit import auth_guard_middleware, project_limit_middleware
 from http_front.rates import ExchangeRates
 from http_front.validation import RequestSchemas
-from switch.logs import REQUEST_ID
+from switch.logs import REQUEST_ID, new_request_id
 from switch.store.audit import RequestSource, request_source
 
 __all__ = ["create_app"]
@@ -60,10 +59,11 @@ _ID = "{order_id:[0-9]{1,20}}"
 async def _audit_source(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Who is calling, for the audit rows the orders service writes (never headers beyond these)."""
     key = request.headers.get(KEY_HEADER)
-    source = RequestSource(ip=request.remote, idempotency_key=key[:256] if key is not None else None)
-    rid = REQUEST_ID.get()
-    if rid is not None:  # the id of the log lines and the X-Request-Id answer, in the audit row too
-        source = dataclasses.replace(source, request_id=rid)
+    source = RequestSource(
+        ip=request.remote,
+        request_id=REQUEST_ID.get() or new_request_id(),  # the X-Request-Id of the answer and the log lines
+        idempotency_key=key[:256] if key is not None else None,
+    )
     with request_source(source):
         return await handler(request)
 

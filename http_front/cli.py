@@ -149,8 +149,10 @@ def _settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Settings
 
 
 def _front(settings: Settings) -> FrontConfig:
+    """``[http]``, with ``[metrics] enabled`` and its drain capped inside the shutdown deadline."""
     front: FrontConfig = settings.sections["http"]
-    return dataclasses.replace(front, metrics=settings.metrics.enabled)
+    drain = http_drain(settings.process.shutdown_timeout, front.shutdown_timeout)
+    return dataclasses.replace(front, metrics=settings.metrics.enabled, shutdown_timeout=drain)
 
 
 def _logging(settings: Settings) -> None:
@@ -246,8 +248,6 @@ async def _serve_front(
     from http_front.server import start_front
 
     front = _front(settings)
-    deadline = settings.process.shutdown_timeout
-    front = dataclasses.replace(front, shutdown_timeout=http_drain(deadline, front.shutdown_timeout))
     try:
         server = await start_front(runtime, front)
     except BaseException:
