@@ -24,9 +24,9 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.stats import write_result
 from switch.dialect import DIALECTS
@@ -35,6 +35,8 @@ from switch.framing import FRAMINGS
 __all__ = ["main", "DEFAULT_OUT_DIR"]
 
 DEFAULT_OUT_DIR = Path("bench") / "results"
+
+_T = TypeVar("_T")
 
 
 def _hostport(value: str) -> tuple[str, int]:
@@ -101,6 +103,24 @@ def _wire_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--framing", choices=tuple(FRAMINGS), default="binary2", help="length header (default: binary2)")
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """--duration, --warmup and --max-requests of one run (iso, rest)."""
+    p.add_argument("--duration", type=_seconds, default=15.0, help="measured seconds (default: 15)")
+    p.add_argument("--warmup", type=_seconds, default=2.0, help="seconds of load not measured (default: 2)")
+    p.add_argument(
+        "--max-requests",
+        type=_positive_int,
+        default=100_000_000,
+        help="stop after this many measured requests (default: 100,000,000)",
+    )
+
+
+def _mix_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mix", type=_mix, default=None, metavar="W,W,W,W,W", help="card weights, in the order of TEST_CARDS"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="isoswitch bench", description="ISO 8583 benchmarks.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="{iso,suite,rest,compare,report}")
@@ -126,22 +146,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PER_S",
         help="offer this many requests a second (paced, open loop) instead of a closed loop (default: 0 = closed)",
     )
-    iso.add_argument("--duration", type=_seconds, default=15.0, help="measured seconds (default: 15)")
-    iso.add_argument("--warmup", type=_seconds, default=2.0, help="seconds of load not measured (default: 2)")
-    iso.add_argument(
-        "--max-requests",
-        type=_positive_int,
-        default=100_000_000,
-        help="stop after this many measured requests (default: 100,000,000)",
-    )
+    _run_options(iso)
     iso.add_argument("--connections", type=_positive_int, default=4, help="direct mode: TCP connections (default: 4)")
     iso.add_argument("--links", type=_positive_int, default=2, help="--via-switch: links in the pool (default: 2)")
     _wire_options(iso)
     iso.add_argument("--timeout", type=_seconds, default=5.0, help="seconds a request may take (default: 5)")
     iso.add_argument("--amount", type=_positive_int, default=1, help="DE 4 in minor units (default: 1)")
-    iso.add_argument(
-        "--mix", type=_mix, default=None, metavar="W,W,W,W,W", help="card weights, in the order of TEST_CARDS"
-    )
+    _mix_option(iso)
     iso.add_argument("--no-sign-on", action="store_true", help="direct mode: no 0800 sign-on/sign-off")
     iso.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the host's)")
     iso.add_argument("--out", type=Path, help="JSON result (default: bench/results/iso-<mode>-<timestamp>.json)")
@@ -180,20 +191,11 @@ def _parser() -> argparse.ArgumentParser:
     rest.add_argument(
         "--concurrency", type=_positive_int, default=64, help="keep-alive connections, one request each (default: 64)"
     )
-    rest.add_argument("--duration", type=_seconds, default=15.0, help="measured seconds (default: 15)")
-    rest.add_argument("--warmup", type=_seconds, default=2.0, help="seconds of load not measured (default: 2)")
-    rest.add_argument(
-        "--max-requests",
-        type=_positive_int,
-        default=100_000_000,
-        help="stop after this many measured requests (default: 100,000,000)",
-    )
+    _run_options(rest)
     rest.add_argument("--timeout", type=_seconds, default=5.0, help="seconds a request may take (default: 5)")
     rest.add_argument("--amount", default="0.01", help="order amount in major units (default: 0.01)")
     rest.add_argument("--currency", default="USD", help="order currency (default: USD)")
-    rest.add_argument(
-        "--mix", type=_mix, default=None, metavar="W,W,W,W,W", help="card weights, in the order of TEST_CARDS"
-    )
+    _mix_option(rest)
     rest.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the front's)")
     rest.add_argument("--bare", action="store_true", help="then run the same load against the bare path")
     rest.add_argument("--sim", type=_hostport, metavar="HOST:PORT", help="--bare: the ISO 8583 host it talks to")
@@ -243,6 +245,18 @@ def _write_report(doc: dict[str, Any], directory: Path, prog: str) -> bool:
         return False
     print(f"  report          {index}")
     return True
+
+
+async def _cancelled_by_sigterm(run: Awaitable[_T]) -> _T:
+    """Await ``run`` with SIGTERM cancelling the current task (so it unwinds as on Ctrl-C)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -317,14 +331,7 @@ def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     async def main() -> int:
         # SIGTERM unwinds like Ctrl-C does, so the simulator is stopped either way.
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        try:
-            return await run_suite(cfg)
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
+        return await _cancelled_by_sigterm(run_suite(cfg))
 
     try:
         return run_loop(main)
@@ -397,19 +404,9 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     async def main() -> int:
         # SIGTERM unwinds like Ctrl-C does, so the bare server is stopped either way.
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        try:
-            bare_log = out.with_name(out.stem + "-bare.log")
-            result.update(
-                await run_rest(
-                    cfg, command=_command(_redact(argv)), bare_log=bare_log, progress=progress_wanted(args.progress)
-                )
-            )
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
+        bare_log = out.with_name(out.stem + "-bare.log")
+        run = run_rest(cfg, command=_command(_redact(argv)), bare_log=bare_log, progress=progress_wanted(args.progress))
+        result.update(await _cancelled_by_sigterm(run))
         return 0
 
     try:

@@ -17,7 +17,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from bench.measure import BenchError, Pacer, Tally, Window, error_kind
+from bench.measure import BenchError, Pacer, Tally, Window, error_kind, run_then_drain
 from bench.workload import Template, card_cycle, templates
 from switch.codec import DecodeError, Message
 from switch.dialect import Dialect
@@ -309,20 +309,14 @@ async def run_direct(cfg: IsoBenchConfig, tally: Tally, window: Window) -> dict[
         else:
             run.pacer = Pacer(cfg.rate, time.perf_counter())
             pace()
-        try:
-            async with asyncio.timeout(cfg.warmup + cfg.duration):
-                await run.done.wait()
-        except TimeoutError:
-            pass
-        window.close(tally)
-        tally.sending = False
-        try:  # drain: what is still in flight is answered outside the window
-            async with asyncio.timeout(cfg.timeout):
-                while run.in_flight() and not all(c.lost for c in run.conns):
-                    run.done.clear()
-                    await run.done.wait()
-        except TimeoutError:
-            pass
+        await run_then_drain(
+            run.done,
+            tally,
+            window,
+            cfg.warmup + cfg.duration,
+            cfg.timeout,
+            lambda: bool(run.in_flight()) and not all(c.lost for c in run.conns),
+        )
         out: dict[str, Any] = {
             "connections": len(run.conns),
             "connections_lost": sum(1 for c in run.conns if c.lost),

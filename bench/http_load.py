@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bench.measure import BenchError, Tally, Window
+from bench.measure import BenchError, Tally, Window, run_then_drain
 
 __all__ = [
     "HttpTarget",
@@ -513,20 +513,7 @@ async def run_http(
             c.send(now)
         for _ in failures:
             run.replace()  # keep trying those, backing off
-        try:
-            async with asyncio.timeout(warmup + duration):
-                await run.done.wait()
-        except TimeoutError:
-            pass
-        window.close(tally)
-        tally.sending = False
-        try:  # drain: what is still in flight is answered outside the window
-            async with asyncio.timeout(timeout):
-                while run.in_flight():
-                    run.done.clear()
-                    await run.done.wait()
-        except TimeoutError:
-            pass
+        await run_then_drain(run.done, tally, window, warmup + duration, timeout, lambda: bool(run.in_flight()))
         return {
             "connections": concurrency,
             "connections_opened": run.opened,

@@ -30,11 +30,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.direct import run_direct
-from bench.measure import Tally, Window, machine_info
+from bench.measure import Tally, Window, head_figures, machine_info
 from bench.progress import progress_bar
-from bench.stats import fmt_counts, fmt_rate, fmt_us, latency_summary
+from bench.stats import fmt_counts, fmt_cpu, fmt_rate, fmt_us
 from bench.via_switch import run_via_switch
-from bench.workload import DEFAULT_MIX, TEST_CARDS
+from bench.workload import DEFAULT_MIX, TEST_CARDS, by_card
 from switch.redact import mask_pan
 
 __all__ = ["IsoBenchConfig", "format_report", "run_iso"]
@@ -102,25 +102,9 @@ async def run_iso(cfg: IsoBenchConfig, *, command: str = "", progress: str | Non
                 extra = await run_direct(cfg, tally, window)
     finally:
         window.close(tally)
-    codes: dict[str, int] = {}
-    cards: dict[str, dict[str, Any]] = {}
-    unexpected = 0
-    for (idx, rc), n in sorted(tally.codes.items()):
-        codes[rc] = codes.get(rc, 0) + n
-        card = TEST_CARDS[idx]
-        entry = cards.setdefault(mask_pan(card.pan), {"expect": card.expect, "codes": {}})
-        entry["codes"][rc] = n
-        if rc != card.expect:
-            unexpected += n
-    elapsed = window.elapsed if window.t1 else 0.0
+    codes, cards, unexpected = by_card(tally.codes, "codes", lambda card: card.expect)
     figures: dict[str, Any] = {
-        "requests": tally.sent,
-        "responses": tally.responses,
-        "elapsed_s": round(elapsed, 3),
-        "throughput_per_s": round(tally.responses / elapsed, 1) if elapsed else 0.0,
-        "latency_us": latency_summary(tally.total),
-        "errors": dict(sorted(tally.errors.items())),
-        "errors_total": sum(tally.errors.values()),
+        **head_figures(tally, window),
         "response_codes": dict(sorted(codes.items())),
         "unexpected_codes": unexpected,  # answers other than the card's rule (TEST_CARDS expect)
         "cards": cards,
@@ -166,13 +150,7 @@ def format_report(result: Mapping[str, Any]) -> str:
     ]
     if "outcomes" in f:
         lines.append(f"  outcomes        {fmt_counts(f['outcomes'])}")
-    cpu = f["cpu"]
-    line = f"bench {cpu['bench_s']:.2f} s ({cpu['bench_us_per_response']:.1f} µs/response)"
-    if cpu["target_s"] is not None:
-        line += f", target {cpu['target_s']:.2f} s ({cpu['target_us_per_response']:.1f} µs/response)"
-    if cpu["machine_busy_cores"] is not None:
-        line += f"; machine {cpu['machine_busy_cores']:.2f} cores busy, {cpu['others_cores']:.2f} by other processes"
-    lines.append(f"  cpu             {line}")
+    lines.append(f"  cpu             {fmt_cpu(f['cpu'])}")
     if "pacer_max_backlog" in f:
         lines.append(f"  pacer           max backlog {f['pacer_max_backlog']:,} requests")
     return "\n".join(lines)

@@ -21,11 +21,12 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from hdrh.histogram import HdrHistogram
 
-from bench.stats import PERCENTILES, new_histogram
+from bench.stats import PERCENTILES, latency_summary, new_histogram
 from switch.codec import DecodeError, EncodeError
 from switch.errors import (
     DestinationUnavailable,
@@ -37,7 +38,18 @@ from switch.errors import (
 )
 from switch.framing import FramingError
 
-__all__ = ["INTERVAL_S", "BenchError", "Pacer", "Tally", "Window", "error_kind", "interval_point", "machine_info"]
+__all__ = [
+    "INTERVAL_S",
+    "BenchError",
+    "Pacer",
+    "Tally",
+    "Window",
+    "error_kind",
+    "head_figures",
+    "interval_point",
+    "run_then_drain",
+    "machine_info",
+]
 
 INTERVAL_S: Final = 1.0  # length of one point of the time series
 
@@ -320,6 +332,41 @@ class Window:
             # Processes other than the bench and the target (other people's jobs, the kernel).
             out["others_cores"] = round(max(busy - bench_s - target_s, 0.0) / self.elapsed, 2)
         return out
+
+
+async def run_then_drain(
+    done: asyncio.Event, tally: Tally, window: Window, run_s: float, drain_s: float, draining: Callable[[], bool]
+) -> None:
+    """Wait up to ``run_s`` for ``done``, close the window and stop sending, then up to ``drain_s`` while
+    ``draining()`` (``done`` is set as answers come)."""
+    try:
+        async with asyncio.timeout(run_s):
+            await done.wait()
+    except TimeoutError:
+        pass
+    window.close(tally)
+    tally.sending = False
+    try:  # drain: what is still in flight is answered outside the window
+        async with asyncio.timeout(drain_s):
+            while draining():
+                done.clear()
+                await done.wait()
+    except TimeoutError:
+        pass
+
+
+def head_figures(tally: Tally, window: Window) -> dict[str, Any]:
+    """The figures every run's result starts with: counts, elapsed time, throughput, latency, errors."""
+    elapsed = window.elapsed if window.t1 else 0.0
+    return {
+        "requests": tally.sent,
+        "responses": tally.responses,
+        "elapsed_s": round(elapsed, 3),
+        "throughput_per_s": round(tally.responses / elapsed, 1) if elapsed else 0.0,
+        "latency_us": latency_summary(tally.total),
+        "errors": dict(sorted(tally.errors.items())),
+        "errors_total": sum(tally.errors.values()),
+    }
 
 
 def machine_info() -> dict[str, Any]:

@@ -43,11 +43,11 @@ from typing import Any
 import orjson
 
 from bench.http_load import HttpTarget, basic_auth, build_post, run_http
-from bench.measure import BenchError, Tally, Window, machine_info
+from bench.measure import BenchError, Tally, Window, head_figures, machine_info
 from bench.progress import progress_bar
-from bench.stats import fmt_counts, fmt_rate, fmt_us, latency_summary
+from bench.stats import fmt_counts, fmt_cpu, fmt_rate, fmt_us
 from bench.suite import SimProcess, listening_process
-from bench.workload import DEFAULT_MIX, TEST_CARDS, card_cycle
+from bench.workload import DEFAULT_MIX, TEST_CARDS, by_card, card_cycle
 from switch.redact import mask_pan
 
 __all__ = [
@@ -204,27 +204,10 @@ async def _measure(
             )
     finally:
         window.close(tally)
-    statuses: dict[str, int] = {}
-    cards: dict[str, dict[str, Any]] = {}
-    unexpected = 0
-    for (idx, status), n in sorted(tally.codes.items()):
-        statuses[status] = statuses.get(status, 0) + n
-        card = TEST_CARDS[idx]
-        expect = EXPECTED_STATUS.get(card.expect, 500)
-        entry = cards.setdefault(mask_pan(card.pan), {"expect": expect, "statuses": {}})
-        entry["statuses"][status] = n
-        if status != str(expect):
-            unexpected += n
-    elapsed = window.elapsed if window.t1 else 0.0
+    statuses, cards, unexpected = by_card(tally.codes, "statuses", lambda card: EXPECTED_STATUS.get(card.expect, 500))
     responses = tally.responses
     return {
-        "requests": tally.sent,
-        "responses": responses,
-        "elapsed_s": round(elapsed, 3),
-        "throughput_per_s": round(responses / elapsed, 1) if elapsed else 0.0,
-        "latency_us": latency_summary(tally.total),
-        "errors": dict(sorted(tally.errors.items())),
-        "errors_total": sum(tally.errors.values()),
+        **head_figures(tally, window),
         "status_codes": dict(sorted(statuses.items())),
         "unexpected_statuses": unexpected,  # answers other than the card's status (EXPECTED_STATUS)
         "cards": cards,
@@ -333,13 +316,7 @@ def _figure_lines(f: Mapping[str, Any]) -> list[str]:
         f"({f['requests_per_connection']:,.0f} responses each), "
         f"{f['connections_closed_by_server']:,} closed by the server",
     ]
-    cpu = f["cpu"]
-    line = f"bench {cpu['bench_s']:.2f} s ({cpu['bench_us_per_response']:.1f} µs/response)"
-    if cpu["target_s"] is not None:
-        line += f", target {cpu['target_s']:.2f} s ({cpu['target_us_per_response']:.1f} µs/response)"
-    if cpu["machine_busy_cores"] is not None:
-        line += f"; machine {cpu['machine_busy_cores']:.2f} cores busy, {cpu['others_cores']:.2f} by other processes"
-    lines.append(f"  cpu             {line}")
+    lines.append(f"  cpu             {fmt_cpu(f['cpu'])}")
     return lines
 
 

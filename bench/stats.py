@@ -32,6 +32,7 @@ __all__ = [
     "fmt_us",
     "fmt_rate",
     "fmt_counts",
+    "fmt_cpu",
     "render_table",
     "write_result",
 ]
@@ -87,6 +88,16 @@ def fmt_counts(counts: Mapping[str, int]) -> str:
     if not counts:
         return "none"
     return " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+
+
+def fmt_cpu(cpu: Mapping[str, Any]) -> str:
+    """The ``cpu`` figures of a result: the bench's, the target's and the machine's CPU time."""
+    line = f"bench {cpu['bench_s']:.2f} s ({cpu['bench_us_per_response']:.1f} µs/response)"
+    if cpu["target_s"] is not None:
+        line += f", target {cpu['target_s']:.2f} s ({cpu['target_us_per_response']:.1f} µs/response)"
+    if cpu["machine_busy_cores"] is not None:
+        line += f"; machine {cpu['machine_busy_cores']:.2f} cores busy, {cpu['others_cores']:.2f} by other processes"
+    return line
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -11,14 +11,17 @@ sends exactly what the switch would.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from switch.codec import Codec, Message
 from switch.dialect import Dialect
 from switch.framing import Framing
 from switch.ids import RrnGenerator
 from switch.money import currency
+from switch.redact import mask_pan
 from switch.translate import Authorize, Card, Merchant, build
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "AuthBuilder",
     "Template",
     "TestCard",
+    "by_card",
     "card_cycle",
     "templates",
 ]
@@ -74,6 +78,28 @@ def card_cycle(mix: tuple[int, ...]) -> list[int]:
         current[best] -= total
         out.append(best)
     return out
+
+
+def by_card(
+    codes: Mapping[tuple[int, str], int], key: str, expected: Callable[[TestCard], str | int]
+) -> tuple[dict[str, int], dict[str, dict[str, Any]], int]:
+    """``codes`` ((TEST_CARDS index, code) -> answers) per code, per card and against the card's ``expected``.
+
+    Returns the answers per code; ``{masked PAN: {"expect": expected(card), key: {code: answers}}}``; and
+    how many answers were not ``expected(card)``.
+    """
+    counts: dict[str, int] = {}
+    cards: dict[str, dict[str, Any]] = {}
+    unexpected = 0
+    for (idx, code), n in sorted(codes.items()):
+        counts[code] = counts.get(code, 0) + n
+        card = TEST_CARDS[idx]
+        expect = expected(card)
+        entry = cards.setdefault(mask_pan(card.pan), {"expect": expect, key: {}})
+        entry[key][code] = n
+        if code != str(expect):
+            unexpected += n
+    return counts, cards, unexpected
 
 
 def _merchant(terminal_id: str) -> Merchant:
