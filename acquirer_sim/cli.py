@@ -23,9 +23,9 @@ from acquirer_sim.errors import RulesError
 from acquirer_sim.gcpolicy import IdleCollector
 from acquirer_sim.rules import load_rules
 from acquirer_sim.server import SimServer
-from switch.dialect import DIALECTS
-from switch.framing import FRAMINGS
-from switch.tls import TlsError, server_context
+from switch.wire.dialect import DIALECTS
+from switch.wire.framing import FRAMINGS
+from switch.wire.tls import TlsError, server_context
 
 __all__ = ["main", "build_parser"]
 

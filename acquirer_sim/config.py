@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from acquirer_sim.rules import Rules, default_rules
-from switch.dialect import DIALECTS
-from switch.framing import FRAMINGS
+from switch.wire.dialect import DIALECTS
+from switch.wire.framing import FRAMINGS
 
 __all__ = ["SimConfig"]
 

@@ -27,7 +27,7 @@ import random
 from collections.abc import Iterable
 
 from acquirer_sim.rules import FaultRule
-from switch.codec import Message
+from switch.wire.codec import Message
 
 __all__ = ["FaultPlan"]
 

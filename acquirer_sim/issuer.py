@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from acquirer_sim.ledger import Ledger, Record, RecordKey
 from acquirer_sim.rules import CardRule, Rules
-from switch.codec import Message
-from switch.ids import luhn_ok
+from switch.wire.cards import luhn_ok
+from switch.wire.codec import Message
 
 __all__ = ["Issuer", "response_mti"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import iso8583
 
 from acquirer_sim.issuer import response_mti
-from switch.codec import Message, peek_mti
+from switch.wire.codec import Message, peek_mti
 
 __all__ = ["format_error_reply", "salvage"]
 
@@ -37,7 +37,7 @@ def format_error_reply(spec: Mapping[str, Mapping[str, Any]], frame: bytes) -> M
     the connection should close. A garbled response-class message (0110, ...)
     is owed nothing, so ``{}``.
 
-    >>> from switch.dialect import load_spec
+    >>> from switch.wire.dialect import load_spec
     >>> format_error_reply(load_spec("ascii"), b"0100zz")
     {'t': '0110', '39': '30'}
     >>> format_error_reply(load_spec("ascii"), b"\\xff\\x01") is None

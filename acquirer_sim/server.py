@@ -1,6 +1,6 @@
 """The simulator's TCP server: an asyncio Protocol per connection, no streams.
 
-Each connection has its own :class:`~switch.framing.Deframer`. Requests are
+Each connection has its own :class:`~switch.wire.framing.Deframer`. Requests are
 answered synchronously inside ``data_received`` (decode, issuer, encode) and
 all answers to one read go out in a single ``transport.write``: no task per
 message, no log line per message. Only a ``delay`` fault defers an answer,
@@ -24,9 +24,9 @@ from acquirer_sim.issuer import Issuer
 from acquirer_sim.ledger import Ledger
 from acquirer_sim.malformed import format_error_reply
 from acquirer_sim.rules import FaultRule
-from switch.codec import DecodeError, EncodeError, Message
-from switch.dialect import Dialect
-from switch.framing import Deframer, FramingError
+from switch.wire.codec import DecodeError, EncodeError, Message
+from switch.wire.dialect import Dialect
+from switch.wire.framing import Deframer, FramingError
 
 if TYPE_CHECKING:
     from acquirer_sim.admin import AdminServer
@@ -100,7 +100,7 @@ class SimServer:
     """
 
     def __init__(self, config: SimConfig | None = None, *, ssl: _ssl.SSLContext | None = None) -> None:
-        """``ssl``: a server context (``switch.tls.server_context``) to speak TLS; None = plain TCP."""
+        """``ssl``: a server context (``switch.wire.tls.server_context``) to speak TLS; None = plain TCP."""
         self.config = config = config or SimConfig()
         self._ssl = ssl
         dialect = Dialect.named(config.dialect, config.framing)

@@ -1,7 +1,7 @@
 """The bare path, served for ``isoswitch bench rest --bare``: JSON -> ISO 8583 -> issuer host -> JSON.
 
-No database, no validation, no auth: :func:`http_front.bare.create_bare_app`
-(served by :func:`http_front.server.start_bare`, the front's own runner
+No database, no validation, no auth: :func:`bench.bare.create_bare_app`
+(served by :func:`http_front.server.start_app`, the front's own runner
 settings) over a switch link pool to the host, so the REST bench can show what the
 full path costs on top of it. Run as::
 
@@ -41,8 +41,9 @@ async def serve(host: str, port: int, sim: tuple[str, int], config_path: str | N
     """Serve the bare app until SIGTERM/SIGINT; prints ``listening on HOST:PORT`` when ready."""
     # Imported here so that a tree without the REST front still loads this module (and says why it cannot run).
     try:
+        from bench.bare import create_bare_app
         from http_front.config import FrontConfig
-        from http_front.server import start_bare
+        from http_front.server import start_app
     except ImportError as e:
         print(f"bare server: the bare app is not available: {e}", file=sys.stderr)
         return 2
@@ -62,7 +63,7 @@ async def serve(host: str, port: int, sim: tuple[str, int], config_path: str | N
         except TimeoutError:
             print(f"bare server: no ready link to {sim[0]}:{sim[1]} after {_READY_TIMEOUT:g} s", file=sys.stderr)
             return 1
-        server = await start_bare(router, front)  # http_front.bare.create_bare_app(router, front), listening
+        server = await start_app(create_bare_app(router, front), front)
         try:
             bound_host, bound_port = server.addresses[0]
             print(f"listening on {bound_host}:{bound_port}", flush=True)

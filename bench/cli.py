@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.stats import write_result
-from switch.dialect import DIALECTS
-from switch.framing import FRAMINGS
+from switch.wire.dialect import DIALECTS
+from switch.wire.framing import FRAMINGS
 
 __all__ = ["main", "DEFAULT_OUT_DIR"]
 

@@ -18,13 +18,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bench.measure import BenchError, Pacer, Tally, Window, error_kind, run_then_drain
+from bench.rrn import RrnGenerator
 from bench.workload import Template, card_cycle, templates
-from switch.codec import DecodeError, Message
-from switch.dialect import Dialect
 from switch.errors import LinkClosed
-from switch.framing import Deframer, FramingError
-from switch.ids import RrnGenerator
-from switch.messages import NM_SIGN_OFF, NM_SIGN_ON, de7, network_response
+from switch.wire.codec import DecodeError, Message
+from switch.wire.dialect import Dialect
+from switch.wire.framing import Deframer, FramingError
+from switch.wire.messages import NM_SIGN_OFF, NM_SIGN_ON, de7, network_response
 
 if TYPE_CHECKING:
     from bench.iso import IsoBenchConfig

@@ -35,7 +35,7 @@ from bench.progress import progress_bar
 from bench.stats import fmt_counts, fmt_cpu, fmt_rate, fmt_us
 from bench.via_switch import run_via_switch
 from bench.workload import DEFAULT_MIX, TEST_CARDS, by_card
-from switch.redact import mask_pan
+from switch.wire.cards import mask_pan
 
 __all__ = ["IsoBenchConfig", "format_report", "run_iso"]
 

@@ -27,7 +27,6 @@ from typing import Any, Final
 from hdrh.histogram import HdrHistogram
 
 from bench.stats import PERCENTILES, latency_summary, new_histogram
-from switch.codec import DecodeError, EncodeError
 from switch.errors import (
     DestinationUnavailable,
     DuplicateRequest,
@@ -36,7 +35,8 @@ from switch.errors import (
     LinkNotReady,
     RequestTimeout,
 )
-from switch.framing import FramingError
+from switch.wire.codec import DecodeError, EncodeError
+from switch.wire.framing import FramingError
 
 __all__ = [
     "INTERVAL_S",

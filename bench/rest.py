@@ -48,7 +48,7 @@ from bench.progress import progress_bar
 from bench.stats import fmt_counts, fmt_cpu, fmt_rate, fmt_us
 from bench.suite import SimProcess, listening_process
 from bench.workload import DEFAULT_MIX, TEST_CARDS, by_card, card_cycle
-from switch.redact import mask_pan
+from switch.wire.cards import mask_pan
 
 __all__ = [
     "AUTHORIZE_PATH",

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from bench.measure import BenchError, Pacer, Tally, Window, error_kind
 from bench.workload import AuthBuilder, card_cycle
-from switch.codec import DecodeError, EncodeError
 from switch.errors import SwitchError
 from switch.link import LinkConfig
 from switch.pool import Pool
 from switch.translate import interpret
+from switch.wire.codec import DecodeError, EncodeError
 
 if TYPE_CHECKING:
     from bench.iso import IsoBenchConfig

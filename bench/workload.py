@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from switch.codec import Codec, Message
-from switch.dialect import Dialect
-from switch.framing import Framing
-from switch.ids import RrnGenerator
+from bench.rrn import RrnGenerator
 from switch.money import currency
-from switch.redact import mask_pan
 from switch.translate import Authorize, Card, Merchant, build
+from switch.wire.cards import mask_pan
+from switch.wire.codec import Codec, Message
+from switch.wire.dialect import Dialect
+from switch.wire.framing import Framing
 
 __all__ = [
     "DEFAULT_MIX",

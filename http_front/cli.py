@@ -472,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "serve":
         return _cmd_serve(args[1:])
     if args and args[0] == "reconcile":
-        from switch.reconcile import main as reconcile_main
+        from bench.reconcile import main as reconcile_main
 
         return reconcile_main(args[1:])
     if args and args[0] == "audit":

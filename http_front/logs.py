@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
 from switch.logs import REQUEST_ID, new_request_id
-from switch.redact import scrub
+from switch.wire.cards import scrub
 
 __all__ = ["ACCESS_LOGGER", "REQUEST_ID_HEADER", "AccessLog", "format_exception", "request_id_middleware", "scrub"]
 

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from http_front.app import create_app
-from http_front.bare import RouterPort, create_bare_app
 from http_front.config import FrontConfig
 from http_front.logs import ACCESS_LOGGER, AccessLog
 from http_front.ports import RuntimePort
-from switch.tls import server_context
+from switch.wire.tls import server_context
 
-__all__ = ["RunningServer", "serve", "start_app", "start_bare", "start_front"]
+__all__ = ["RunningServer", "serve", "start_app", "start_front"]
 
 log = logging.getLogger("isoswitch.http")
 
@@ -81,10 +80,6 @@ async def start_app(app: web.Application, config: FrontConfig) -> RunningServer:
 
 async def start_front(runtime: RuntimePort, config: FrontConfig) -> RunningServer:
     return await start_app(create_app(runtime, config), config)
-
-
-async def start_bare(router: RouterPort, config: FrontConfig, **kwargs: object) -> RunningServer:
-    return await start_app(create_bare_app(router, config, **kwargs), config)  # type: ignore[arg-type]
 
 
 async def serve(runtime: RuntimePort, config: FrontConfig, stop: asyncio.Event) -> None:

@@ -1,48 +1,7 @@
-"""isoswitch core: ISO 8583 codec and framing, links, pools and routing, identifiers.
+"""isoswitch core: links, pools and routing, the ISO listener, translation, orders, store-and-forward, the store.
 
-The public surface is small; everything else is reached through its module.
+It knows no HTTP, no simulator and no bench (``make lint`` checks the import
+contracts). ``switch.wire`` is the wire layer (codec, framing, dialects, match
+keys, TLS contexts, Luhn and masking): the only part ``acquirer_sim`` may import.
+Everything is reached through its module; importing ``switch`` loads nothing else.
 """
-
-from switch.codec import Codec, DecodeError, EncodeError, Message
-from switch.config import SwitchConfig
-from switch.dialect import Dialect
-from switch.errors import (
-    DestinationUnavailable,
-    DuplicateRequest,
-    LinkBusy,
-    LinkClosed,
-    LinkError,
-    LinkNotReady,
-    NoRoute,
-    RequestTimeout,
-    SwitchError,
-    TranslationError,
-)
-from switch.link import Link, LinkConfig, LinkState
-from switch.pool import Pool, Route, Router, RoutingTable
-
-__all__ = [
-    "Codec",
-    "DecodeError",
-    "DestinationUnavailable",
-    "Dialect",
-    "DuplicateRequest",
-    "EncodeError",
-    "Link",
-    "LinkBusy",
-    "LinkClosed",
-    "LinkConfig",
-    "LinkError",
-    "LinkNotReady",
-    "LinkState",
-    "Message",
-    "NoRoute",
-    "Pool",
-    "RequestTimeout",
-    "Route",
-    "Router",
-    "RoutingTable",
-    "SwitchConfig",
-    "SwitchError",
-    "TranslationError",
-]

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from schemas import SCHEMAS_DIR
-from switch.dialect import DIALECTS
-from switch.framing import FRAMINGS
 from switch.link import LinkConfig, UnmatchedHandler
 from switch.pool import Pool, Route, Router, RoutingTable
-from switch.tls import TlsError, client_context
+from switch.wire.dialect import DIALECTS
+from switch.wire.framing import FRAMINGS
+from switch.wire.tls import TlsError, client_context
 
 __all__ = ["ConfigError", "DestinationConfig", "SwitchConfig", "DEFAULT_CONFIG"]
 
@@ -31,7 +31,7 @@ _LINK_KEYS = {f.name for f in dataclasses.fields(LinkConfig)} - {"host", "port",
 _LINK_TYPES = {f.name: type(f.default) for f in dataclasses.fields(LinkConfig) if f.name in _LINK_KEYS}
 _SECTION_KEYS = {"switch": {"node_id"}, "routing": {"default"}}
 _ROUTE_KEYS = {"bins", "destination"}
-# TLS of a destination's links (switch.tls.client_context): ``tls = true`` turns it on;
+# TLS of a destination's links (switch.wire.tls.client_context): ``tls = true`` turns it on;
 # ``ca_file`` (default: the system's CAs), ``cert_file``/``key_file`` (mutual TLS) and
 # ``server_hostname`` (default: ``host``) only apply then.
 _TLS_KEYS = {"tls": bool, "ca_file": str, "cert_file": str, "key_file": str, "server_hostname": str}

@@ -3,7 +3,7 @@ reconnect, backpressure and graceful close.
 
 The socket side is an asyncio ``Protocol`` (no streams: one less buffer
 copy and no per-read task wakeups). Pending requests live in a dict keyed
-by :func:`switch.messages.match_key` (MTI class + DE 41 + DE 11, like jPOS
+by :func:`switch.wire.messages.match_key` (MTI class + DE 41 + DE 11, like jPOS
 QMUX); each has a timer, not a ``wait_for`` task, because a timer handle is
 an order of magnitude cheaper on the hot path.
 
@@ -24,12 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from switch import metrics
-from switch.codec import DecodeError, Message
-from switch.dialect import Dialect
 from switch.errors import DuplicateRequest, LinkBusy, LinkClosed, LinkNotReady, RequestTimeout
-from switch.framing import Deframer, FramingError
-from switch.ids import StanAllocator
-from switch.messages import (
+from switch.stan import StanAllocator
+from switch.wire.cards import loggable
+from switch.wire.codec import DecodeError, Message
+from switch.wire.dialect import Dialect
+from switch.wire.framing import Deframer, FramingError
+from switch.wire.messages import (
     NM_ECHO,
     NM_SIGN_OFF,
     NM_SIGN_ON,
@@ -39,7 +40,6 @@ from switch.messages import (
     network_request,
     network_response,
 )
-from switch.redact import loggable
 
 __all__ = ["Link", "LinkConfig", "LinkState", "LinkStats", "StanSpace", "UnmatchedHandler"]
 

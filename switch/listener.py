@@ -55,15 +55,15 @@ from typing import Any, Protocol, cast
 import iso8583
 
 from switch import metrics
-from switch.codec import DecodeError, EncodeError, Message, peek_mti
-from switch.dialect import DIALECTS, Dialect
-from switch.framing import FRAMINGS, Deframer, FramingError
 from switch.listener_mac import parse_key, sign, verify
-from switch.messages import NM_ECHO, NM_SIGN_OFF, NM_SIGN_ON, is_response, network_response, response_mti
 from switch.orders.errors import OrderError
 from switch.orders.service import IsoResult
-from switch.redact import loggable
 from switch.store.projects import Project
+from switch.wire.cards import loggable
+from switch.wire.codec import DecodeError, EncodeError, Message, peek_mti
+from switch.wire.dialect import DIALECTS, Dialect
+from switch.wire.framing import FRAMINGS, Deframer, FramingError
+from switch.wire.messages import NM_ECHO, NM_SIGN_OFF, NM_SIGN_ON, is_response, network_response, response_mti
 
 __all__ = ["IsoListener", "ListenerConfig", "ListenerStats"]
 

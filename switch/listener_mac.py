@@ -14,7 +14,7 @@ The rule, for both directions:
 - The first 8 bytes of the CMAC, as 16 upper-case hex characters, are the
   field's value (compared case-insensitively and in constant time).
 
->>> from switch.dialect import Dialect
+>>> from switch.wire.dialect import Dialect
 >>> codec = Dialect.named("ascii").codec
 >>> key = bytes(range(16))
 >>> frame = sign(codec, {"t": "0810", "11": "000001", "39": "00"}, key)
@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from switch.codec import Codec, Message
+from switch.wire.codec import Codec, Message
 
 __all__ = ["MAC_LEN", "mac_field", "mac_of", "parse_key", "sign", "verify"]
 

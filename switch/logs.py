@@ -23,7 +23,7 @@ from typing import Any
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from switch.redact import scrub
+from switch.wire.cards import scrub
 
 __all__ = ["REQUEST_ID", "new_request_id", "setup_logging"]
 

@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from switch.codec import Message
 from switch.errors import DestinationUnavailable, NoRoute
 from switch.link import Link, LinkConfig, LinkState, StanSpace, UnmatchedHandler
+from switch.wire.codec import Message
 
 __all__ = ["Pool", "Route", "RoutingTable", "Router"]
 

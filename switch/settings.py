@@ -36,7 +36,7 @@ from switch.listener import ListenerConfig
 from switch.orders.saf import SafConfig
 from switch.runtime import RuntimeConfig
 from switch.store.db import DbConfig, redact_dsn
-from switch.tls import TlsError, server_context
+from switch.wire.tls import TlsError, server_context
 
 __all__ = [
     "ENV_PREFIX",

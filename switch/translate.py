@@ -30,10 +30,10 @@ from enum import Enum, StrEnum
 from typing import ClassVar
 
 from schemas import SCHEMAS_DIR
-from switch.codec import Message
 from switch.errors import TranslationError
 from switch.money import MAX_MINOR, Currency, InvalidAmount, currency
-from switch.redact import mask_pan
+from switch.wire.cards import mask_pan
+from switch.wire.codec import Message
 
 __all__ = [
     "Authorize",

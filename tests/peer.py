@@ -13,10 +13,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from switch.codec import DecodeError, Message
-from switch.dialect import Dialect
-from switch.framing import Deframer
-from switch.messages import response_mti
+from switch.wire.codec import DecodeError, Message
+from switch.wire.dialect import Dialect
+from switch.wire.framing import Deframer
+from switch.wire.messages import response_mti
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Test helpers for acquirer_sim: a tiny raw ISO 8583 client and message builders.
 
-The client frames and encodes with ``switch.codec``/``switch.framing`` only,
+The client frames and encodes with ``switch.wire.codec``/``switch.wire.framing`` only,
 so the simulator is tested the way an independent peer would use it.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 
 from acquirer_sim import SimConfig, SimServer
-from switch.codec import Message
-from switch.dialect import Dialect
+from switch.wire.codec import Message
+from switch.wire.dialect import Dialect
 
 __all__ = [
     "IsoClient",

@@ -518,12 +518,10 @@ def closed_port() -> int:
     return port  # nothing listens there now
 
 
-HAVE_BARE = importlib.util.find_spec("http_front") is not None and (
-    importlib.util.find_spec("http_front.bare") is not None
-)
+HAVE_BARE = importlib.util.find_spec("http_front") is not None and (importlib.util.find_spec("bench.bare") is not None)
 
 
-@pytest.mark.skipif(not HAVE_BARE, reason="http_front.bare (the bare app) is not written yet")
+@pytest.mark.skipif(not HAVE_BARE, reason="bench.bare (the bare app) is not written yet")
 @pytest.mark.timeout(30)
 def test_bench_rest_bare_runs_the_bare_path_and_reports_the_ratio(
     sim_process: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -139,7 +139,7 @@ def _ready_pids(text: bytes) -> set[str]:
 def test_two_workers_share_the_ports_one_scrape_sums_them_and_a_killed_worker_is_replaced(tmp_path: Path) -> None:
     from sim_helpers import MessageFactory
 
-    from switch.dialect import Dialect
+    from switch.wire.dialect import Dialect
 
     http, sim, admin, iso = free_ports(4)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ISOSWITCH_HTTP__RATE_LIMIT": "0"}

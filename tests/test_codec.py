@@ -1,8 +1,8 @@
-"""Property tests for switch.codec: the fast path must agree with pyiso8583.
+"""Property tests for switch.wire.codec: the fast path must agree with pyiso8583.
 
 pyiso8583 is the reference. For every shipped dialect the compiled fast path
 must produce the same bytes when encoding, the same dict when decoding, and
-must reject (with :class:`switch.codec.DecodeError`, never anything else) the
+must reject (with :class:`switch.wire.codec.DecodeError`, never anything else) the
 same frames pyiso8583 rejects.
 """
 
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from switch.codec import Codec, DecodeError, EncodeError, peek_mti
-from switch.dialect import DIALECTS, load_spec
+from switch.wire.codec import Codec, DecodeError, EncodeError, peek_mti
+from switch.wire.dialect import DIALECTS, load_spec
 
 Spec = dict[str, dict[str, Any]]
 

@@ -1,4 +1,4 @@
-"""Tests for switch.framing: length headers and the incremental deframer."""
+"""Tests for switch.wire.framing: length headers and the incremental deframer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switch.framing import FRAMINGS, Deframer, Framing, FramingError
+from switch.wire.framing import FRAMINGS, Deframer, Framing, FramingError
 
 PROPS = settings(max_examples=100, deadline=None)
 

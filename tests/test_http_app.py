@@ -27,9 +27,9 @@ from switch.money import currency, to_minor
 from switch.orders.errors import OrderError, OrderNotFound
 from switch.orders.model import Cashflow, Operation, OperationStatus, OperationType, Order, OrderStatus
 from switch.orders.service import Page
-from switch.redact import mask_pan
 from switch.store.idempotency import Begin, BeginState
 from switch.store.projects import Project, ProjectSettings
+from switch.wire.cards import mask_pan
 
 pytestmark = pytest.mark.timeout(20)
 

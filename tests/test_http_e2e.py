@@ -29,10 +29,10 @@ from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
 
 from acquirer_sim import SimServer
 from http_front import FrontConfig, create_app
-from switch.codec import Message
 from switch.config import SwitchConfig
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
 from switch.store import DbConfig, ProjectSettings
+from switch.wire.codec import Message
 
 pytestmark = pytest.mark.timeout(60)
 

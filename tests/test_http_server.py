@@ -12,7 +12,8 @@ import pytest
 from sim_helpers import free_ports, running_sim
 from test_http_app import AUTH, AUTHORIZE, FakeRuntime
 
-from http_front import FrontConfig, create_bare_app, serve, start_bare, start_front
+from bench.bare import create_bare_app
+from http_front import FrontConfig, serve, start_app, start_front
 from switch.link import LinkConfig
 from switch.pool import Pool, Router, RoutingTable
 from switch.store.projects import Project
@@ -143,7 +144,7 @@ async def router() -> AsyncIterator[Router]:
 async def test_the_bare_path_authorizes_through_the_router_with_nothing_else(
     router: Router, pan: str, status: int, failure_type: str | None
 ) -> None:
-    server = await start_bare(router, LOCAL)
+    server = await start_app(create_bare_app(router, LOCAL), LOCAL)
     try:
         async with aiohttp.ClientSession() as session:
             url = f"http://127.0.0.1:{server.port}/orders/authorize"
@@ -163,7 +164,7 @@ async def test_the_bare_path_authorizes_through_the_router_with_nothing_else(
 async def test_the_bare_path_refuses_what_cannot_become_a_message(router: Router) -> None:
     app = create_bare_app(router, LOCAL)
     assert {r.resource.canonical for r in app.router.routes() if r.resource is not None} == {"/orders/authorize"}
-    server = await start_bare(router, LOCAL)
+    server = await start_app(create_bare_app(router, LOCAL), LOCAL)
     try:
         async with aiohttp.ClientSession() as session:
             url = f"http://127.0.0.1:{server.port}/orders/authorize"

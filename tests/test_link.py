@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from peer import Action, ScriptedHost
 
-from switch.codec import Message
-from switch.dialect import Dialect
 from switch.errors import DuplicateRequest, LinkBusy, LinkClosed, LinkNotReady, RequestTimeout
-from switch.ids import StanAllocator
 from switch.link import Link, LinkConfig, LinkState
+from switch.stan import StanAllocator
+from switch.wire.codec import Message
+from switch.wire.dialect import Dialect
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -22,7 +22,6 @@ from sim_helpers import IsoClient, MessageFactory
 from test_orders_fixtures import settings
 
 from acquirer_sim import SimServer
-from switch.codec import Message
 from switch.config import SwitchConfig
 from switch.listener import ListenerConfig
 from switch.listener_mac import sign, verify
@@ -30,6 +29,7 @@ from switch.orders import OrderStatus, Source
 from switch.orders.saf import SafConfig, list_entries
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
 from switch.store import DbConfig, Project
+from switch.wire.codec import Message
 
 fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn
 

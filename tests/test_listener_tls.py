@@ -22,10 +22,10 @@ from test_security_tls import Pki, pki  # noqa: F401  (fixture)
 
 from acquirer_sim import SimServer
 from http_front import cli
-from switch.dialect import Dialect
 from switch.listener import ListenerConfig
 from switch.runtime import Runtime, open_runtime
-from switch.tls import client_context, server_context
+from switch.wire.dialect import Dialect
+from switch.wire.tls import client_context, server_context
 
 fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn
 

@@ -11,9 +11,9 @@ import pytest
 import test_orders_fixtures
 from test_orders_fixtures import PAN, Rig, body
 
-from switch.codec import Message
 from switch.orders import OperationStatus, OrderError, OrdersService, OrderStatus
 from switch.translate import Reversal, build
+from switch.wire.codec import Message
 
 # The PostgreSQL fixtures (tests/pg.py) and the orders rig, made visible to this module's tests.
 database, fresh_dsn, pg_dsn = pg.database, pg.fresh_dsn, pg.pg_dsn

@@ -19,11 +19,11 @@ import pg
 import pytest
 
 from acquirer_sim import SimServer
-from switch.codec import Message
 from switch.config import SwitchConfig
 from switch.orders import OrdersService
 from switch.pool import Router
 from switch.store import Database, DbIds, GroupWriter, Project, Projects, ProjectSettings, Vault
+from switch.wire.codec import Message
 
 __all__ = ["NEXT_YEAR", "Rig", "body", "rig"]
 

@@ -15,7 +15,6 @@ import pytest
 import test_orders_fixtures
 from test_orders_fixtures import NEXT_YEAR, PAN, Rig, body
 
-from switch.ids import luhn_ok
 from switch.orders import (
     FULL_EXPAND,
     OperationStatus,
@@ -28,6 +27,7 @@ from switch.orders import (
     order_view,
 )
 from switch.orders.status import ACTIONS
+from switch.wire.cards import luhn_ok
 
 # The PostgreSQL fixtures (tests/pg.py) and the orders rig, made visible to this module's tests.
 database, fresh_dsn, pg_dsn = pg.database, pg.fresh_dsn, pg.pg_dsn

@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from peer import Action, ScriptedHost
 
-from switch.codec import Message
 from switch.errors import DestinationUnavailable, NoRoute
 from switch.link import Link, LinkConfig, LinkState
 from switch.pool import Pool, Route, Router, RoutingTable
+from switch.wire.codec import Message
 
 pytestmark = pytest.mark.timeout(10)
 

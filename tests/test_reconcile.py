@@ -1,4 +1,4 @@
-"""Reconciliation of the switch's books with the simulator's ledger (switch/reconcile.py).
+"""Reconciliation of the switch's books with the simulator's ledger (bench/reconcile.py).
 
 The real runtime (PostgreSQL, router, reversals) against the real simulator
 on 127.0.0.1 port 0 with its admin API; the doctored cases break one side
@@ -18,8 +18,8 @@ from test_orders_fixtures import PAN, body
 from test_saf_reversals import eventually, failing, runtime_config, saf_rows, shop
 
 from acquirer_sim import SimServer
+from bench.reconcile import main, reconcile
 from switch.orders import OrderStatus
-from switch.reconcile import main, reconcile
 from switch.runtime import Runtime, open_runtime
 
 fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn

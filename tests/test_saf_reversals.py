@@ -21,12 +21,12 @@ import pytest
 from test_orders_fixtures import PAN, body, settings
 
 from acquirer_sim import SimServer
-from switch.codec import Message
 from switch.config import SwitchConfig
 from switch.orders import OperationStatus, OrderError, OrderStatus
 from switch.orders.saf import SafConfig, list_entries
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
 from switch.store import DbConfig, Project
+from switch.wire.codec import Message
 
 # The PostgreSQL fixtures (tests/pg.py), made visible to this module's tests.
 fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn

@@ -30,7 +30,7 @@ from acquirer_sim.config import SimConfig
 from http_front import FrontConfig, start_front
 from switch.config import ConfigError, SwitchConfig
 from switch.pool import Router
-from switch.tls import TlsError, client_context, server_context
+from switch.wire.tls import TlsError, client_context, server_context
 
 pytestmark = pytest.mark.timeout(30)
 

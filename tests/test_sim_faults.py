@@ -9,7 +9,7 @@ import pytest
 from sim_helpers import IsoClient, MessageFactory, admin_get, admin_put, running_sim
 
 from acquirer_sim import FaultPlan, FaultRule, SimServer, default_rules
-from switch.codec import DecodeError, peek_mti
+from switch.wire.codec import DecodeError, peek_mti
 
 CARD = "4111111111111111"
 

@@ -11,7 +11,7 @@ import pytest
 from sim_helpers import IsoClient, MessageFactory, admin_get, running_sim
 
 from acquirer_sim import CardRule, SimServer, default_rules
-from switch.codec import Message
+from switch.wire.codec import Message
 
 PAN = "4242424242424242"
 MASKED = "424242****4242"

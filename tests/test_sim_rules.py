@@ -10,7 +10,7 @@ from sim_helpers import MessageFactory
 
 from acquirer_sim import FaultRule, Issuer, RulesError, default_rules, load_rules
 from acquirer_sim.rules import parse_rules
-from switch.codec import Message
+from switch.wire.codec import Message
 
 CARD = "4111111111111111"
 

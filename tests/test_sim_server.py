@@ -8,7 +8,7 @@ import pytest
 from sim_helpers import IsoClient, MessageFactory, admin_get, running_sim
 
 from acquirer_sim import SimConfig, SimServer
-from switch.dialect import Dialect
+from switch.wire.dialect import Dialect
 
 CARD = "4111111111111111"
 

@@ -11,8 +11,8 @@ import asyncpg
 import pg
 import pytest
 
-from switch.ids import luhn_ok
 from switch.store import Database, DbConfig, DbIds, LeasedSequence, SequenceExhausted, open_database
+from switch.wire.cards import luhn_ok
 
 # The store's PostgreSQL fixtures (tests/pg.py), made visible to this module's tests.
 database, fresh_dsn, pg_dsn = pg.database, pg.fresh_dsn, pg.pg_dsn

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from acquirer_sim import SimConfig, SimServer
+from bench.rrn import RrnGenerator
 from switch.errors import LinkClosed, RequestTimeout
-from switch.ids import RrnGenerator
 from switch.link import LinkConfig, LinkState
 from switch.money import currency
 from switch.pool import Pool

@@ -12,11 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import SCHEMAS_DIR
-from switch.codec import Message
-from switch.dialect import DIALECTS, Dialect
 from switch.errors import TranslationError
 from switch.money import MAX_MINOR, InvalidAmount, currency
-from switch.redact import mask_pan
 from switch.translate import (
     UNKNOWN_CODE_MESSAGE,
     Authorize,
@@ -46,6 +43,9 @@ from switch.translate import (
     interpret,
     repeat,
 )
+from switch.wire.cards import mask_pan
+from switch.wire.codec import Message
+from switch.wire.dialect import DIALECTS, Dialect
 
 PAN = "4111111111111111"
 USD, JPY, KWD = currency("USD"), currency("JPY"), currency("KWD")

@@ -61,8 +61,7 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
-from switch import messages, metrics
-from switch.codec import Message
+from switch import metrics
 from switch.errors import (
     DestinationUnavailable,
     DuplicateRequest,
@@ -73,11 +72,13 @@ from switch.errors import (
     RequestTimeout,
     TranslationError,
 )
-from switch.messages import is_response
 from switch.money import currency
-from switch.redact import loggable
 from switch.store.errors import VaultError
 from switch.translate import OriginalRef, reversal_of
+from switch.wire import messages
+from switch.wire.cards import loggable
+from switch.wire.codec import Message
+from switch.wire.messages import is_response
 
 __all__ = [
     "REVERSIBLE",

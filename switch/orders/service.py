@@ -63,8 +63,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from switch import messages
-from switch.codec import EncodeError, Message
 from switch.errors import (
     DestinationUnavailable,
     DuplicateRequest,
@@ -97,7 +95,6 @@ from switch.orders.query import operations_query, orders_query
 from switch.orders.repo import OrderRepo, Writer
 from switch.orders.saf import REVERSIBLE, Reversals
 from switch.orders.status import allowed, cancel_action
-from switch.redact import mask_pan
 from switch.store.audit import SOURCE, AuditLog, AuditNote
 from switch.store.errors import SequenceExhausted, VaultError
 from switch.store.projects import Project, ProjectSettings
@@ -119,6 +116,9 @@ from switch.translate import (
     interpret,
 )
 from switch.translate import Operation as IsoOperation
+from switch.wire import messages
+from switch.wire.cards import mask_pan
+from switch.wire.codec import EncodeError, Message
 
 __all__ = ["IsoResult", "OrderError", "OrderNotFound", "OrdersService", "Page"]
 

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from switch.ids import luhn_digit
 from switch.store.errors import SequenceExhausted
+from switch.wire.cards import luhn_digit
 
 __all__ = ["LeasedSequence", "DbIds"]
 

@@ -44,7 +44,7 @@ import pytest
 from proxy import TcpProxy
 from results import RESULTS
 
-from switch.reconcile import reconcile
+from bench.reconcile import reconcile
 from switch.store import DbConfig, Projects, dsn_with_database, embedded, open_database
 
 pytestmark = pytest.mark.timeout(180)

@@ -51,9 +51,9 @@ from pathlib import Path
 import psutil
 from sim_helpers import MessageFactory, free_ports
 
-from switch.codec import DecodeError, Message, peek_mti
-from switch.dialect import Dialect
 from switch.store.projects import ProjectSettings
+from switch.wire.codec import DecodeError, Message, peek_mti
+from switch.wire.dialect import Dialect
 
 __all__ = ["FuzzReport", "Mutator", "Target", "run_campaign", "start_listener", "start_sim"]
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from isofuzz import FuzzReport, Target, run_campaign, start_listener, start_sim
 
-from switch.codec import EncodeError
+from switch.wire.codec import EncodeError
 
 # The target's RSS after the run may exceed the one before by at most this
 # (its bounded stores included: --max-records 20000 answered requests ~16 MB).

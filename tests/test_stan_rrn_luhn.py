@@ -1,4 +1,6 @@
-"""switch.ids: STAN, RRN, order id, ARN and the Luhn helpers.
+"""Identifiers made outside the database: the STAN (switch.stan), the bench RRNs (bench.rrn), Luhn (wire.cards).
+
+Order ids, RRNs and ARNs of the switch come from the database: tests/test_store_ids.py.
 
 Clocks are injected and frozen, so "many ids in one instant" is the worst
 case every generator must survive without repeating itself.
@@ -6,14 +8,15 @@ case every generator must survive without repeating itself.
 
 from __future__ import annotations
 
-import itertools
 import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from switch.ids import MAX_NODE_ID, ArnGenerator, OrderIdGenerator, RrnGenerator, StanAllocator, luhn_digit, luhn_ok
+from bench.rrn import RrnGenerator
+from switch.stan import StanAllocator
+from switch.wire.cards import luhn_digit, luhn_ok
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -165,71 +168,3 @@ def test_a_restarted_rrn_generator_continues_past_what_it_issued() -> None:
 def test_rrn_node_id_must_be_one_digit(node: int) -> None:
     with pytest.raises(ValueError):
         RrnGenerator(node_id=node)
-
-
-# -- order ids ------------------------------------------------------------------
-
-
-def test_order_ids_are_17_digits_and_strictly_increasing_under_a_frozen_clock() -> None:
-    g = OrderIdGenerator(node_id=7, clock=frozen)
-    ids = [g.next() for _ in range(100_000)]
-    assert all(len(i) == 17 and i.isdigit() for i in ids)
-    assert all(a < b for a, b in itertools.pairwise(ids))
-    assert all(i[13:15] == "07" for i in ids)
-    assert ids[0] == f"{int(T0 * 1000):013d}0700"
-
-
-def test_order_ids_keep_increasing_when_the_clock_steps_back() -> None:
-    now = [T0]
-    g = OrderIdGenerator(node_id=1, clock=lambda: now[0])
-    ids = []
-    for t in (T0, T0 + 5, T0 - 60, T0 - 60, T0 + 5.001, T0 + 10):
-        now[0] = t
-        ids += [g.next() for _ in range(150)]
-    assert all(a < b for a, b in itertools.pairwise(ids))
-
-
-def test_order_id_generators_with_different_node_ids_never_collide() -> None:
-    a, b = OrderIdGenerator(node_id=1, clock=frozen), OrderIdGenerator(node_id=2, clock=frozen)
-    assert {a.next() for _ in range(100_000)}.isdisjoint({b.next() for _ in range(100_000)})
-
-
-@pytest.mark.parametrize("node", [-1, MAX_NODE_ID + 1])
-def test_order_id_node_id_out_of_range_is_refused(node: int) -> None:
-    with pytest.raises(ValueError):
-        OrderIdGenerator(node_id=node)
-
-
-# -- ARN --------------------------------------------------------------------------
-
-
-def test_arn_is_23_digits_luhn_valid_with_bin_date_and_node() -> None:
-    arn = ArnGenerator("412345", node_id=12, clock=frozen).next()
-    assert len(arn) == 23 and arn.isdigit()
-    assert luhn_ok(arn)
-    assert arn[0] == "7" and arn[1:7] == "412345" and arn[7:11] == "3318" and arn[11:13] == "12"
-
-
-def test_arns_under_a_frozen_clock_are_unique_luhn_valid_and_disjoint_between_nodes() -> None:
-    a = ArnGenerator("412345", node_id=1, clock=frozen)
-    b = ArnGenerator("412345", node_id=2, clock=frozen)
-    from_a = [a.next() for _ in range(50_000)]
-    from_b = {b.next() for _ in range(50_000)}
-    assert len(set(from_a)) == len(from_a)
-    assert all(len(x) == 23 and luhn_ok(x) for x in from_a)
-    assert from_b.isdisjoint(from_a)
-
-
-def test_a_restarted_arn_generator_continues_past_what_it_issued() -> None:
-    now = [T0]
-    before = ArnGenerator("412345", clock=lambda: now[0])
-    issued = [before.next() for _ in range(5_000)]  # under 10,000 a second, the documented pace
-    now[0] = T0 + 1
-    after = ArnGenerator("412345", clock=lambda: now[0])
-    assert after.next()[:-1] > max(issued)[:-1]
-
-
-@pytest.mark.parametrize(("acquirer_bin", "node"), [("41234", 0), ("41234x", 0), ("412345", 100), ("412345", -1)])
-def test_arn_generator_refuses_a_bad_bin_or_node(acquirer_bin: str, node: int) -> None:
-    with pytest.raises(ValueError):
-        ArnGenerator(acquirer_bin, node_id=node)

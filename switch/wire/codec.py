@@ -11,7 +11,7 @@ generic codec alone would eat a whole core. Any spec outside that subset
 (BCD, EBCDIC, nibble lengths, padding) falls back to pyiso8583; the test
 suite checks both paths agree.
 
->>> from switch.dialect import load_spec
+>>> from switch.wire.dialect import load_spec
 >>> codec = Codec(load_spec("ascii"))
 >>> codec.encode({"t": "0210", "3": "111111", "39": "05"})
 b'0210200000000200000011111105'

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import SCHEMAS_DIR
-from switch.codec import Codec
-from switch.framing import FRAMINGS, Framing
+from switch.wire.codec import Codec
+from switch.wire.framing import FRAMINGS, Framing
 
 __all__ = ["Dialect", "DIALECTS", "load_spec"]
 

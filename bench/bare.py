@@ -22,14 +22,14 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from bench.rrn import RrnGenerator
 from http_front.config import FrontConfig
 from http_front.failures import Reply, failure_body, json_reply
-from switch.codec import Message
 from switch.errors import SwitchError, TranslationError
-from switch.ids import RrnGenerator
 from switch.money import currency, from_minor, to_minor
-from switch.redact import mask_pan
 from switch.translate import Authorize, Card, Merchant, Outcome, build, interpret
+from switch.wire.cards import mask_pan
+from switch.wire.codec import Message
 
 __all__ = ["BARE_MERCHANT", "RouterPort", "create_bare_app"]
 
