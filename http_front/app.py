@@ -34,7 +34,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from http_front import handlers
 from http_front.auth import auth_middleware
 from http_front.config import FrontConfig
 from http_front.docs import add_docs_routes
@@ -43,6 +42,7 @@ from http_front.idempotency import KEY_HEADER
 from http_front.keys import CONFIG, RATES, RUNTIME, SCHEMAS
 from http_front.logs import request_id_middleware
 from http_front.metrics import health, metrics_handler, metrics_middleware
+from http_front.orders import handlers
 from http_front.ports import RuntimePort
 from http_front.ratelimit import auth_guard_middleware, project_limit_middleware
 from http_front.rates import ExchangeRates

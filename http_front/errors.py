@@ -18,6 +18,7 @@ from aiohttp.typedefs import Handler
 
 from http_front.failures import FieldError, HttpFailure, Reply, dumps, failure_body
 from http_front.logs import format_exception
+from http_front.orders.status import error_body, http_status
 from switch.errors import TranslationError
 from switch.orders.errors import OrderError
 
@@ -46,7 +47,7 @@ def reply_for(exc: BaseException) -> Reply | None:
     if isinstance(exc, HttpFailure):
         return exc.reply()
     if isinstance(exc, OrderError):
-        return Reply(exc.http_status, dumps(exc.body()))
+        return Reply(http_status(exc), dumps(error_body(exc)))
     if isinstance(exc, TranslationError):
         # Input the schemas let through but a field cannot carry. The texts of
         # switch.translate/money never hold card data (STYLE.md, Errors).

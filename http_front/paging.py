@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from yarl import URL
 
 from http_front.failures import FieldError, ValidationFailed
-from switch.orders.query import MAX_PAGE_SIZE
+from http_front.orders.query import MAX_PAGE_SIZE
 
 __all__ = ["LINK_HEADERS", "check_paging", "links"]
 

@@ -57,7 +57,7 @@ import iso8583
 from switch import metrics
 from switch.listener_mac import parse_key, sign, verify
 from switch.orders.errors import OrderError
-from switch.orders.service import IsoResult
+from switch.orders.iso import IsoResult
 from switch.store.projects import Project
 from switch.wire.cards import loggable
 from switch.wire.codec import DecodeError, EncodeError, Message, peek_mti

@@ -32,6 +32,7 @@ __all__ = [
     "Currency",
     "InvalidAmount",
     "MAX_MINOR",
+    "decimal_of",
     "UnknownCurrency",
     "currencies",
     "currency",
@@ -97,17 +98,12 @@ def currency(code: str | Currency) -> Currency:
 _lookup = currency
 
 
-def to_minor(amount: str | Decimal | int, currency: Currency | str) -> int:
-    """Exact minor units of ``amount`` (a decimal string like "9.99", a Decimal or an int).
+def decimal_of(amount: str | Decimal | int) -> Decimal:
+    """``amount`` as a finite Decimal: the checks of :func:`to_minor` that need no currency.
 
-    Trailing zeros beyond the exponent are fine ("9.990" USD is 999); a
-    non-zero digit beyond it is refused, as are negatives, non-numbers,
-    floats and amounts over DE 4's 12 digits.
-
-    >>> to_minor(Decimal("12.5"), "KWD"), to_minor(7, "EUR")
-    (12500, 700)
+    >>> decimal_of("9.99"), decimal_of(7)
+    (Decimal('9.99'), Decimal('7'))
     """
-    c = _lookup(currency)
     if isinstance(amount, str):
         if _AMOUNT_RE.fullmatch(amount) is None:
             raise InvalidAmount(f"amount {amount[:32]!r} is not a plain decimal number")
@@ -121,6 +117,21 @@ def to_minor(amount: str | Decimal | int, currency: Currency | str) -> int:
         raise InvalidAmount(f"amount must be a decimal string, Decimal or int, not {type(amount).__name__}")
     if not value.is_finite():
         raise InvalidAmount("amount must be a finite number")
+    return value
+
+
+def to_minor(amount: str | Decimal | int, currency: Currency | str) -> int:
+    """Exact minor units of ``amount`` (a decimal string like "9.99", a Decimal or an int).
+
+    Trailing zeros beyond the exponent are fine ("9.990" USD is 999); a
+    non-zero digit beyond it is refused, as are negatives, non-numbers,
+    floats and amounts over DE 4's 12 digits.
+
+    >>> to_minor(Decimal("12.5"), "KWD"), to_minor(7, "EUR")
+    (12500, 700)
+    """
+    c = _lookup(currency)
+    value = decimal_of(amount)
     sign, digits, exp = value.as_tuple()
     if not isinstance(exp, int):  # pragma: no cover - is_finite() above
         raise InvalidAmount("amount must be a finite number")

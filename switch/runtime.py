@@ -9,7 +9,7 @@ Typical use (the HTTP front, ``isoswitch up``)::
 
     rt = await open_runtime(RuntimeConfig(db=DbConfig.from_env(data_dir=data_dir)))
     try:
-        order = await rt.orders.authorize(project, body)
+        order = await rt.orders.authorize(project, AuthorizeRequest(amount=Decimal("9.99"), card=card))
     finally:
         await rt.close()
 """

@@ -15,20 +15,32 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from json_orders import JsonOrders
 
 from http_front import FrontConfig, create_app
-from switch.money import currency, to_minor
-from switch.orders.errors import OrderError, OrderNotFound
+from switch.money import Currency, currency, to_minor
+from switch.orders.errors import Declined, OrderNotFound, Rejected
 from switch.orders.model import Cashflow, Operation, OperationStatus, OperationType, Order, OrderStatus
+from switch.orders.requests import (
+    AmountRequest,
+    AuthorizeRequest,
+    CreditRequest,
+    Details,
+    OperationsQuery,
+    OrdersQuery,
+    RebillRequest,
+)
 from switch.orders.service import Page
 from switch.store.idempotency import Begin, BeginState
 from switch.store.projects import Project, ProjectSettings
+from switch.translate import Card
 from switch.wire.cards import mask_pan
 
 pytestmark = pytest.mark.timeout(20)
@@ -89,54 +101,62 @@ class FakeOrders:
         self.calls: list[tuple[str, Any]] = []
         self._ids = itertools.count(23014806643308174)
 
-    def _new(self, project: Project, body: Mapping[str, Any], status: OrderStatus) -> Order:
-        cur = body.get("currency", project.settings.currency)
-        amount = to_minor(body["amount"], currency(cur))
+    def _new(
+        self,
+        project: Project,
+        amount: Decimal,
+        cur: Currency | None,
+        status: OrderStatus,
+        card: Card | None = None,
+        details: Details | None = None,
+    ) -> Order:
+        alpha = (cur or currency(project.settings.currency)).alpha
+        minor = to_minor(amount, alpha)
+        details = details or Details()
         oid = str(next(self._ids))
         op = Operation(
             order_id=oid,
             id=1,
             type=OperationType.AUTHORIZE,
             status=OperationStatus.SUCCESS,
-            amount=amount,
-            currency=cur,
+            amount=minor,
+            currency=alpha,
             created=T0,
             updated=T0,
             iso_response_code="00",
             iso_message="Approved",
             auth_code="AUTH12",
-            cashflow=Cashflow(0, 0, 0, 0, 0, cur),
+            cashflow=Cashflow(0, 0, 0, 0, 0, alpha),
         )
         order = Order(
             id=oid,
             project_id=project.id,
             status=status,
-            amount=amount,
-            currency=cur,
+            amount=minor,
+            currency=alpha,
             created=T0,
             updated=T0,
             auth_code="AUTH12",
-            pan_mask=mask_pan(body.get("pan", "4111111111111111")),
-            card_holder=body.get("card", {}).get("holder"),
+            pan_mask=mask_pan(card.pan if card else "4111111111111111"),
+            card_holder=card.holder if card else None,
             card_type="visa",
             card_subtype="classic",
-            location=dict(body.get("location", {})),
-            client=dict(body.get("client", {})),
-            description=body.get("description"),
-            operations=[op] if status is not OrderStatus.PREPARED else [],
+            location=dict(details.location),
+            client=dict(details.client),
+            description=details.description,
+            operations=[op],
         )
         self.orders[oid] = order
         return order
 
-    async def authorize(self, project: Project, body: Mapping[str, Any]) -> Order:
-        self.calls.append(("authorize", body))
-        if body["pan"] == DECLINED_PAN:
-            order = self._new(project, body, OrderStatus.DECLINED)
-            raise OrderError("declined", "Do not honor", order_id=order.id)
-        if body["pan"] == BUG_PAN:
-            raise RuntimeError(f"bug while handling card {body['pan']}")
-        prepared = body.get("options", {}).get("force3d") == 1
-        return self._new(project, body, OrderStatus.PREPARED if prepared else OrderStatus.AUTHORIZED)
+    async def authorize(self, project: Project, req: AuthorizeRequest) -> Order:
+        self.calls.append(("authorize", req))
+        if req.card.pan == DECLINED_PAN:
+            order = self._new(project, req.amount, req.currency, OrderStatus.DECLINED, req.card, req.details)
+            raise Declined("Do not honor", order_id=order.id)
+        if req.card.pan == BUG_PAN:
+            raise RuntimeError(f"bug while handling card {req.card.pan}")
+        return self._new(project, req.amount, req.currency, OrderStatus.AUTHORIZED, req.card, req.details)
 
     async def get_order(self, project: Project, order_id: str) -> Order:
         order = self.orders.get(order_id)
@@ -144,48 +164,46 @@ class FakeOrders:
             raise OrderNotFound(order_id)
         return order
 
-    async def charge(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
-        self.calls.append(("charge", body))
+    async def charge(self, project: Project, order_id: str, req: AmountRequest) -> Order:
+        self.calls.append(("charge", req))
         order = await self.get_order(project, order_id)
-        order.amount_charged = to_minor(body["amount"], order.currency) if "amount" in body else order.amount
+        order.amount_charged = to_minor(req.amount, order.currency) if req.amount is not None else order.amount
         order.status = OrderStatus.CHARGED
         return order
 
-    async def reverse(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
+    async def reverse(self, project: Project, order_id: str) -> Order:
         order = await self.get_order(project, order_id)
         if order.status is not OrderStatus.AUTHORIZED:
-            raise OrderError(
-                "rejected", f"Operation reverse is not allowed in status {order.status}", order_id=order_id
-            )
+            raise Rejected(f"Operation reverse is not allowed in status {order.status}", order_id=order_id)
         order.status = OrderStatus.REVERSED
         return order
 
-    async def refund(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
+    async def refund(self, project: Project, order_id: str, req: AmountRequest) -> Order:
         return await self.get_order(project, order_id)
 
-    async def cancel(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
+    async def cancel(self, project: Project, order_id: str, req: AmountRequest) -> Order:
         return await self.get_order(project, order_id)
 
-    async def rebill(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
+    async def rebill(self, project: Project, order_id: str, req: RebillRequest) -> Order:
         await self.get_order(project, order_id)
-        return self._new(project, body, OrderStatus.AUTHORIZED)
+        return self._new(project, req.amount, req.currency, OrderStatus.AUTHORIZED, None, req.details)
 
-    async def credit(self, project: Project, order_id: str | None, body: Mapping[str, Any]) -> Order:
-        self.calls.append(("credit", (order_id, body)))
+    async def credit(self, project: Project, order_id: str | None, req: CreditRequest) -> Order:
+        self.calls.append(("credit", (order_id, req)))
         if order_id is not None:
             await self.get_order(project, order_id)
-        return self._new(project, body, OrderStatus.CREDITED)
+        return self._new(project, req.amount, req.currency, OrderStatus.CREDITED, req.card, req.details)
 
     def _mine(self, project: Project) -> list[Order]:
         return [o for o in reversed(self.orders.values()) if o.project_id == project.id]
 
-    async def list_orders(self, project: Project, query: Mapping[str, str]) -> Page[Order]:
-        self.calls.append(("list_orders", dict(query)))
-        page, size = int(query.get("page", "1")), int(query.get("page_size", "100"))
+    async def list_orders(self, project: Project, query: OrdersQuery) -> Page[Order]:
+        self.calls.append(("list_orders", query))
+        page, size = query.page, query.page_size
         mine = self._mine(project)
         return Page(mine[(page - 1) * size : page * size], page, size, len(mine))
 
-    async def list_operations(self, project: Project, query: Mapping[str, str]) -> Page[Operation]:
+    async def list_operations(self, project: Project, query: OperationsQuery) -> Page[Operation]:
         ops = [op for o in self._mine(project) for op in o.operations]
         return Page(ops, 1, 100, len(ops))
 
@@ -315,7 +333,9 @@ async def test_curls_default_form_content_type_with_a_json_body_is_accepted(http
 
 
 async def test_the_seeds_validation_example_comes_back_byte_for_byte(http: Http, runtime: FakeRuntime) -> None:
-    order = await runtime.orders.authorize(runtime.projects.by_creds[("project", "password")], _plain(AUTHORIZE))
+    order = await JsonOrders(runtime.orders).authorize(
+        runtime.projects.by_creds[("project", "password")], _plain(AUTHORIZE)
+    )
     resp = await http.post(f"/orders/{order.id}/credit", json={"foo": "bar"}, headers=AUTH)
     assert resp.status == 422
     seed = {
@@ -347,14 +367,9 @@ async def test_authorize_answers_the_order_with_everything_expanded(http: Http, 
     for key in ("card", "client", "custom_fields", "issuer", "location", "secure3d", "operations"):
         assert key in order
     assert "cashflow" in order["operations"][0]
-    # The service got the validated body: amounts as decimal strings, nothing else changed.
-    (name, body), *_ = runtime.orders.calls
-    assert name == "authorize" and body["amount"] == "9.99" and body["card"]["cvv"] == "333"
-
-
-async def test_an_order_waiting_for_3ds_is_a_201(http: Http) -> None:
-    status, doc = await authorize(http, {**AUTHORIZE, "options": {"force3d": 1}})
-    assert status == 201 and doc["orders"][0]["status"] == "prepared"
+    # The service got a typed request built from the validated body: the amount as written, the card's CVV.
+    (name, req), *_ = runtime.orders.calls
+    assert name == "authorize" and req.amount == Decimal("9.99") and req.card.cvv == "333"
 
 
 async def test_a_decline_is_a_402_with_the_order_id(http: Http) -> None:
@@ -393,7 +408,7 @@ async def test_operations_on_an_order_pass_its_id_and_the_body(http: Http, runti
     oid = doc["orders"][0]["id"]
     resp = await http.put(f"/orders/{oid}/charge", headers=AUTH)  # no body at all, as in the seed
     assert resp.status == 200 and (await resp.json())["orders"][0]["amount_charged"] == "9.99"
-    assert runtime.orders.calls[-1] == ("charge", {})
+    assert runtime.orders.calls[-1] == ("charge", AmountRequest(None))
     resp = await http.put(f"/orders/{oid}/reverse", json={}, headers=AUTH)
     assert resp.status == 402 and failure(await resp.read())["failure_type"] == "rejected"
     resp = await http.post(f"/orders/{oid}/rebill", json={"amount": 9.99, "cvv": "123"}, headers=AUTH)

@@ -12,7 +12,7 @@ from multidict import CIMultiDict
 
 from http_front.failures import HttpFailure, Reply, json_reply
 from http_front.idempotency import KEY_HEADER, REPLAYED_HEADER, fingerprint, idempotent
-from switch.orders.errors import OrderError, OrderNotFound
+from switch.orders.errors import Declined, OrderNotFound
 from switch.store.idempotency import Begin, BeginState
 
 pytestmark = pytest.mark.timeout(10)
@@ -91,7 +91,7 @@ async def test_a_repeat_gets_the_first_answer_byte_for_byte_without_running_agai
 
 async def test_a_decline_is_stored_and_replayed_as_the_same_402() -> None:
     store = MemoryStore()
-    op = Counter(exc=OrderError("declined", "Do not honor", order_id="12345678901234567"))
+    op = Counter(exc=Declined("Do not honor", order_id="12345678901234567"))
     first = await idempotent(request(), store, PROJECT, BODY, op)
     again = await idempotent(request(), store, PROJECT, BODY, op)
     assert op.runs == 1 and first.status == again.status == 402

@@ -18,6 +18,7 @@ from typing import Any
 
 import pg
 import pytest
+from json_orders import JsonOrders
 from sim_helpers import IsoClient, MessageFactory
 from test_orders_fixtures import settings
 
@@ -89,7 +90,7 @@ async def peer(rt: Runtime) -> AsyncIterator[IsoClient]:
 
 
 async def orders_of(rt: Runtime, project: Project) -> list[Any]:
-    return (await rt.orders.list_orders(project, {})).items
+    return (await JsonOrders(rt.orders).list_orders(project, {})).items
 
 
 def echoed(req: Message, resp: Message) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pg
 import pytest
 import test_orders_fixtures
+from json_orders import JsonOrders, http_status
 from test_orders_fixtures import PAN, Rig, body
 
 from switch.orders import OperationStatus, OrderError, OrdersService, OrderStatus
@@ -55,8 +56,10 @@ class CapturingRouter:
             self.sent.append(dict(msg))
 
 
-def service(rig: Rig, router: Any = None, timeout: float = 2.0) -> OrdersService:
-    return OrdersService(router or rig.router, rig.db, rig.writer, rig.ids, rig.vault, request_timeout=timeout)
+def service(rig: Rig, router: Any = None, timeout: float = 2.0) -> JsonOrders:
+    return JsonOrders(
+        OrdersService(router or rig.router, rig.db, rig.writer, rig.ids, rig.vault, request_timeout=timeout)
+    )
 
 
 async def wait_for_rows(rig: Rig, sql: str, want: Any, *, seconds: float = 3.0) -> list[dict[str, Any]]:
@@ -126,7 +129,7 @@ async def test_a_timeout_makes_operation_and_order_error_with_what_a_reversal_ne
     rig.sim.set_faults([{"action": "no_reply", "mti": "0100"}])
     capturing = CapturingRouter(rig)
     err = await asyncio.wait_for(_failing(service(rig, capturing, timeout=0.3).authorize(rig.project, body())), 5)
-    assert (err.failure_type, err.message, err.http_status) == ("error", "Request timed out", 500)
+    assert (err.failure_type, err.message, http_status(err)) == ("error", "Request timed out", 500)
     assert err.order_id is not None
     order = await rig.orders.get_order(rig.project, err.order_id)
     assert order.status is OrderStatus.ERROR
@@ -174,7 +177,7 @@ async def test_with_no_link_nothing_is_sent_and_the_order_is_error(rig: Rig) -> 
     await rig.router.close(timeout=1.0)
     before = len(rig.sent)
     err = await _failing(rig.orders.authorize(rig.project, body()))
-    assert (err.failure_type, err.message, err.http_status) == ("error", "Issuer unavailable", 500)
+    assert (err.failure_type, err.message, http_status(err)) == ("error", "Issuer unavailable", 500)
     assert err.order_id is not None
     order = await rig.orders.get_order(rig.project, err.order_id)
     assert (order.status, order.operations[0].status) == (OrderStatus.ERROR, OperationStatus.ERROR)

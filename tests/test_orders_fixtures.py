@@ -17,6 +17,7 @@ from typing import Any
 
 import pg
 import pytest
+from json_orders import JsonOrders
 
 from acquirer_sim import SimServer
 from switch.config import SwitchConfig
@@ -69,7 +70,7 @@ class Rig:
     ids: DbIds
     vault: Vault
     projects: Projects
-    orders: OrdersService
+    orders: JsonOrders  # the service, driven with the API's JSON bodies
     project: Project
     sent: list[Message] = field(default_factory=list)  # every request the sim received, in order
 
@@ -125,7 +126,7 @@ async def rig(sim: SimServer, database: Database) -> AsyncIterator[Rig]:
     vault = Vault({"t1": secrets.token_bytes(32)}, current="t1")
     projects = Projects(database.pool)
     project, _ = await projects.create("shop", settings(1))
-    orders = OrdersService(router, database, writer, ids, vault, request_timeout=2.0)
+    orders = JsonOrders(OrdersService(router, database, writer, ids, vault, request_timeout=2.0))
     r = Rig(sim, database, router, writer, ids, vault, projects, orders, project)
     _record_requests(sim, r.sent)
     try:

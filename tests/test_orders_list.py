@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pg
 import pytest
 import test_orders_fixtures
+from json_orders import JsonOrders
 from test_orders_fixtures import Rig, body
 
 from switch.orders import Order, OrderError, OrdersService
@@ -30,7 +31,9 @@ class Clock:
 
 
 async def populate(rig: Rig) -> tuple[OrdersService, dict[str, Order]]:
-    orders = OrdersService(rig.router, rig.db, rig.writer, rig.ids, rig.vault, clock=Clock(), request_timeout=2.0)
+    orders = JsonOrders(
+        OrdersService(rig.router, rig.db, rig.writer, rig.ids, rig.vault, clock=Clock(), request_timeout=2.0)
+    )
     made: dict[str, Order] = {}
     made["charged"] = await orders.authorize(
         rig.project,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pg
 import pytest
+from json_orders import JsonOrders
 from test_orders_fixtures import body
 
 from acquirer_sim import SimServer
@@ -42,7 +43,7 @@ async def test_open_runtime_serves_orders_and_close_shuts_everything_down(
         assert rt.config.switch_config().node_id == 3
         project, password = await rt.projects.create("shop")
         assert await rt.projects.authenticate("shop", password) == project
-        order = await rt.orders.authorize(project, body(options={"auto_charge": 1}))
+        order = await JsonOrders(rt.orders).authorize(project, body(options={"auto_charge": 1}))
         assert order.status is OrderStatus.CHARGED
         assert (await rt.orders.get_order(project, order.id)).amount_charged == 999
     finally:
@@ -62,7 +63,7 @@ async def test_the_runtime_starts_without_a_host_and_orders_fail_as_errors(fresh
     try:
         project, _ = await rt.projects.create("shop")
         with pytest.raises(OrderError) as e:
-            await rt.orders.authorize(project, body())
+            await JsonOrders(rt.orders).authorize(project, body())
         assert (e.value.failure_type, e.value.message) == ("error", "Issuer unavailable")
     finally:
         await rt.close()

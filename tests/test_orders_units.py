@@ -9,15 +9,19 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from json_orders import http_status
 
+from http_front.orders.parse import amount_of, card_of, descriptor_of, secure3d_of
+from http_front.orders.query import operations_query, orders_query, page_of
+from http_front.orders.status import error_body
+from http_front.orders.views import cashflow_view, operation_view, order_view, parse_expand
 from switch.money import currency
-from switch.orders import OrderError, OrderNotFound, operation_view, order_view, parse_expand
+from switch.orders import Declined, Fraud, InvalidInput, IssuerError, OrderError, OrderNotFound, Problem, Rejected
 from switch.orders.cashflow import Rates, for_operation, percent_of
 from switch.orders.model import Cashflow, Operation, OperationStatus, OperationType, Order, OrderStatus
-from switch.orders.parse import amount_of, card_of, descriptor_of, secure3d_of
-from switch.orders.query import operations_query, orders_query, page_of
+from switch.orders.repo import operations_filter, orders_filter
+from switch.orders.service import _minor
 from switch.orders.status import ACTIONS, allowed, cancel_action, status_table
-from switch.orders.views import cashflow_view
 
 # -- the status table ---------------------------------------------------------
 
@@ -382,23 +386,25 @@ def test_amounts_use_the_currency_exponent() -> None:
 def test_an_unknown_expand_is_a_validation_error() -> None:
     with pytest.raises(OrderError) as e:
         parse_expand("card,bogus")
-    assert e.value.failure_type == "validation" and e.value.http_status == 422
-    assert e.value.errors == [{"message": "Unknown expand: bogus", "uri": "#/expand"}]
+    assert e.value.failure_type == "validation" and http_status(e.value) == 422
+    assert error_body(e.value)["errors"] == [{"message": "Unknown expand: bogus", "uri": "#/expand"}]
 
 
 # -- errors ------------------------------------------------------------------------
 
 
 def test_failure_bodies_have_the_seed_shape() -> None:
-    assert OrderError("error", "This is an error").body() == {
+    assert error_body(IssuerError("This is an error")) == {
         "failure_type": "error",
         "failure_message": "This is an error",
         "order_id": None,
     }
-    err = OrderError("validation", "Validation failed", errors=[{"message": "Unknown property", "uri": "#/foo"}])
-    assert list(err.body()) == ["errors", "failure_type", "failure_message", "order_id"]
-    assert (OrderError("fraud", "x").http_status, OrderError("rejected", "x").http_status) == (402, 402)
-    assert OrderNotFound("12345678901234567").body()["order_id"] is None
+    err = InvalidInput(problems=[Problem("Unknown property", "foo")])
+    assert list(error_body(err)) == ["errors", "failure_type", "failure_message", "order_id"]
+    assert error_body(err)["errors"] == [{"message": "Unknown property", "uri": "#/foo"}]
+    assert (http_status(Fraud("x")), http_status(Rejected("x")), http_status(Declined("x"))) == (402, 402, 402)
+    assert (http_status(IssuerError("x")), http_status(err), http_status(OrderNotFound("1"))) == (500, 422, 404)
+    assert error_body(OrderNotFound("12345678901234567"))["order_id"] is None
 
 
 # -- request parsing -------------------------------------------------------------------
@@ -406,17 +412,23 @@ def test_failure_bodies_have_the_seed_shape() -> None:
 
 def test_amounts_come_as_decimal_strings_or_json_numbers_never_rounded() -> None:
     usd = currency("USD")
-    assert amount_of({"amount": "9.99"}, usd) == 999
-    assert amount_of({"amount": 9.99}, usd) == 999
-    assert amount_of({"amount": 10}, usd) == 1000
-    for bad in ("9.999", "-1", "abc", True, [1]):
+
+    def minor(body: dict[str, Any]) -> int:
+        amount = amount_of(body)
+        assert amount is not None
+        return _minor(amount, usd)
+
+    assert minor({"amount": "9.99"}) == 999
+    assert minor({"amount": 9.99}) == 999
+    assert minor({"amount": 10}) == 1000
+    for bad in ("9.999", "-1", "abc", True, [1], "0"):
         with pytest.raises(OrderError) as e:
-            amount_of({"amount": bad}, usd)
+            minor({"amount": bad})
         assert e.value.failure_type == "validation"
-        assert e.value.errors is not None and e.value.errors[0]["uri"] == "#/amount"
+        assert error_body(e.value)["errors"][0]["uri"] == "#/amount"
     with pytest.raises(OrderError) as e:
-        amount_of({}, usd)
-    assert e.value.errors == [
+        amount_of({})
+    assert error_body(e.value)["errors"] == [
         {"attribute": "required", "details": ["(true)"], "message": "Required", "uri": "#/amount"}
     ]
 
@@ -424,14 +436,14 @@ def test_amounts_come_as_decimal_strings_or_json_numbers_never_rounded() -> None
 def test_a_bad_card_is_a_validation_error_that_never_shows_the_card() -> None:
     with pytest.raises(OrderError) as e:
         card_of({"pan": "41111111111111", "card": {"expiration_month": 13, "expiration_year": 2030}})
-    assert e.value.errors is not None and e.value.errors[0]["uri"] == "#/card/expiration_month"
-    assert "41111111111111" not in repr(e.value.body())
+    assert error_body(e.value)["errors"][0]["uri"] == "#/card/expiration_month"
+    assert "41111111111111" not in repr(error_body(e.value))
     with pytest.raises(OrderError) as e:
         card_of({"pan": "4111x", "card": {"expiration_month": 1, "expiration_year": 2030}})
-    assert e.value.errors is not None and e.value.errors[0]["uri"] == "#/pan"
+    assert error_body(e.value)["errors"][0]["uri"] == "#/pan"
     with pytest.raises(OrderError) as e:
         card_of({"pan": "4111111111111111", "card": {"cvv": "12", "expiration_month": 1, "expiration_year": 2030}})
-    assert e.value.errors is not None and e.value.errors[0]["uri"] == "#/card/cvv"
+    assert error_body(e.value)["errors"][0]["uri"] == "#/card/cvv"
 
 
 @pytest.mark.parametrize(
@@ -480,7 +492,7 @@ def test_three_ds_data_goes_to_the_wire_padded_and_the_cavv_is_not_kept() -> Non
 def test_bad_paging_is_the_seed_validation_message(query: dict[str, str], message: str) -> None:
     with pytest.raises(OrderError) as e:
         page_of(query)
-    assert (e.value.failure_type, e.value.message, e.value.http_status) == ("validation", message, 422)
+    assert (e.value.failure_type, e.value.message, http_status(e.value)) == ("validation", message, 422)
 
 
 def test_paging_defaults_to_the_first_page() -> None:
@@ -505,9 +517,10 @@ def test_every_order_filter_of_the_seed_becomes_a_condition() -> None:
         "invoice_id": "741852963",
         "expand": "card",
     }
-    _, f = orders_query(1, query)
+    q = orders_query(query)
+    assert q.created_before == datetime(2016, 2, 1, tzinfo=UTC)  # a date alone as created_to: the whole day
+    f = orders_filter(1, q)
     assert len(f.where) == 1 + 13
-    assert f.args[3] == datetime(2016, 2, 1, tzinfo=UTC)  # a date alone as created_to: the whole day
     assert "USA" in [a for arg in f.args if isinstance(arg, list) for a in arg]
     assert "%Credit\\_Union%" in f.args
 
@@ -515,10 +528,10 @@ def test_every_order_filter_of_the_seed_becomes_a_condition() -> None:
 def test_unknown_statuses_types_and_dates_are_validation_errors() -> None:
     for query in ({"status": "paid"}, {"created_from": "yesterday"}):
         with pytest.raises(OrderError) as e:
-            orders_query(1, query)
-        assert e.value.failure_type == "validation" and e.value.errors
+            orders_query(query)
+        assert e.value.failure_type == "validation" and error_body(e.value)["errors"]
     for query in ({"type": "rebill"}, {"status": "pending"}):
         with pytest.raises(OrderError):
-            operations_query(1, query)
-    _, f = operations_query(1, {"status": "error", "type": "charge,refund"})
+            operations_query(query)
+    f = operations_filter(1, operations_query({"status": "error", "type": "charge,refund"}))
     assert f.args == [1, ["error"], ["charge", "refund"]]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pg
 import pytest
+from json_orders import JsonOrders
 from sim_helpers import IsoClient, MessageFactory
 from test_orders_fixtures import PAN, body
 from test_saf_reversals import eventually, failing, runtime_config, saf_rows, shop
@@ -47,7 +48,7 @@ def admin(sim: SimServer) -> str:
 async def mixed_flow(rt: Runtime, sim: SimServer) -> dict[str, str]:
     """Authorize, partial charge, refund, reverse, decline, 1-stage, credit and a timed-out authorization."""
     project = await shop(rt)
-    o = rt.orders
+    o = JsonOrders(rt.orders)
     held = await o.authorize(project, body(amount="5.00"))
     charged = await o.authorize(project, body(amount="10.00"))
     await o.charge(project, charged.id, {"amount": "6.00"})
@@ -136,7 +137,7 @@ async def test_main_exits_0_when_the_books_agree(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     project = await shop(rt)
-    order = await rt.orders.authorize(project, body())
+    order = await JsonOrders(rt.orders).authorize(project, body())
     assert order.status is OrderStatus.AUTHORIZED
     monkeypatch.setenv("DATABASE_URL", fresh_dsn)
     status = await asyncio.to_thread(main, ["--sim-admin", admin(sim), "--data-dir", str(scratch_dir)])

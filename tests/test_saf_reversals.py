@@ -18,6 +18,7 @@ from typing import Any
 
 import pg
 import pytest
+from json_orders import JsonOrders, http_status
 from test_orders_fixtures import PAN, body, settings
 
 from acquirer_sim import SimServer
@@ -133,8 +134,8 @@ async def test_a_timed_out_authorization_is_an_error_and_its_reversal_is_answere
     seen = arrivals(sim)
     sim.set_faults([{"action": "no_reply", "mti": "0100"}])
     project = await shop(rt)
-    err = await failing(rt.orders.authorize(project, body()))
-    assert (err.failure_type, err.message, err.http_status) == ("error", "Request timed out", 500)
+    err = await failing(JsonOrders(rt.orders).authorize(project, body()))
+    assert (err.failure_type, err.message, http_status(err)) == ("error", "Request timed out", 500)
     assert err.order_id is not None
     order = await rt.orders.get_order(project, err.order_id)
     assert order.status is OrderStatus.ERROR
@@ -156,9 +157,9 @@ async def test_a_timed_out_authorization_is_an_error_and_its_reversal_is_answere
 async def test_a_lost_link_on_a_refund_reverses_the_refund(rt: Runtime, sim: SimServer) -> None:
     seen = arrivals(sim)
     project = await shop(rt)
-    order = await rt.orders.authorize(project, body(options={"auto_charge": 1}))
+    order = await JsonOrders(rt.orders).authorize(project, body(options={"auto_charge": 1}))
     sim.set_faults([{"action": "close", "mti": "0200", "times": 1}])
-    err = await failing(rt.orders.refund(project, order.id, {"amount": "1.00"}))
+    err = await failing(JsonOrders(rt.orders).refund(project, order.id, {"amount": "1.00"}))
     assert (err.failure_type, err.message) == ("error", "Connection to the issuer lost")
     (row,) = await eventually(lambda: saf_rows(rt, "done"))
     (refund,) = of(seen, "0200")
@@ -182,7 +183,7 @@ async def test_an_unanswered_reversal_is_repeated_as_0420_then_0421_until_the_ho
         ]
     )
     project = await shop(rt)
-    err = await failing(rt.orders.authorize(project, body()))
+    err = await failing(JsonOrders(rt.orders).authorize(project, body()))
     (row,) = await eventually(lambda: saf_rows(rt, "done"))
     assert (row["order_id"], row["attempts"], row["response_code"]) == (err.order_id, 3, "25")
     assert [m["t"] for m in of(seen, "0400", "0420", "0421")] == ["0400", "0420", "0421", "0421"]
@@ -202,7 +203,7 @@ async def test_after_the_attempt_limit_the_reversal_is_left_for_manual_action_an
         seen = arrivals(sim)
         sim.set_faults([{"action": "no_reply"}])  # the host hears nothing any more
         project = await shop(rt)
-        await failing(rt.orders.authorize(project, body()))
+        await failing(JsonOrders(rt.orders).authorize(project, body()))
         (row,) = await eventually(lambda: saf_rows(rt, "manual"))
         assert row["attempts"] == 3 and "timed out" in row["last_error"]
         assert [m["t"] for m in of(seen, "0400", "0420", "0421")] == ["0400", "0420", "0421", "0421"]
@@ -233,7 +234,7 @@ async def test_two_workers_on_one_database_never_send_the_same_advice_twice(
     b = await open_runtime(runtime_config(fresh_dsn, scratch_dir, sim, saf=saf, node_id=2))
     try:
         project = await shop(a)
-        orders = [await a.orders.authorize(project, body(amount="1.00")) for _ in range(24)]
+        orders = [await JsonOrders(a.orders).authorize(project, body(amount="1.00")) for _ in range(24)]
         seen = arrivals(sim)
         # 24 reversals due at once (their authorizations were approved: the host releases each hold).
         await a.db.pool.execute(
@@ -265,8 +266,8 @@ async def test_an_intent_left_pending_by_a_dead_process_is_reversed_at_start(
     first = await open_runtime(runtime_config(fresh_dsn, scratch_dir, sim))
     try:
         project = await shop(first)
-        order = await first.orders.authorize(project, body())
-        young = await first.orders.authorize(project, body())
+        order = await JsonOrders(first.orders).authorize(project, body())
+        young = await JsonOrders(first.orders).authorize(project, body())
     finally:
         await first.close()
     # As a process killed between the send and the result leaves them: the host holds both authorizations.
@@ -300,7 +301,7 @@ async def test_an_intent_left_pending_by_a_dead_process_is_reversed_at_start(
 async def test_recovery_never_takes_this_process_own_pending_intents(rt: Runtime, sim: SimServer) -> None:
     sim.set_faults([{"action": "delay", "delay_ms": 150, "mti": "0100"}])
     project = await shop(rt)
-    task = asyncio.create_task(rt.orders.authorize(project, body()))
+    task = asyncio.create_task(JsonOrders(rt.orders).authorize(project, body()))
     intent = await eventually(
         lambda: rt.db.pool.fetchrow("SELECT stan, owner, destination FROM operations WHERE status = 'pending'")
     )
@@ -324,7 +325,7 @@ async def test_recovery_never_takes_this_process_own_pending_intents(rt: Runtime
 async def test_a_late_0110_is_counted_and_never_applied(rt: Runtime, sim: SimServer) -> None:
     sim.set_faults([{"action": "delay", "delay_ms": 600, "mti": "0100"}])
     project = await shop(rt)
-    err = await failing(rt.orders.authorize(project, body()))
+    err = await failing(JsonOrders(rt.orders).authorize(project, body()))
     assert err.failure_type == "error" and err.order_id is not None
     # The host did hold it (delay processes at once): the 0400 finds and releases it.
     (row,) = await eventually(lambda: saf_rows(rt, "done"))

@@ -1,21 +1,33 @@
-"""The orders domain of seeds/003: orders, operations, their statuses, cash flow and JSON views.
+"""The orders domain of seeds/003: orders, operations, their statuses, cash flow.
 
-The HTTP layer calls :class:`OrdersService` and the two views; everything
-else is reached through its module.
+Callers use :class:`OrdersService` with the typed requests of
+:mod:`switch.orders.requests` and catch the errors of
+:mod:`switch.orders.errors`; the REST front's parsing and views live in
+``http_front.orders``. Everything else is reached through its module.
 """
 
 from switch.orders.cashflow import Rates
-from switch.orders.errors import FailureType, OrderError, OrderNotFound
+from switch.orders.errors import (
+    Declined,
+    FailureType,
+    Fraud,
+    InvalidInput,
+    IssuerError,
+    OrderError,
+    OrderNotFound,
+    Problem,
+    Rejected,
+)
 from switch.orders.model import Cashflow, Operation, OperationStatus, OperationType, Order, OrderStatus, Source
 from switch.orders.service import OrdersService, Page
-from switch.orders.views import FULL_EXPAND, OPERATION_EXPANDS, ORDER_EXPANDS, operation_view, order_view, parse_expand
 
 __all__ = [
-    "FULL_EXPAND",
-    "OPERATION_EXPANDS",
-    "ORDER_EXPANDS",
     "Cashflow",
+    "Declined",
     "FailureType",
+    "Fraud",
+    "InvalidInput",
+    "IssuerError",
     "Operation",
     "OperationStatus",
     "OperationType",
@@ -25,9 +37,8 @@ __all__ = [
     "OrderStatus",
     "OrdersService",
     "Page",
+    "Problem",
     "Rates",
+    "Rejected",
     "Source",
-    "operation_view",
-    "order_view",
-    "parse_expand",
 ]

@@ -22,9 +22,10 @@ from switch.orders.model import (
     OrderStatus,
     Source,
 )
+from switch.orders.requests import OperationsQuery, OrdersQuery
 from switch.store.writer import Columns
 
-__all__ = ["OrderRepo", "SqlFilter", "Writer"]
+__all__ = ["OrderRepo", "SqlFilter", "Writer", "operations_filter", "orders_filter"]
 
 T = TypeVar("T")
 
@@ -277,6 +278,60 @@ class SqlFilter:
     @property
     def sql(self) -> str:
         return " AND ".join(self.where)
+
+
+# Column of each list filter of OrdersQuery: exact (``= ANY``) for tuples, a part (``ILIKE``) for strings.
+_ORDER_FILTERS: tuple[tuple[str, str], ...] = (
+    ("status", "status"),
+    ("merchant_order_id", "merchant_order_id"),
+    ("card_type", "card_type"),
+    ("card_subtype", "card_subtype"),
+    ("location_ip", "location ->> 'ip'"),
+    ("client_name", "client ->> 'name'"),
+    ("client_email", "client ->> 'email'"),
+    ("issuer_country", "issuer ->> 'country'"),
+    ("issuer_bin", "card_bin"),
+    ("issuer_title", "issuer ->> 'title'"),
+    ("invoice_id", "invoice_id"),
+)
+
+
+def _like(raw: str) -> str:
+    """``%raw%`` with LIKE's wildcards in ``raw`` taken literally."""
+    escaped = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filter(project_id: int, query: OrdersQuery | OperationsQuery, columns: tuple[tuple[str, str], ...]) -> SqlFilter:
+    flt = SqlFilter(project_id)
+    for name, column in columns:
+        value = getattr(query, name)
+        if isinstance(value, tuple) and value:
+            flt.add(f"{column} = ANY({{}}::text[])", list(value))
+        elif isinstance(value, str):
+            flt.add(f"{column} ILIKE {{}}", _like(value))
+    if query.created_from is not None:
+        flt.add("created >= {}", query.created_from)
+    if query.created_before is not None:
+        flt.add("created < {}", query.created_before)
+    return flt
+
+
+def orders_filter(project_id: int, query: OrdersQuery) -> SqlFilter:
+    """The WHERE of ``GET /orders/``.
+
+    >>> f = orders_filter(7, OrdersQuery(status=("charged", "refunded"), client_email="@yahoo.com"))
+    >>> f.sql
+    "project_id = $1 AND status = ANY($2::text[]) AND client ->> 'email' ILIKE $3"
+    >>> f.args
+    [7, ['charged', 'refunded'], '%@yahoo.com%']
+    """
+    return _filter(project_id, query, _ORDER_FILTERS)
+
+
+def operations_filter(project_id: int, query: OperationsQuery) -> SqlFilter:
+    """The WHERE of ``GET /operations/``."""
+    return _filter(project_id, query, (("status", "status"), ("type", "type")))
 
 
 class OrderRepo:

@@ -1,68 +1,53 @@
-"""Request bodies of the orders API as typed values, or a validation error.
+"""Request bodies of the orders API as the service's typed requests, or a validation error.
 
-The HTTP layer has already checked the bodies against their JSON Schemas;
+The bodies have already passed their JSON Schemas (``http_front.validation``);
 this is the second half: values that need the switch's tables (currency
-exponents, DE formats, the dynamic descriptor's length rules) become
-:mod:`switch.translate` inputs, and anything they refuse becomes an
-``OrderError("validation", ...)`` whose ``errors`` name the attribute as a
-JSON pointer (``#/card/cvv``). No message ever carries the card data.
+codes, DE formats, the dynamic descriptor's length rules) become
+:mod:`switch.orders.requests` values, and anything they refuse becomes an
+:class:`~switch.orders.errors.InvalidInput` whose problem names the attribute
+(``card/cvv``; the 422 body shows it as ``#/card/cvv``). No message ever
+carries the card data. Minor units are the service's: a follow-up's
+currency is its order's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from switch.errors import TranslationError
-from switch.money import Currency, currency, to_minor
-from switch.orders.errors import OrderError
+from switch.money import Currency, currency, decimal_of
+from switch.orders.errors import InvalidInput
+from switch.orders.requests import (
+    AmountRequest,
+    AuthorizeRequest,
+    CreditRequest,
+    Details,
+    DynamicDescriptor,
+    RebillRequest,
+    SecureData,
+)
 from switch.translate import Card, Descriptor, InvalidField, ThreeDSecure
 
 __all__ = [
-    "Details",
-    "DynamicDescriptor",
-    "SecureData",
-    "amount_of",
+    "amount_request",
+    "authorize_request",
     "card_of",
-    "check_cvv",
-    "currency_of",
+    "credit_request",
     "descriptor_of",
-    "details_of",
-    "flag",
+    "rebill_request",
     "secure3d_of",
-    "section",
-    "validation",
 ]
-
-# Which request attribute a DE came from, for the 422 body's "uri".
-_URI_OF_FIELD = {
-    "2": "#/pan",
-    "4": "#/amount",
-    "14": "#/card/expiration_month",
-    "49": "#/currency",
-    "43": "#/extra_fields/dynamic_descriptor",
-    "120": "#/card/cvv",
-    "121": "#/secure3d/eci",
-    "122": "#/secure3d/cavv",
-    "123": "#/secure3d/xid",
-}
 
 # seeds/003, Dynamic descriptor: merchant <= 22, merchant + city <= 37.
 MAX_DESCRIPTOR_MERCHANT = 22
 MAX_DESCRIPTOR_TOTAL = 37
 
-
-def validation(message: str, uri: str, **extra: Any) -> OrderError:
-    """A 422 with one entry in ``errors``."""
-    return OrderError("validation", "Validation failed", errors=[{**extra, "message": message, "uri": uri}])
+validation = InvalidInput.one
 
 
-def translation_error(e: TranslationError, uri: str | None = None) -> OrderError:
-    """A translate/money refusal as a 422; the texts of those errors never hold card data."""
-    where = uri or (_URI_OF_FIELD.get(e.field, "#/") if isinstance(e, InvalidField) else "#/amount")
-    return validation(str(e), where)
+translation_error = InvalidInput.of_translation
 
 
 def section(body: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -71,7 +56,7 @@ def section(body: Mapping[str, Any], name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise validation("Must be an object", f"#/{name}")
+        raise validation("Must be an object", name)
     return value
 
 
@@ -86,78 +71,78 @@ def flag(value: object) -> bool:
     return False
 
 
-def _text(value: object, uri: str, *, limit: int = 255) -> str | None:
+def _text(value: object, field: str, *, limit: int = 255) -> str | None:
     """An optional string attribute (numbers taken as their text, as the doc's ``segment``)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise validation("Must be a string", uri)
+        raise validation("Must be a string", field)
     text = str(value)
     if len(text) > limit:
-        raise validation(f"Must be at most {limit} characters", uri)
+        raise validation(f"Must be at most {limit} characters", field)
     return text
 
 
-def currency_of(body: Mapping[str, Any], default: str) -> Currency:
+def currency_of(body: Mapping[str, Any]) -> Currency | None:
+    """``currency``, None when absent (the service takes the project's or the order's)."""
     raw = body.get("currency")
+    if raw is None:
+        return None
     try:
-        return currency(default if raw is None else raw)
+        return currency(raw)
     except TranslationError:
-        raise validation("Unknown currency", "#/currency") from None
+        raise validation("Unknown currency", "currency") from None
 
 
-def amount_of(body: Mapping[str, Any], cur: Currency, *, required: bool = True, zero_ok: bool = False) -> int | None:
-    """``body["amount"]`` in minor units of ``cur``: a decimal string, or a JSON number as the doc's examples send."""
+def amount_of(body: Mapping[str, Any], *, required: bool = True) -> Decimal | None:
+    """``amount`` as the decimal the client wrote: a decimal string, or a JSON number as the doc's examples send."""
     raw = body.get("amount")
     if raw is None:
         if required:
-            raise validation("Required", "#/amount", attribute="required", details=["(true)"])
+            raise InvalidInput.required("amount")
         return None
     if isinstance(raw, bool):
-        raise validation("Must be a decimal amount", "#/amount")
+        raise validation("Must be a decimal amount", "amount")
     if isinstance(raw, float):
         # A JSON number parsed as float: its shortest repr is the text the client wrote.
         raw = Decimal(repr(raw))
     if not isinstance(raw, str | int | Decimal):
-        raise validation("Must be a decimal amount", "#/amount")
+        raise validation("Must be a decimal amount", "amount")
     try:
-        units = to_minor(raw, cur)
+        return decimal_of(raw)
     except TranslationError as e:
-        raise translation_error(e, "#/amount") from None
-    if units == 0 and not zero_ok:
-        raise validation("Must be greater than zero", "#/amount")
-    return units
+        raise translation_error(e, "amount") from None
 
 
 def card_of(body: Mapping[str, Any], *, need_expiry: bool = True, need_cvv: bool = False) -> Card:
     """``pan`` and ``card{cvv, holder, expiration_month, expiration_year}`` as a translate Card."""
     pan = body.get("pan")
     if pan is None:
-        raise validation("Required", "#/pan", attribute="required", details=["(true)"])
+        raise InvalidInput.required("pan")
     if isinstance(pan, int) and not isinstance(pan, bool):
         pan = str(pan)
     if not isinstance(pan, str):
-        raise validation("Must be a string of digits", "#/pan")
+        raise validation("Must be a string of digits", "pan")
     card = section(body, "card")
     month, year = card.get("expiration_month"), card.get("expiration_year")
     if need_expiry:
         for name, value in (("expiration_month", month), ("expiration_year", year)):
             if value is None:
-                raise validation("Required", f"#/card/{name}", attribute="required", details=["(true)"])
+                raise InvalidInput.required(f"card/{name}")
     cvv = card.get("cvv")
     if need_cvv and cvv is None:
-        raise validation("Required", "#/card/cvv", attribute="required", details=["(true)"])
-    return make_card(pan, month, year, cvv, card.get("holder"), cvv_uri="#/card/cvv")
+        raise InvalidInput.required("card/cvv")
+    return make_card(pan, month, year, cvv, card.get("holder"), cvv_field="card/cvv")
 
 
-def make_card(pan: str, month: object, year: object, cvv: object, holder: object, *, cvv_uri: str) -> Card:
+def make_card(pan: str, month: object, year: object, cvv: object, holder: object, *, cvv_field: str) -> Card:
     for name, value in (("expiration_month", month), ("expiration_year", year)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | str)):
-            raise validation("Must be a number", f"#/card/{name}")
+            raise validation("Must be a number", f"card/{name}")
     if cvv is not None and (isinstance(cvv, bool) or not isinstance(cvv, str | int)):
-        raise validation("Must be a string of 3 or 4 digits", cvv_uri)
+        raise validation("Must be a string of 3 or 4 digits", cvv_field)
     if holder is not None and not isinstance(holder, str):
-        raise validation("Must be a string", "#/card/holder")
+        raise validation("Must be a string", "card/holder")
     try:
         return Card(
             pan,
@@ -167,21 +152,15 @@ def make_card(pan: str, month: object, year: object, cvv: object, holder: object
             holder=holder,
         )
     except TranslationError as e:
-        raise translation_error(e, cvv_uri if isinstance(e, InvalidField) and e.field == "120" else None) from None
+        raise translation_error(e, cvv_field if isinstance(e, InvalidField) and e.field == "120" else None) from None
 
 
-def check_cvv(value: object, uri: str) -> None:
+def check_cvv(value: object, field: str) -> None:
     """A CVV's form (3 or 4 digits) where no card goes with it (a rebill's ``cvv``)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not (isinstance(value, str) and value.isascii() and value.isdigit() and 3 <= len(value) <= 4):
-        raise validation("CVV must be 3 or 4 digits", uri)
-
-
-@dataclass(frozen=True, slots=True)
-class DynamicDescriptor:
-    descriptor: Descriptor  # DE 43
-    shown: str  # the order's "descriptor" field: "BOOKSTORE LTD>Moscow"
+        raise validation("CVV must be 3 or 4 digits", field)
 
 
 def descriptor_of(body: Mapping[str, Any]) -> DynamicDescriptor | None:
@@ -189,11 +168,11 @@ def descriptor_of(body: Mapping[str, Any]) -> DynamicDescriptor | None:
     dd = section(section(body, "extra_fields"), "dynamic_descriptor")
     if not dd:
         return None
-    base = "#/extra_fields/dynamic_descriptor"
+    base = "extra_fields/dynamic_descriptor"
     merchant, city, country = dd.get("merchant"), dd.get("city", ""), dd.get("country")
     for name, value in (("merchant", merchant), ("country", country)):
         if value is None:
-            raise validation("Required", f"{base}/{name}", attribute="required", details=["(true)"])
+            raise InvalidInput.required(f"{base}/{name}")
     if not isinstance(merchant, str) or not isinstance(city, str) or not isinstance(country, str):
         raise validation("Must be strings", base)
     if len(merchant) > MAX_DESCRIPTOR_MERCHANT:
@@ -207,12 +186,6 @@ def descriptor_of(body: Mapping[str, Any]) -> DynamicDescriptor | None:
     return DynamicDescriptor(descriptor, f"{merchant}>{city}" if city else merchant)
 
 
-@dataclass(frozen=True, slots=True)
-class SecureData:
-    three_ds: ThreeDSecure  # DE 121-123
-    shown: dict[str, Any]  # the order's "secure3d" (no CAVV: a cryptogram is never kept)
-
-
 def secure3d_of(body: Mapping[str, Any]) -> SecureData | None:
     """``secure3d{eci, cavv, xid, ds_trans_id}`` of a merchant that ran 3-D Secure itself (an external MPI)."""
     s = section(body, "secure3d")
@@ -222,7 +195,7 @@ def secure3d_of(body: Mapping[str, Any]) -> SecureData | None:
     if isinstance(eci, int) and not isinstance(eci, bool):
         eci = str(eci)
     if not isinstance(eci, str) or not (eci.isascii() and eci.isdigit() and 1 <= len(eci) <= 2):
-        raise validation("Must be 1 or 2 digits", "#/secure3d/eci")
+        raise validation("Must be 1 or 2 digits", "secure3d/eci")
     ident = s.get("ds_trans_id") or s.get("xid")
     try:
         three_ds = ThreeDSecure(eci.zfill(2), cavv=s.get("cavv"), xid=ident)
@@ -237,20 +210,7 @@ def secure3d_of(body: Mapping[str, Any]) -> SecureData | None:
     return SecureData(three_ds, shown)
 
 
-@dataclass(frozen=True, slots=True)
-class Details:
-    """What an order keeps of the request besides money and card."""
-
-    client: dict[str, Any]
-    location: dict[str, Any]
-    custom_fields: dict[str, Any]
-    description: str | None
-    merchant_order_id: str | None
-    segment: str | None
-    invoice_id: str | None
-
-
-def _scalars(obj: dict[str, Any], uri: str) -> dict[str, Any]:
+def _scalars(obj: dict[str, Any], field: str) -> dict[str, Any]:
     """An object of scalars as the doc echoes them: numbers become strings (``"zip": 152589`` -> ``"152589"``)."""
     out: dict[str, Any] = {}
     for key, value in obj.items():
@@ -261,7 +221,7 @@ def _scalars(obj: dict[str, Any], uri: str) -> dict[str, Any]:
         elif isinstance(value, int | float | Decimal):
             out[key] = str(value)
         else:
-            raise validation("Must be a string", f"{uri}/{key}")
+            raise validation("Must be a string", f"{field}/{key}")
     return out
 
 
@@ -269,11 +229,67 @@ def details_of(body: Mapping[str, Any]) -> Details:
     custom = section(body, "custom_fields")
     attributes = section(section(body, "extra_fields"), "attributes")
     return Details(
-        client=_scalars(section(body, "client"), "#/client"),
-        location=_scalars(section(body, "location"), "#/location"),
+        client=_scalars(section(body, "client"), "client"),
+        location=_scalars(section(body, "location"), "location"),
         custom_fields=dict(custom),
-        description=_text(body.get("description"), "#/description", limit=1024),
-        merchant_order_id=_text(body.get("merchant_order_id"), "#/merchant_order_id"),
-        segment=_text(body.get("segment"), "#/segment"),
-        invoice_id=_text(attributes.get("invoice_id"), "#/extra_fields/attributes/invoice_id"),
+        description=_text(body.get("description"), "description", limit=1024),
+        merchant_order_id=_text(body.get("merchant_order_id"), "merchant_order_id"),
+        segment=_text(body.get("segment"), "segment"),
+        invoice_id=_text(attributes.get("invoice_id"), "extra_fields/attributes/invoice_id"),
     )
+
+
+def _auto_charge(options: Mapping[str, Any]) -> bool | None:
+    return flag(options["auto_charge"]) if options.get("auto_charge") is not None else None
+
+
+def authorize_request(body: Mapping[str, Any]) -> AuthorizeRequest:
+    """``POST /orders/authorize``."""
+    options = section(body, "options")
+    cur = currency_of(body)
+    amount = amount_of(body)
+    assert amount is not None
+    return AuthorizeRequest(
+        amount=amount,
+        card=card_of(body),
+        currency=cur,
+        details=details_of(body),
+        descriptor=descriptor_of(body),
+        secure3d=secure3d_of(body),
+        recurring=flag(options.get("recurring")),
+        auto_charge=_auto_charge(options),
+    )
+
+
+def rebill_request(body: Mapping[str, Any]) -> RebillRequest:
+    """``POST /orders/:id/rebill``: its ``cvv`` is checked for form and not kept (a MIT carries none)."""
+    if body.get("cvv") is not None:
+        check_cvv(body["cvv"], "cvv")
+    options = section(body, "options")
+    cur = currency_of(body)
+    amount = amount_of(body)
+    assert amount is not None
+    return RebillRequest(
+        amount=amount,
+        currency=cur,
+        details=details_of(body),
+        descriptor=descriptor_of(body),
+        recurring=flag(options.get("recurring")),
+        auto_charge=_auto_charge(options),
+    )
+
+
+def credit_request(body: Mapping[str, Any], *, with_card: bool) -> CreditRequest:
+    """``POST /orders/credit`` (``with_card``: ``pan`` and ``card`` from the body) or ``/orders/:id/credit``."""
+    card = card_of(body, need_expiry=False) if with_card else None
+    cur = currency_of(body)
+    amount = amount_of(body)
+    assert amount is not None
+    return CreditRequest(
+        amount=amount, card=card, currency=cur, details=details_of(body), descriptor=descriptor_of(body)
+    )
+
+
+def amount_request(body: Mapping[str, Any] | None) -> AmountRequest:
+    """Charge, refund, cancel: an optional ``amount``."""
+    return AmountRequest(amount_of(body or {}, required=False))

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from switch.money import from_minor
-from switch.orders.errors import OrderError
+from switch.orders.errors import InvalidInput, Problem
 from switch.orders.model import Cashflow, Operation, Order
 
 __all__ = [
@@ -69,11 +69,7 @@ def parse_expand(raw: str | Iterable[str] | None, allowed: frozenset[str] = ORDE
     names = frozenset(p.strip() for p in parts if p.strip())
     unknown = sorted(names - allowed)
     if unknown:
-        raise OrderError(
-            "validation",
-            "Validation failed",
-            errors=[{"message": f"Unknown expand: {name}", "uri": "#/expand"} for name in unknown],
-        )
+        raise InvalidInput(problems=[Problem(f"Unknown expand: {name}", "expand") for name in unknown])
     return names
 
 

@@ -1,4 +1,4 @@
-"""The endpoints of seeds/003. Each one: body or query in, the orders service, the seed's JSON out.
+"""The endpoints of seeds/003. Each one: body or query in, a typed request, the orders service, the seed's JSON out.
 
 Every answer that shows orders is ``{"orders": [...]}`` (one order for the
 operations), operations ``{"operations": [...]}``, rates
@@ -21,12 +21,21 @@ from http_front.body import read_json
 from http_front.failures import Reply, json_reply
 from http_front.idempotency import idempotent
 from http_front.keys import CONFIG, PROJECT, RATES, RUNTIME, SCHEMAS
+from http_front.orders import parse
+from http_front.orders.query import operations_query, orders_query
+from http_front.orders.views import (
+    FULL_EXPAND,
+    OPERATION_EXPANDS,
+    format_time,
+    operation_view,
+    order_view,
+    parse_expand,
+)
 from http_front.paging import LINK_HEADERS, check_paging, links
 from http_front.ports import OrdersPort
 from http_front.rates import parse_rates_query
 from switch.orders.model import Order
 from switch.orders.service import Page
-from switch.orders.views import FULL_EXPAND, OPERATION_EXPANDS, format_time, operation_view, order_view, parse_expand
 from switch.store.projects import Project
 
 __all__ = [
@@ -107,7 +116,7 @@ async def list_orders(request: web.Request) -> web.Response:
     query = _query(request.query)
     check_paging(query)
     expand = parse_expand(query.get("expand"))
-    page = await _orders(request).list_orders(request[PROJECT], query)
+    page = await _orders(request).list_orders(request[PROJECT], orders_query(query))
     return _with_links(request, {"orders": [order_view(o, expand) for o in page.items]}, page)
 
 
@@ -115,7 +124,7 @@ async def list_operations(request: web.Request) -> web.Response:
     query = _query(request.query)
     check_paging(query)
     cashflow = "cashflow" in parse_expand(query.get("expand"), OPERATION_EXPANDS)
-    page = await _orders(request).list_operations(request[PROJECT], query)
+    page = await _orders(request).list_operations(request[PROJECT], operations_query(query))
     items = [operation_view(None, op, cashflow, with_order_id=True) for op in page.items]
     return _with_links(request, {"operations": items}, page)
 
@@ -129,28 +138,41 @@ async def exchange_rates(request: web.Request) -> web.Response:
 
 
 async def authorize(request: web.Request) -> web.Response:
-    return await _operate(request, "authorize", _orders(request).authorize, project_currency=True)
+    orders = _orders(request)
+    return await _operate(
+        request, "authorize", lambda p, b: orders.authorize(p, parse.authorize_request(b)), project_currency=True
+    )
 
 
-def _on_order(schema: str, method: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The handler of ``/orders/:id/...``: ``OrdersService.<method>(project, order_id, body)``."""
+async def credit(request: web.Request) -> web.Response:
+    orders = _orders(request)
+    return await _operate(
+        request,
+        "credit",
+        lambda p, b: orders.credit(p, None, parse.credit_request(b, with_card=True)),
+        project_currency=True,
+    )
+
+
+_OnOrder = Callable[[OrdersPort, Project, str, dict[str, Any]], Awaitable[Order]]
+
+
+def _on_order(schema: str, run: _OnOrder) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of ``/orders/:id/...``: ``run(service, project, order_id, body)``."""
 
     async def handler(request: web.Request) -> web.Response:
-        oid, call = _order_id(request), getattr(_orders(request), method)
-        return await _operate(request, schema, lambda p, b: call(p, oid, b))
+        oid, orders = _order_id(request), _orders(request)
+        return await _operate(request, schema, lambda p, b: run(orders, p, oid, b))
 
     handler.__name__ = schema
     return handler
 
 
-charge = _on_order("charge", "charge")
-reverse = _on_order("reverse", "reverse")
-refund = _on_order("refund", "refund")
-cancel = _on_order("cancel", "cancel")
-rebill = _on_order("rebill", "rebill")
-credit_order = _on_order("credit_order", "credit")
-
-
-async def credit(request: web.Request) -> web.Response:
-    orders = _orders(request)
-    return await _operate(request, "credit", lambda p, b: orders.credit(p, None, b), project_currency=True)
+charge = _on_order("charge", lambda s, p, oid, b: s.charge(p, oid, parse.amount_request(b)))
+reverse = _on_order("reverse", lambda s, p, oid, b: s.reverse(p, oid))
+refund = _on_order("refund", lambda s, p, oid, b: s.refund(p, oid, parse.amount_request(b)))
+cancel = _on_order("cancel", lambda s, p, oid, b: s.cancel(p, oid, parse.amount_request(b)))
+rebill = _on_order("rebill", lambda s, p, oid, b: s.rebill(p, oid, parse.rebill_request(b)))
+credit_order = _on_order(
+    "credit_order", lambda s, p, oid, b: s.credit(p, oid, parse.credit_request(b, with_card=False))
+)

@@ -1,4 +1,4 @@
-"""The query strings of ``GET /orders/`` and ``GET /operations/`` as SQL filters and a page.
+"""The query strings of ``GET /orders/`` and ``GET /operations/`` as the service's typed queries.
 
 Every filter of seeds/003: lists are comma-separated and match exactly
 (``status=charged,refunded``); ``client.name``, ``client.email`` and
@@ -10,11 +10,9 @@ bounds inclusive (a date alone as ``created_to`` means the whole day).
 100). Names the doc does not list (``expand`` among them) are left to the
 caller.
 
->>> p, f = orders_query(7, {"status": "charged,refunded", "client.email": "@yahoo.com", "page": "2"})
->>> p, f.args
-((2, 100), [7, ['charged', 'refunded'], '%@yahoo.com%'])
->>> f.sql
-"project_id = $1 AND status = ANY($2::text[]) AND client ->> 'email' ILIKE $3"
+>>> q = orders_query({"status": "charged,refunded", "client.email": "@yahoo.com", "page": "2"})
+>>> q.page, q.page_size, q.status, q.client_email
+(2, 100, ('charged', 'refunded'), '@yahoo.com')
 """
 
 from __future__ import annotations
@@ -23,9 +21,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from switch.orders.errors import OrderError
+from switch.orders.errors import InvalidInput, Problem
 from switch.orders.model import OperationStatus, OperationType, OrderStatus
-from switch.orders.repo import SqlFilter
+from switch.orders.requests import OperationsQuery, OrdersQuery
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "operations_query", "orders_query", "page_of"]
 
@@ -41,10 +39,10 @@ def page_of(query: Mapping[str, str]) -> tuple[int, int]:
     """``(page, page_size)``; a bad value is the doc's validation error ``Invalid page`` / ``Invalid page size``."""
     page = _positive(query.get("page"), 1, None)
     if page is None:
-        raise OrderError("validation", "Invalid page")
+        raise InvalidInput("Invalid page")
     size = _positive(query.get("page_size"), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     if size is None:
-        raise OrderError("validation", "Invalid page size")
+        raise InvalidInput("Invalid page size")
     return page, size
 
 
@@ -64,12 +62,6 @@ def _items(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def _like(raw: str) -> str:
-    """``%raw%`` with LIKE's wildcards in ``raw`` taken literally."""
-    escaped = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _time(raw: str, *, upper: bool) -> datetime | None:
     """The bound as an exclusive upper (``upper``) or inclusive lower limit."""
     raw = raw.strip()
@@ -83,75 +75,77 @@ def _time(raw: str, *, upper: bool) -> datetime | None:
 
 
 class _Builder:
-    def __init__(self, project_id: int, query: Mapping[str, str]) -> None:
-        self.flt = SqlFilter(project_id)
+    """Reads a query's filters into keyword arguments, collecting every bad value before failing."""
+
+    def __init__(self, query: Mapping[str, str]) -> None:
         self.query = query
-        self.errors: list[dict[str, Any]] = []
+        self.fields: dict[str, Any] = {}
+        self.problems: list[Problem] = []
 
     def _raw(self, name: str) -> str | None:
         raw = self.query.get(name)
         return raw if raw is not None and raw.strip() else None
 
     def one_of(
-        self, name: str, column: str, allowed: frozenset[str] | None = None, norm: Callable[[str], str] = str
+        self, name: str, field: str, allowed: frozenset[str] | None = None, norm: Callable[[str], str] = str
     ) -> None:
         raw = self._raw(name)
         if raw is None:
             return
-        values = [norm(v) for v in _items(raw)]
+        values = tuple(norm(v) for v in _items(raw))
         if allowed is not None:
             bad = [v for v in values if v not in allowed]
             if bad:
-                self.errors.append({"message": f"Invalid value: {', '.join(bad)[:64]}", "uri": f"#/{name}"})
+                self.problems.append(Problem(f"Invalid value: {', '.join(bad)[:64]}", name))
                 return
-        self.flt.add(f"{column} = ANY({{}}::text[])", values)
+        self.fields[field] = values
 
-    def part(self, name: str, column: str) -> None:
+    def part(self, name: str, field: str) -> None:
         raw = self._raw(name)
         if raw is not None:
-            self.flt.add(f"{column} ILIKE {{}}", _like(raw.strip()))
+            self.fields[field] = raw.strip()
 
     def created(self) -> None:
-        for name, op, upper in (("created_from", ">=", False), ("created_to", "<", True)):
+        for name, field, upper in (("created_from", "created_from", False), ("created_to", "created_before", True)):
             raw = self._raw(name)
             if raw is None:
                 continue
             t = _time(raw, upper=upper)
             if t is None:
-                self.errors.append({"message": "Invalid date, expected YYYY-MM-DD HH:MM:SS", "uri": f"#/{name}"})
+                self.problems.append(Problem("Invalid date, expected YYYY-MM-DD HH:MM:SS", name))
                 continue
-            self.flt.add(f"created {op} {{}}", t)
+            self.fields[field] = t
 
-    def done(self) -> SqlFilter:
-        if self.errors:
-            raise OrderError("validation", "Validation failed", errors=self.errors)
-        return self.flt
+    def done(self) -> dict[str, Any]:
+        if self.problems:
+            raise InvalidInput(problems=self.problems)
+        return self.fields
 
 
-def orders_query(project_id: int, query: Mapping[str, str]) -> tuple[tuple[int, int], SqlFilter]:
-    """``((page, page_size), filter)`` of a ``GET /orders/`` query."""
-    page = page_of(query)
-    b = _Builder(project_id, query)
+def orders_query(query: Mapping[str, str]) -> OrdersQuery:
+    """The typed query of a ``GET /orders/`` query string."""
+    page, size = page_of(query)
+    b = _Builder(query)
     b.one_of("status", "status", _ORDER_STATUSES, str.lower)
     b.created()
     b.one_of("merchant_order_id", "merchant_order_id")
     b.one_of("card.type", "card_type", None, str.lower)
     b.one_of("card.subtype", "card_subtype", None, str.lower)
-    b.one_of("location.ip", "location ->> 'ip'")
-    b.part("client.name", "client ->> 'name'")
-    b.part("client.email", "client ->> 'email'")
-    b.one_of("issuer.country", "issuer ->> 'country'", None, str.upper)
-    b.one_of("issuer.bin", "card_bin")
-    b.part("issuer.title", "issuer ->> 'title'")
+    b.one_of("location.ip", "location_ip")
+    b.part("client.name", "client_name")
+    b.part("client.email", "client_email")
+    b.one_of("issuer.country", "issuer_country", None, str.upper)
+    b.one_of("issuer.bin", "issuer_bin")
+    b.part("issuer.title", "issuer_title")
     b.one_of("invoice_id", "invoice_id")
-    return page, b.done()
+    return OrdersQuery(page=page, page_size=size, **b.done())
 
 
-def operations_query(project_id: int, query: Mapping[str, str]) -> tuple[tuple[int, int], SqlFilter]:
-    """``((page, page_size), filter)`` of a ``GET /operations/`` query."""
-    page = page_of(query)
-    b = _Builder(project_id, query)
+def operations_query(query: Mapping[str, str]) -> OperationsQuery:
+    """The typed query of a ``GET /operations/`` query string."""
+    page, size = page_of(query)
+    b = _Builder(query)
     b.one_of("status", "status", _OPERATION_STATUSES, str.lower)
     b.one_of("type", "type", _OPERATION_TYPES, str.lower)
     b.created()
-    return page, b.done()
+    return OperationsQuery(page=page, page_size=size, **b.done())

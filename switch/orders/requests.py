@@ -1,0 +1,145 @@
+"""Typed requests of the orders service: what a caller asks for, already in the switch's terms.
+
+The REST front builds these from validated JSON (``http_front.orders.parse``);
+a test or another adapter can build them directly. Shapes are checked by
+whoever builds them; rules that need an order or a project (the currency of
+a follow-up, minor units of an amount, the status table) are the service's,
+and it raises :class:`~switch.orders.errors.InvalidInput` or
+:class:`~switch.orders.errors.Rejected` for them.
+
+Amounts are the decimal the caller wrote (``Decimal("9.99")``): how many
+minor units that is depends on the currency, which for a follow-up is the
+order's. ``currency`` None means the project's (new orders) or the order's
+(follow-ups).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from switch.money import Currency
+from switch.translate import Card, Descriptor, ThreeDSecure
+
+__all__ = [
+    "AmountRequest",
+    "AuthorizeRequest",
+    "CreditRequest",
+    "Details",
+    "DynamicDescriptor",
+    "OperationsQuery",
+    "OrdersQuery",
+    "RebillRequest",
+    "SecureData",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    """What an order keeps of the request besides money and card (echoed by the views)."""
+
+    client: dict[str, Any] = field(default_factory=dict)
+    location: dict[str, Any] = field(default_factory=dict)
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    merchant_order_id: str | None = None
+    segment: str | None = None
+    invoice_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicDescriptor:
+    descriptor: Descriptor  # DE 43
+    shown: str  # the order's "descriptor" field: "BOOKSTORE LTD>Moscow"
+
+
+@dataclass(frozen=True, slots=True)
+class SecureData:
+    """3-D Secure a merchant ran itself (an external MPI)."""
+
+    three_ds: ThreeDSecure  # DE 121-123
+    shown: dict[str, Any]  # the order's "secure3d" (no CAVV: a cryptogram is never kept)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeRequest:
+    """A new order: 2-stage, or 1-stage (authorize + charge) with ``auto_charge``."""
+
+    amount: Decimal
+    card: Card
+    currency: Currency | None = None
+    details: Details = field(default_factory=Details)
+    descriptor: DynamicDescriptor | None = None
+    secure3d: SecureData | None = None
+    recurring: bool = False
+    auto_charge: bool | None = None  # None: the project's setting
+
+
+@dataclass(frozen=True, slots=True)
+class RebillRequest:
+    """A new order on a parent order's stored card, merchant-initiated."""
+
+    amount: Decimal
+    currency: Currency | None = None
+    details: Details = field(default_factory=Details)
+    descriptor: DynamicDescriptor | None = None
+    recurring: bool = False  # or the parent's
+    auto_charge: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRequest:
+    """A payout (OCT): to ``card``, or (``card`` None) to the card of the order it is made on."""
+
+    amount: Decimal
+    card: Card | None = None
+    currency: Currency | None = None
+    details: Details = field(default_factory=Details)
+    descriptor: DynamicDescriptor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AmountRequest:
+    """Charge, refund or cancel: ``amount`` of the order (None: all that is left)."""
+
+    amount: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersQuery:
+    """``GET /orders/``: a page and every filter of seeds/003 (empty tuple / None: not filtered).
+
+    Lists match exactly; ``client_name``, ``client_email`` and ``issuer_title``
+    find a part, case-insensitively. ``created_from`` is inclusive,
+    ``created_before`` exclusive.
+    """
+
+    page: int = 1
+    page_size: int = 100
+    status: tuple[str, ...] = ()
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    merchant_order_id: tuple[str, ...] = ()
+    card_type: tuple[str, ...] = ()
+    card_subtype: tuple[str, ...] = ()
+    location_ip: tuple[str, ...] = ()
+    client_name: str | None = None
+    client_email: str | None = None
+    issuer_country: tuple[str, ...] = ()
+    issuer_bin: tuple[str, ...] = ()
+    issuer_title: str | None = None
+    invoice_id: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OperationsQuery:
+    """``GET /operations/``: a page, statuses, types and a creation period."""
+
+    page: int = 1
+    page_size: int = 100
+    status: tuple[str, ...] = ()
+    type: tuple[str, ...] = ()
+    created_from: datetime | None = None
+    created_before: datetime | None = None
