@@ -115,7 +115,7 @@ from switch.translate import (
     build,
     interpret,
 )
-from switch.translate import Operation as IsoOperation
+from switch.translate import IsoRequest as IsoOperation
 from switch.wire import messages
 from switch.wire.cards import mask_pan
 from switch.wire.codec import EncodeError, Message
