@@ -105,7 +105,7 @@ class _Pending:
     timer: asyncio.TimerHandle | None = None
     rrn: str | None = None
     sent: float = 0.0  # loop time the request was queued
-    cells: metrics.IsoRequest | None = None  # its MTI's round-trip histogram and timeout counter
+    cells: metrics.RequestCells | None = None  # its MTI's round-trip histogram and timeout counter
 
 
 class StanSpace:
