@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from switch.orders.model import Operation, Order
-from switch.orders.saf import SafCounts
 from switch.orders.service import Page
+from switch.saf import SafCounts
 from switch.store.idempotency import Begin
 from switch.store.projects import Project
 

@@ -33,8 +33,8 @@ from typing import Any
 
 from switch.config import DEFAULT_CONFIG, ConfigError, SwitchConfig
 from switch.listener import ListenerConfig
-from switch.orders.saf import SafConfig
 from switch.runtime import RuntimeConfig
+from switch.saf import SafConfig
 from switch.store.db import DbConfig, redact_dsn
 from switch.wire.tls import TlsError, server_context
 

@@ -93,8 +93,8 @@ from switch.orders.parse import (
 )
 from switch.orders.query import operations_query, orders_query
 from switch.orders.repo import OrderRepo, Writer
-from switch.orders.saf import REVERSIBLE, Reversals
 from switch.orders.status import allowed, cancel_action
+from switch.saf import REVERSIBLE, Reversals
 from switch.store.audit import SOURCE, AuditLog, AuditNote
 from switch.store.errors import SequenceExhausted, VaultError
 from switch.store.projects import Project, ProjectSettings
