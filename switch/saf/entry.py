@@ -22,7 +22,20 @@ from switch.money import currency
 from switch.translate import OriginalRef
 from switch.wire.codec import Message
 
-__all__ = ["REVERSIBLE", "original_fields"]
+# REVERSIBLE and original_fields are public (switch.saf re-exports them); the rest serves the package's modules.
+__all__ = [
+    "NOT_ANSWERED",
+    "REVERSIBLE",
+    "Entry",
+    "Router",
+    "Tally",
+    "Vault",
+    "entry_of",
+    "original_fields",
+    "reason",
+    "send",
+    "utcnow",
+]
 
 # MTIs whose unknown outcome is reversed (a 0400 that got no answer is repeated as the advice).
 REVERSIBLE = frozenset({"0100", "0200", "0220", "0400"})
