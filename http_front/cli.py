@@ -449,7 +449,7 @@ def _cmd_saf(argv: Sequence[str]) -> int:
     setup_logging("warning")
 
     async def run() -> int:
-        from switch.orders.saf import list_entries
+        from switch.saf import list_entries
         from switch.store import open_database
 
         db = await open_database(_db_config(ap, args))

@@ -30,7 +30,7 @@ from aiohttp.typedefs import Handler
 from http_front.keys import RUNTIME
 from http_front.ports import SafCountsPort
 from switch import metrics
-from switch.orders.saf import SafCounts
+from switch.saf import SafCounts
 
 __all__ = ["SAF_TIMEOUT", "health", "metrics_handler", "metrics_middleware"]
 

@@ -20,8 +20,8 @@ from switch.orders.requests import (
     OrdersQuery,
     RebillRequest,
 )
-from switch.orders.saf import SafCounts
 from switch.orders.service import Page
+from switch.saf import SafCounts
 from switch.store.idempotency import Begin
 from switch.store.projects import Project
 

@@ -46,7 +46,7 @@ async def shutdown(server: RunningServer, runtime: Runtime, deadline: float) -> 
     # Both listeners stop accepting together; each then drains its own requests.
     steps: list[Awaitable[Any]] = [server.close()]
     if runtime.listener is not None:
-        steps.append(runtime.listener.close(front_budget))
+        steps.append(runtime.listener.close(timeout=front_budget))
     if await bounded("front", asyncio.gather(*steps), front_budget):
         log.info("shutdown step front done", extra={"seconds": round(time.monotonic() - started, 3)})
     t0 = time.monotonic()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from switch import metrics
 from switch.errors import DuplicateRequest, LinkBusy, LinkClosed, LinkNotReady, RequestTimeout
-from switch.stan import StanAllocator
+from switch.stan import StanSpace
 from switch.wire.cards import loggable
 from switch.wire.codec import DecodeError, Message
 from switch.wire.dialect import Dialect
@@ -41,7 +41,7 @@ from switch.wire.messages import (
     network_response,
 )
 
-__all__ = ["Link", "LinkConfig", "LinkState", "LinkStats", "StanSpace", "UnmatchedHandler"]
+__all__ = ["Link", "LinkConfig", "LinkState", "LinkStats", "UnmatchedHandler"]
 
 log = logging.getLogger("isoswitch.link")
 
@@ -105,37 +105,7 @@ class _Pending:
     timer: asyncio.TimerHandle | None = None
     rrn: str | None = None
     sent: float = 0.0  # loop time the request was queued
-    cells: metrics.IsoRequest | None = None  # its MTI's round-trip histogram and timeout counter
-
-
-class StanSpace:
-    """The STANs of one destination, shared by all its links.
-
-    A host sees DE 41 + DE 11 + DE 7 as a transaction's identity; two links
-    of one pool handing out the same STAN for one terminal in the same second
-    would look to the host like a resend. So STANs are allocated per
-    destination (and per node: ``node_id`` picks a residue class mod 10),
-    not per link. Holds the in-flight set and the quarantine of STANs whose
-    request timed out or was abandoned.
-    """
-
-    __slots__ = ("_alloc", "in_flight", "quarantine")
-
-    def __init__(self, node_id: int = 0) -> None:
-        self._alloc = StanAllocator(start=random.randrange(1_000_000), stride=10, offset=node_id % 10)
-        self.in_flight: set[str] = set()
-        self.quarantine: dict[str, float] = {}  # stan -> loop time it may be reused
-
-    def __contains__(self, stan: object) -> bool:
-        return stan in self.in_flight or stan in self.quarantine
-
-    def next(self) -> str:
-        return self._alloc.next(self)
-
-    def expire(self, now: float) -> None:
-        if self.quarantine:
-            for stan in [s for s, until in self.quarantine.items() if until <= now]:
-                del self.quarantine[stan]
+    cells: metrics.RequestCells | None = None  # its MTI's round-trip histogram and timeout counter
 
 
 class _Protocol(asyncio.Protocol):

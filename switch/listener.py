@@ -69,6 +69,9 @@ __all__ = ["IsoListener", "ListenerConfig", "ListenerStats"]
 
 log = logging.getLogger("isoswitch.listener")
 
+#: Seconds :meth:`IsoListener.close` gives requests in progress when no timeout is passed.
+CLOSE_TIMEOUT = 5.0
+
 _STARTS = frozenset({"0100", "0200"})
 _FOLLOW_UPS = frozenset({"0220", "0400", "0420", "0421"})
 # Never echoed back: card-security data the peer sent (MESSAGES.md), the bitmaps and the MAC fields.
@@ -199,8 +202,10 @@ class IsoListener:
         log.info("ISO listener on %s:%d (%s, %s)", sockname[0], sockname[1], cfg.dialect, cfg.framing)
         return self.address
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting; give requests in progress ``timeout`` seconds to answer; close every connection."""
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Stop accepting; give requests in progress ``timeout`` seconds (None: ``CLOSE_TIMEOUT``) to answer;
+        close every connection."""
+        timeout = CLOSE_TIMEOUT if timeout is None else timeout
         server, self._server = self._server, None
         if server is None:
             return
@@ -422,6 +427,8 @@ class _Connection(asyncio.Protocol):
         t.write(lst.dialect.framing.pack(body))
         lst.stats.answered += 1
 
+    # Sync, unlike the core's ``async close(*, timeout=None)``: this is one transport, whose close()
+    # only schedules the socket's closing (asyncio calls connection_lost later); nothing to await.
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from switch.errors import DestinationUnavailable, NoRoute
-from switch.link import Link, LinkConfig, LinkState, StanSpace, UnmatchedHandler
+from switch.link import Link, LinkConfig, LinkState, UnmatchedHandler
+from switch.stan import StanSpace
 from switch.wire.codec import Message
 
 __all__ = ["Pool", "Route", "RoutingTable", "Router"]

@@ -24,14 +24,14 @@ import os
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from switch import metrics
 from switch.config import SwitchConfig
 from switch.listener import IsoListener, ListenerConfig
 from switch.orders import OrdersService
-from switch.orders.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
 from switch.pool import Router
+from switch.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
 from switch.store import (
     Database,
     DbConfig,
@@ -64,7 +64,7 @@ class RuntimeConfig:
     id_block_size: int = 1000  # identifiers leased per database round trip
     # Reversals of unknown outcomes and their store-and-forward worker: poll_interval 1 s,
     # max_attempts 50, backoff_base 1 s doubling to backoff_cap 300 s, recovery_grace 60 s
-    # (see switch.orders.saf.SafConfig).
+    # (see switch.saf.SafConfig).
     saf: SafConfig = field(default_factory=SafConfig)
     env: Mapping[str, str] | None = None  # where the PAN key is looked up; None: os.environ
     listener: ListenerConfig | None = None  # the ISO listener for acquirer hosts/terminals; None: not started
@@ -95,6 +95,7 @@ class Runtime:
     late: LateResponses = field(default_factory=LateResponses)  # late responses, logged and counted
     audit: AuditLog | None = None  # the audit log of back-office operations (switch.store.audit)
     listener: IsoListener | None = None  # the ISO listener, when RuntimeConfig.listener asks for one
+    _step: _StepTimeout | None = None  # what close(timeout=...) changes for the draining steps
 
     @property
     def late_responses(self) -> int:
@@ -106,11 +107,17 @@ class Runtime:
         assert self.reversals is not None
         return await self.reversals.counts()
 
-    async def close(self) -> None:
-        """Drain and sign off the links, flush the writer, stop the id leases, close the database. Idempotent."""
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Drain and sign off the links, flush the writer, stop the id leases, close the database. Idempotent.
+
+        ``timeout``: seconds each draining step gets (the listener's requests, the 0400s in flight, the
+        links' drain, the writer's queue); None: ``RuntimeConfig.close_timeout``.
+        """
         if self._closed:
             return
         self._closed = True
+        if timeout is not None and self._step is not None:
+            self._step.seconds = timeout
         await self._stack.aclose()
 
 
@@ -126,6 +133,7 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         # more after everything else closed (so it is stopped last). Single-process mode: returns at once.
         refresher = asyncio.ensure_future(metrics.refresh_forever())
         stack.push_async_callback(_cancel, refresher)
+        step = _StepTimeout(cfg.close_timeout)
         db = await open_database(cfg.db)
         stack.push_async_callback(db.close)
         vault = Vault.from_env_or_dir(cfg.db.data_dir, os.environ if cfg.env is None else cfg.env)
@@ -133,7 +141,7 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         await ids.start()
         stack.push_async_callback(ids.close)
         writer = GroupWriter(db.pool)
-        stack.push_async_callback(writer.close, cfg.close_timeout)
+        stack.push_async_callback(_close, writer, step)
         projects = Projects(db.pool)
         idempotency = Idempotency(db.pool, writer=writer)
         purger = asyncio.ensure_future(_purge_idempotency_keys(idempotency, cfg.purge_interval))
@@ -141,7 +149,7 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         late = LateResponses()
         router = switch_cfg.build_router(on_unmatched=late)
         router.start()
-        stack.push_async_callback(_close_router, router, cfg.close_timeout)
+        stack.push_async_callback(_close, router, step)
         try:
             await router.wait_ready(cfg.ready_timeout)
         except TimeoutError:
@@ -154,7 +162,7 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
             router, db.pool, vault, owner=new_owner(switch_cfg.node_id), config=cfg.saf, projects=projects, hold=hold
         )
         # Closed before the router: no advice is sent on a closing link (its row stays due).
-        stack.push_async_callback(reversals.close, cfg.close_timeout)
+        stack.push_async_callback(_close, reversals, step)
         # What a crashed process left pending is reversed before this one takes new requests.
         try:
             await reversals.recover()
@@ -180,12 +188,13 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
             reversals,
             late,
             audit,
+            _step=step,
         )
         if cfg.listener is not None:
             # Opened last, closed first: no ISO request is taken once what it needs starts closing.
             runtime.listener = IsoListener(cfg.listener, orders, projects)
             await runtime.listener.start()
-            stack.push_async_callback(runtime.listener.close, cfg.close_timeout)
+            stack.push_async_callback(_close, runtime.listener, step)
         runtime._stack = stack.pop_all()
     return runtime
 
@@ -210,8 +219,20 @@ async def _cancel(task: asyncio.Future[None]) -> None:
         await task
 
 
-async def _close_router(router: Router, timeout: float) -> None:
-    await router.close(timeout=timeout)
+class _Closable(Protocol):
+    async def close(self, *, timeout: float | None = None) -> None: ...
+
+
+@dataclass(slots=True)
+class _StepTimeout:
+    """Seconds each draining step of the teardown gets: set at open, changed by ``Runtime.close(timeout=...)``
+    (the steps are pushed on the exit stack before the Runtime exists)."""
+
+    seconds: float
+
+
+async def _close(part: _Closable, step: _StepTimeout) -> None:
+    await part.close(timeout=step.seconds)
 
 
 async def bounded(name: str, work: Awaitable[Any], seconds: float, *, grace: float = 1.0) -> bool:

@@ -8,7 +8,7 @@ overrides one key of a table section (``ISOSWITCH_HTTP__PORT=9000``), and
 
 Each section is built into the frozen dataclass its subsystem already uses
 (``[database]`` → :class:`~switch.store.DbConfig`, ``[saf]`` →
-:class:`~switch.orders.saf.SafConfig`, …): the dataclass holds the defaults,
+:class:`~switch.saf.SafConfig`, …): the dataclass holds the defaults,
 the file documents them, and ``tests/test_settings.py`` checks the two agree.
 
 >>> s = load_settings(env={})
@@ -33,8 +33,8 @@ from typing import Any
 
 from switch.config import DEFAULT_CONFIG, ConfigError, SwitchConfig
 from switch.listener import ListenerConfig
-from switch.orders.saf import SafConfig
 from switch.runtime import RuntimeConfig
+from switch.saf import SafConfig
 from switch.store.db import DbConfig, redact_dsn
 from switch.wire.tls import TlsError, server_context
 

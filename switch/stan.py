@@ -1,4 +1,5 @@
-"""DE 11, the system trace audit number: one allocator per destination, node-partitioned.
+"""DE 11, the system trace audit number: one allocator per destination, node-partitioned, and the
+STANs of a destination in flight or quarantined (shared by its links).
 
 Order ids, RRNs and ARNs come from the database (``switch.store.ids``); the
 STAN is the one identifier a link makes itself, because it only has to be
@@ -7,9 +8,10 @@ unique among the messages in flight to one host.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Container
 
-__all__ = ["StanAllocator"]
+__all__ = ["StanAllocator", "StanSpace"]
 
 
 class StanAllocator:
@@ -53,3 +55,33 @@ class StanAllocator:
                 self._k = k
                 return stan
         raise RuntimeError("every STAN is in flight")
+
+
+class StanSpace:
+    """The STANs of one destination, shared by all its links.
+
+    A host sees DE 41 + DE 11 + DE 7 as a transaction's identity; two links
+    of one pool handing out the same STAN for one terminal in the same second
+    would look to the host like a resend. So STANs are allocated per
+    destination (and per node: ``node_id`` picks a residue class mod 10),
+    not per link. Holds the in-flight set and the quarantine of STANs whose
+    request timed out or was abandoned.
+    """
+
+    __slots__ = ("_alloc", "in_flight", "quarantine")
+
+    def __init__(self, node_id: int = 0) -> None:
+        self._alloc = StanAllocator(start=random.randrange(1_000_000), stride=10, offset=node_id % 10)
+        self.in_flight: set[str] = set()
+        self.quarantine: dict[str, float] = {}  # stan -> loop time it may be reused
+
+    def __contains__(self, stan: object) -> bool:
+        return stan in self.in_flight or stan in self.quarantine
+
+    def next(self) -> str:
+        return self._alloc.next(self)
+
+    def expire(self, now: float) -> None:
+        if self.quarantine:
+            for stan in [s for s, until in self.quarantine.items() if until <= now]:
+                del self.quarantine[stan]

@@ -27,8 +27,8 @@ from switch.config import SwitchConfig
 from switch.listener import ListenerConfig
 from switch.listener_mac import sign, verify
 from switch.orders import OrderStatus, Source
-from switch.orders.saf import SafConfig, list_entries
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
+from switch.saf import SafConfig, list_entries
 from switch.store import DbConfig, Project
 from switch.wire.codec import Message
 

@@ -41,8 +41,8 @@ from http_front import FrontConfig, create_app
 from switch import metrics
 from switch.config import SwitchConfig
 from switch.listener import ListenerConfig
-from switch.orders.saf import SafConfig
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
+from switch.saf import SafConfig
 from switch.store import DbConfig
 
 fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn

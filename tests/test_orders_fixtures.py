@@ -133,7 +133,7 @@ async def rig(sim: SimServer, database: Database) -> AsyncIterator[Rig]:
         yield r
     finally:
         await router.close(timeout=1.0)
-        await writer.close(1.0)
+        await writer.close(timeout=1.0)
         await ids.close()
 
 

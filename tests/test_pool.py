@@ -309,7 +309,7 @@ def test_router_refuses_routes_to_unknown_destinations() -> None:
 async def test_links_of_one_pool_never_hand_out_the_same_stan() -> None:
     # A host reads DE 41 + DE 11 + DE 7 as a transaction's identity: two links of one
     # destination giving one terminal the same STAN in one second looks like a resend.
-    from switch.link import StanSpace
+    from switch.stan import StanSpace
 
     pool = Pool.connect("dest", LinkConfig("127.0.0.1", 1), 3, node_id=4)
     spaces = {id(link._busy) for link in pool.links}

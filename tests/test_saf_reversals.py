@@ -24,8 +24,8 @@ from test_orders_fixtures import PAN, body, settings
 from acquirer_sim import SimServer
 from switch.config import SwitchConfig
 from switch.orders import OperationStatus, OrderError, OrderStatus
-from switch.orders.saf import SafConfig, list_entries
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
+from switch.saf import SafConfig, list_entries
 from switch.store import DbConfig, Project
 from switch.wire.codec import Message
 

@@ -23,8 +23,8 @@ from switch.translate import (
     Capture,
     Card,
     Credit,
+    IsoRequest,
     Merchant,
-    Operation,
     OriginalRef,
     Outcome,
     Refund,
@@ -64,7 +64,7 @@ class Rig:
     admin: str
     rrns: RrnGenerator
 
-    async def send(self, op: Operation, *, timeout: float = 2.0) -> tuple[Result, OriginalRef]:
+    async def send(self, op: IsoRequest, *, timeout: float = 2.0) -> tuple[Result, OriginalRef]:
         msg = build(op, now=datetime.now(UTC))
         resp = await self.pool.request(msg, timeout=timeout)
         return interpret(resp), OriginalRef.from_exchange(msg, resp)

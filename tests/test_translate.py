@@ -27,8 +27,8 @@ from switch.translate import (
     InvalidCard,
     InvalidDescriptor,
     InvalidField,
+    IsoRequest,
     Merchant,
-    Operation,
     OriginalRef,
     Outcome,
     Rebill,
@@ -126,7 +126,7 @@ BASE = {
     "43": DE43,
 }
 
-CASES: list[tuple[str, Operation, Message]] = [
+CASES: list[tuple[str, IsoRequest, Message]] = [
     (
         "authorize",
         Authorize(merchant=SHOP, card=CARD, amount=999, currency=USD, rrn=RRN),
@@ -429,19 +429,21 @@ IDS = [c[0] for c in CASES]
 
 
 @pytest.mark.parametrize(("name", "op", "expected"), CASES, ids=IDS)
-def test_builder_sets_exactly_the_fields_of_messages_md(name: str, op: Operation, expected: Message) -> None:
+def test_builder_sets_exactly_the_fields_of_messages_md(name: str, op: IsoRequest, expected: Message) -> None:
     assert build(op, NOW) == expected
 
 
 @pytest.mark.parametrize(("name", "op", "expected"), CASES, ids=IDS)
-def test_builder_leaves_stan_to_the_link(name: str, op: Operation, expected: Message) -> None:
+def test_builder_leaves_stan_to_the_link(name: str, op: IsoRequest, expected: Message) -> None:
     msg = build(op, NOW)
     assert "11" not in msg and "p" not in msg and "1" not in msg
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize(("name", "op", "expected"), CASES, ids=IDS)
-def test_built_message_encodes_and_decodes_unchanged(dialect: str, name: str, op: Operation, expected: Message) -> None:
+def test_built_message_encodes_and_decodes_unchanged(
+    dialect: str, name: str, op: IsoRequest, expected: Message
+) -> None:
     codec = Dialect.named(dialect).codec
     sent = {**build(op, NOW), "11": "000042"}  # as the link stamps it
     decoded = codec.decode(codec.encode(sent))
@@ -528,7 +530,7 @@ def test_only_an_advice_is_repeated() -> None:
 # -- originals ----------------------------------------------------------------
 
 
-def _sent(op: Operation, stan: str) -> Message:
+def _sent(op: IsoRequest, stan: str) -> Message:
     return {**build(op, NOW), "11": stan}
 
 

@@ -28,7 +28,7 @@ fraud (59, 63)         failure       fraud if it made the order; else unchanged
 error code (91, 96..)  error         error if it made the order; else unchanged
 timeout, lost link     error         error, always: the outcome is unknown, so
                                      a reversal is queued and sent (0400 at
-                                     once, then 0420/0421: switch.orders.saf);
+                                     once, then 0420/0421: switch.saf);
                                      the order allows nothing but rebill
 nothing sent (no link  error         error if it made the order; else unchanged
 route, busy)
@@ -78,13 +78,12 @@ from switch.orders.errors import Declined, Fraud, InvalidInput, IssuerError, Ord
 from switch.orders.model import Operation, OperationStatus, OperationType, Order, OrderStatus
 from switch.orders.ports import Database, Ids, Router
 from switch.orders.repo import OrderRepo, Writer
-from switch.orders.saf import REVERSIBLE, Reversals
 from switch.orders.status import allowed
+from switch.saf import REVERSIBLE, Reversals
 from switch.store.audit import AuditLog, AuditNote
 from switch.store.errors import SequenceExhausted
 from switch.store.projects import Project, ProjectSettings
-from switch.translate import Merchant, Outcome, Result, build, interpret
-from switch.translate import Operation as IsoOperation
+from switch.translate import IsoRequest, Merchant, Outcome, Result, build, interpret
 from switch.wire.codec import EncodeError, Message
 
 __all__ = [
@@ -442,7 +441,7 @@ class Engine:
             raise Rejected("Another operation on this order is in progress", order_id=order.id)
 
     @staticmethod
-    def translate(make: Callable[[], IsoOperation], now: datetime) -> Message:
+    def translate(make: Callable[[], IsoRequest], now: datetime) -> Message:
         """Build the ISO request at ``now``; the translator's refusals are the caller's input (invalid)."""
         try:
             return build(make(), now)

@@ -67,7 +67,7 @@ class OperationStatus(StrEnum):
     A pending operation is durable before its ISO message leaves; it turns
     into one of the three others once the outcome is known (and stays
     pending only if the process died in between: recovery in
-    :mod:`switch.orders.saf` reverses those). The API never shows it.
+    :mod:`switch.saf` reverses those). The API never shows it.
     """
 
     SUCCESS = "success"

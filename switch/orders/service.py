@@ -39,8 +39,8 @@ from switch.orders.requests import (
     OrdersQuery,
     RebillRequest,
 )
-from switch.orders.saf import Reversals
 from switch.orders.status import cancel_action
+from switch.saf import Reversals
 from switch.store.audit import AuditLog
 from switch.store.projects import Project, ProjectSettings
 from switch.translate import (
@@ -120,7 +120,7 @@ class OrdersService:
         """``request_timeout`` overrides the links' own timeout (seconds) for every request.
         With ``reversals`` (the runtime always gives one) each intent carries
         its reserved STAN, destination and owner, and an unknown outcome is
-        reversed (:mod:`switch.orders.saf`); without, DE 11 is the link's and
+        reversed (:mod:`switch.saf`); without, DE 11 is the link's and
         nothing is reversed (unit tests of the bare path). With ``audit``, every
         back-office call (charge, reverse, refund, cancel, credit, rebill) is logged.
         """

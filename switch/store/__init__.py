@@ -1,5 +1,5 @@
 """The store: PostgreSQL (embedded or by URL), migrations, PAN vault, leased ids, group commit,
-projects and idempotency keys.
+projects, idempotency keys and the store-and-forward queue (``saf``).
 
 Typical start::
 

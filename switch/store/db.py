@@ -34,6 +34,9 @@ __all__ = ["DbConfig", "Database", "open_database", "dsn_with_database", "redact
 
 log = logging.getLogger("isoswitch.store")
 
+#: Seconds :meth:`Database.close` waits for checked-out connections when no timeout is passed.
+CLOSE_TIMEOUT = 10.0
+
 MIGRATIONS_DIR = SCHEMAS_DIR / "sql"
 
 
@@ -72,12 +75,13 @@ class Database:
         self._server = server
         self._closed = False
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, *, timeout: float | None = None) -> None:
         """Close the pool, then stop the embedded server if nobody else uses it. Idempotent.
 
-        Connections still checked out after ``timeout`` seconds are cut
+        Connections still checked out after ``timeout`` seconds (None: ``CLOSE_TIMEOUT``) are cut
         (``pool.close`` alone would wait for them forever).
         """
+        timeout = CLOSE_TIMEOUT if timeout is None else timeout
         if self._closed:
             return
         self._closed = True

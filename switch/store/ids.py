@@ -111,8 +111,11 @@ class LeasedSequence:
             # asked explicitly gets the error.
             await self._refill()
 
-    async def close(self) -> None:
-        """Stop a lease in flight. The rest of the blocks is abandoned (a gap, not a repeat)."""
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Stop a lease in flight. The rest of the blocks is abandoned (a gap, not a repeat).
+
+        ``timeout`` is there for the core's one ``close`` signature: a cancelled lease ends at once.
+        """
         task = self._refill_task
         if task is not None:
             task.cancel()
@@ -202,8 +205,9 @@ class DbIds:
     async def start(self) -> None:
         await asyncio.gather(self._order.start(), self._rrn.start(), self._arn.start())
 
-    async def close(self) -> None:
-        await asyncio.gather(self._order.close(), self._rrn.close(), self._arn.close())
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Stop every lease in flight (``timeout``: as :meth:`LeasedSequence.close`)."""
+        await asyncio.gather(*(s.close(timeout=timeout) for s in (self._order, self._rrn, self._arn)))
 
     async def refill(self) -> None:
         """Wait until every sequence can hand out values again."""

@@ -149,8 +149,9 @@ class GroupWriter:
         result: T = await fut
         return result
 
-    async def close(self, timeout: float | None = None) -> None:
-        """Refuse new writes, write what is queued, stop. After ``timeout`` the rest fails with WriterClosed."""
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Refuse new writes, write what is queued, stop. After ``timeout`` seconds the rest fails with
+        WriterClosed; None: no deadline (every queued write is written)."""
         self._closing = True
         self._wakeup.set()
         tasks = self._tasks

@@ -21,8 +21,8 @@ def main(argv: list[str]) -> int:
     from http_front.server import serve
     from switch.cli import hostport, run_loop, setup_logging, stop_event
     from switch.config import SwitchConfig
-    from switch.orders.saf import SafConfig
     from switch.runtime import RuntimeConfig, open_runtime
+    from switch.saf import SafConfig
     from switch.store import DbConfig
 
     ap = argparse.ArgumentParser(prog="switch_proc")
