@@ -238,33 +238,10 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
             path = write_result(result, out_dir / f"iso-{s.name}-{stamp}.json")
             print(format_report(result))
             print(f"  result          {path}", flush=True)
-            f = result["figures"]
-            lat = f["latency_us"]
-            verdict = s.verdict(f)
-            failed = failed or f["responses"] == 0
-            rows.append(
-                [
-                    s.name,
-                    s.load,
-                    f"{f['responses']:,}",
-                    fmt_rate(f["throughput_per_s"]),
-                    *(fmt_us(lat[k]) for k in ("p50", "p90", "p99", "p99.9", "max")),
-                    fmt_counts(f["errors"]),
-                    s.target,
-                    verdict,
-                ]
-            )
-            summary.append(
-                {
-                    "scenario": s.name,
-                    "file": str(path),
-                    "throughput_per_s": f["throughput_per_s"],
-                    "latency_us": {k: lat[k] for k in ("p50", "p90", "p99", "p99.9", "max")},
-                    "errors": f["errors"],
-                    "target": s.target,
-                    "verdict": verdict,
-                }
-            )
+            failed = failed or result["figures"]["responses"] == 0
+            row, line = _summarise(s, result, path)
+            rows.append(row)
+            summary.append(line)
     headers = ["scenario", "in flight", "responses", "throughput", "p50", "p90", "p99", "p99.9", "max"]
     print("\n" + render_table([*headers, "errors", "target", "verdict"], rows))
     doc: dict[str, Any] = {"benchmark": "suite", "command": cfg.command, "date": stamp, "runs": summary}
@@ -279,3 +256,30 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
             print(f"isoswitch bench suite: cannot write the report to {cfg.report_dir}: {e}", file=sys.stderr)
             failed = True
     return 1 if failed else 0
+
+
+def _summarise(s: Scenario, result: dict[str, Any], path: Path) -> tuple[list[str], dict[str, Any]]:
+    """One scenario's row of the printed table and its entry in the suite's JSON summary."""
+    f = result["figures"]
+    lat = f["latency_us"]
+    verdict = s.verdict(f)
+    row = [
+        s.name,
+        s.load,
+        f"{f['responses']:,}",
+        fmt_rate(f["throughput_per_s"]),
+        *(fmt_us(lat[k]) for k in ("p50", "p90", "p99", "p99.9", "max")),
+        fmt_counts(f["errors"]),
+        s.target,
+        verdict,
+    ]
+    line = {
+        "scenario": s.name,
+        "file": str(path),
+        "throughput_per_s": f["throughput_per_s"],
+        "latency_us": {k: lat[k] for k in ("p50", "p90", "p99", "p99.9", "max")},
+        "errors": f["errors"],
+        "target": s.target,
+        "verdict": verdict,
+    }
+    return row, line

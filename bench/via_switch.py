@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bench.measure import BenchError, Pacer, Tally, Window, error_kind
@@ -20,7 +21,7 @@ from switch.errors import SwitchError
 from switch.link import LinkConfig
 from switch.pool import Pool
 from switch.translate import interpret
-from switch.wire.codec import DecodeError, EncodeError
+from switch.wire.codec import DecodeError, EncodeError, Message
 
 if TYPE_CHECKING:
     from bench.iso import IsoBenchConfig
@@ -91,35 +92,9 @@ async def run_via_switch(cfg: IsoBenchConfig, tally: Tally, window: Window) -> d
             raise BenchError(f"switch links to {cfg.host}:{cfg.port}: {pool.ready_links}/{cfg.links} ready") from None
         builder = AuthBuilder("BNCHSW01", cfg.amount, cfg.currency)
         cycle = card_cycle(cfg.mix)
-        request = pool.request
 
-        async def worker(start: int) -> None:
-            pos = start % len(cycle)
-            while tally.sending:
-                if tokens is not None and not await tokens.take():
-                    return
-                card = cycle[pos]
-                pos = (pos + 1) % len(cycle)
-                msg = builder.message(card)
-                tally.take()
-                sent_at = time.perf_counter()
-                try:
-                    resp = await request(msg)
-                except _CAUGHT as e:
-                    kind = error_kind(e)
-                    tally.error(kind)
-                    if kind in _BACKOFF_KINDS:
-                        await asyncio.sleep(_BACKOFF_S)
-                    continue
-                if tally.measuring:
-                    tally.hist.record_value(int((time.perf_counter() - sent_at) * 1_000_000))
-                    tally.responses += 1
-                    key = (card, resp.get("39", "--"))
-                    tally.codes[key] = tally.codes.get(key, 0) + 1
-                    outcome = interpret(resp).outcome.value
-                    tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + 1
-                else:
-                    tally.responses_outside_window += 1
+        def worker(start: int) -> Coroutine[Any, Any, None]:
+            return _worker(pool.request, builder, cycle, start, tally, lambda: tokens)
 
         if cfg.rate:
             tokens = _Tokens(Pacer(cfg.rate, time.perf_counter()))
@@ -166,3 +141,44 @@ async def run_via_switch(cfg: IsoBenchConfig, tally: Tally, window: Window) -> d
             w.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         await pool.close(timeout=2.0)
+
+
+_Request = Callable[[Message], Awaitable[Message]]
+
+
+async def _worker(
+    request: _Request,
+    builder: AuthBuilder,
+    cycle: Sequence[int],
+    start: int,
+    tally: Tally,
+    tokens: Callable[[], _Tokens | None],
+) -> None:
+    """One closed-loop sender: a 0100 through the pool, its answer tallied, until the tally stops sending."""
+    pos = start % len(cycle)
+    while tally.sending:
+        paced = tokens()
+        if paced is not None and not await paced.take():
+            return
+        card = cycle[pos]
+        pos = (pos + 1) % len(cycle)
+        msg = builder.message(card)
+        tally.take()
+        sent_at = time.perf_counter()
+        try:
+            resp = await request(msg)
+        except _CAUGHT as e:
+            kind = error_kind(e)
+            tally.error(kind)
+            if kind in _BACKOFF_KINDS:
+                await asyncio.sleep(_BACKOFF_S)
+            continue
+        if tally.measuring:
+            tally.hist.record_value(int((time.perf_counter() - sent_at) * 1_000_000))
+            tally.responses += 1
+            key = (card, resp.get("39", "--"))
+            tally.codes[key] = tally.codes.get(key, 0) + 1
+            outcome = interpret(resp).outcome.value
+            tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + 1
+        else:
+            tally.responses_outside_window += 1
