@@ -61,7 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert (default: in the same file)")
     # Any case, as every isoswitch command takes it (switch.process.log_level; not imported: the
     # simulator takes only the wire layer from the switch).
-    p.add_argument("--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    )
 
 
 def _runner() -> Callable[[Coroutine[Any, Any, int]], int]:

@@ -66,7 +66,12 @@ def add_config(p: argparse.ArgumentParser) -> None:
 
 
 def _add_log_level(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-level", type=log_level, metavar="LEVEL", help="[logging] level: debug, info, warning, error")
+    p.add_argument(
+        "--log-level",
+        type=log_level,
+        metavar="LEVEL",
+        help="[logging] level: debug, info, warning, error, critical (any case)",
+    )
 
 
 def add_database(p: argparse.ArgumentParser) -> None:

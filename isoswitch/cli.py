@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from isoswitch import args as options
 from switch.process import point_in_time
@@ -68,7 +69,7 @@ def _serving_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     options.add_serving(up)
     up.add_argument("--sim-port", type=int, help="simulator ISO port [simulator] port (default 8583)")
     up.add_argument("--sim-admin-port", type=int, help="simulator admin/ledger port (default 8584)")
-    up.add_argument("--rules", type=str, help="simulator rules file (TOML)")
+    up.add_argument("--rules", type=Path, help="simulator rules file (TOML)")
     up.add_argument("--workers", type=int, help="processes serving the HTTP and ISO ports together (SO_REUSEPORT)")
     _runs(up, "isoswitch.serve", "cmd_up")
 

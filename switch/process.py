@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = ["LOG_LEVELS", "hostport", "log_level", "point_in_time", "run_loop", "stop_event"]
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # as [logging] level takes them
 
 
 def run_loop(main: Callable[[], Awaitable[int]]) -> int:
