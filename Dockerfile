@@ -33,6 +33,7 @@ COPY acquirer_sim/ ./acquirer_sim/
 COPY http_front/ ./http_front/
 COPY schemas/ ./schemas/
 COPY bench/ ./bench/
+COPY isoswitch/ ./isoswitch/
 RUN pip install . \
  && isoswitch --help > /dev/null
 

@@ -23,7 +23,7 @@ lint: $(STAMP)
 # pytest-timeout fails a hanging test; the outer timeout is the backstop for a
 # hang it cannot interrupt (e.g. in a fixture's teardown).
 test: lint
-	timeout -k 10 1200 $(BIN)/pytest switch acquirer_sim http_front bench tests -m "not faults"
+	timeout -k 10 1200 $(BIN)/pytest switch acquirer_sim http_front bench isoswitch tests -m "not faults"
 
 # The long fault-injection cases (kill -9, PostgreSQL restart, late answers), loopback only.
 faults: $(STAMP)

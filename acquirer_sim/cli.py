@@ -3,8 +3,8 @@
 When the listener is bound, exactly one line ``listening on HOST:PORT`` goes
 to stdout (the real port, also with ``--port 0``), then ``admin on
 HOST:PORT`` when ``--admin-port`` is given. Logs go to stderr. Exit status: 0
-after a signal, 1 when the address cannot be bound, 2 for bad arguments or
-rules.
+after a signal, 1 when the address cannot be bound or a TLS file cannot be
+used, 2 for bad arguments or rules.
 """
 
 from __future__ import annotations
@@ -27,13 +27,22 @@ from switch.wire.dialect import DIALECTS
 from switch.wire.framing import FRAMINGS
 from switch.wire.tls import TlsError, server_context
 
-__all__ = ["main", "build_parser"]
+__all__ = ["add_arguments", "build_parser", "main", "run"]
 
 log = logging.getLogger("isoswitch.sim")
 
 
+DESCRIPTION = "Simulated ISO 8583 issuer host."
+
+
 def build_parser(prog: str = "isoswitch sim") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Simulated ISO 8583 issuer host.")
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``isoswitch sim`` (also ``python -m acquirer_sim``), on ``p``."""
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8583, help="listen port, 0 = any free port (default 8583)")
     p.add_argument("--rules", metavar="FILE", help="TOML rules merged over the built-in defaults")
@@ -50,8 +59,11 @@ def build_parser(prog: str = "isoswitch sim") -> argparse.ArgumentParser:
     )
     p.add_argument("--tls-cert", metavar="PEM", help="serve ISO 8583 over TLS with this certificate (chain)")
     p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert (default: in the same file)")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    return p
+    # Any case, as every isoswitch command takes it (switch.process.log_level; not imported: the
+    # simulator takes only the wire layer from the switch).
+    p.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    )
 
 
 def _runner() -> Callable[[Coroutine[Any, Any, int]], int]:
@@ -101,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits; callers of main() want a status
         return int(e.code or 0)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve with the options of :func:`add_arguments` until a signal; the exit status."""
     try:
         config = SimConfig(
             host=args.host,
@@ -120,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.tls_cert is not None:
         try:
             ssl = server_context(args.tls_cert, args.tls_key)
-        except TlsError as e:
+        except TlsError as e:  # a file missing or unusable: a failure to start, as a busy port is
             print(f"sim: {e}", file=sys.stderr)
-            return 2
+            return 1
     elif args.tls_key is not None:
         print("sim: --tls-key needs --tls-cert", file=sys.stderr)
         return 2

@@ -21,20 +21,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from switch.cli import run_loop
-from switch.config import SwitchConfig
+from switch.process import hostport, log_level, run_loop
+from switch.settings import load_settings
 
 __all__ = ["main", "serve"]
 
 _READY_TIMEOUT = 20.0  # seconds for the links to the host to sign on
 _CLOSE_TIMEOUT = 5.0  # seconds for in-flight requests when stopping
-
-
-def _hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 async def serve(host: str, port: int, sim: tuple[str, int], config_path: str | None = None) -> int:
@@ -55,7 +48,7 @@ async def serve(host: str, port: int, sim: tuple[str, int], config_path: str | N
 
     # No access log: one line per request would cost the bare path what the full path's log costs it.
     front = FrontConfig(host=host, port=port, access_log=False, reuse_port=False, shutdown_timeout=_CLOSE_TIMEOUT)
-    router = SwitchConfig.load(config_path).with_target(*sim).build_router()
+    router = load_settings(config_path).switch.with_target(*sim).build_router()
     router.start()
     try:
         try:
@@ -82,11 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     ap.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default: 0)")
-    ap.add_argument("--sim", type=_hostport, required=True, metavar="HOST:PORT", help="the ISO 8583 host")
-    ap.add_argument("--config", help="switch TOML config (default: schemas/config/default.toml)")
-    ap.add_argument("--log-level", default="warning")
+    ap.add_argument("--sim", type=hostport, required=True, metavar="HOST:PORT", help="the ISO 8583 host")
+    ap.add_argument("--config", help="TOML config (default: $ISOSWITCH_CONFIG, else schemas/config/default.toml)")
+    ap.add_argument("--log-level", type=log_level, default="warning")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.WARNING), stream=sys.stderr)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
 
     async def run() -> int:
         return await serve(args.host, args.port, args.sim, args.config)

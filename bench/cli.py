@@ -29,22 +29,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.stats import write_result
+from switch.process import hostport
 from switch.wire.dialect import DIALECTS
 from switch.wire.framing import FRAMINGS
 
-__all__ = ["main", "DEFAULT_OUT_DIR"]
+__all__ = ["DEFAULT_OUT_DIR", "DESCRIPTION", "add_commands", "main", "run"]
 
 DEFAULT_OUT_DIR = Path("bench") / "results"
 
 _T = TypeVar("_T")
-
-
-def _hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host, int(port)
 
 
 def _positive_int(value: str) -> int:
@@ -121,8 +114,17 @@ def _mix_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+DESCRIPTION = "ISO 8583 and REST benchmarks."
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="isoswitch bench", description="ISO 8583 benchmarks.")
+    ap = argparse.ArgumentParser(prog="isoswitch bench", description=DESCRIPTION)
+    add_commands(ap)
+    return ap
+
+
+def add_commands(ap: argparse.ArgumentParser) -> None:
+    """The sub-commands of ``isoswitch bench`` on ``ap``; :func:`run` runs the one parsed."""
     sub = ap.add_subparsers(dest="command", required=True, metavar="{iso,suite,rest,compare,report}")
 
     iso = sub.add_parser(
@@ -131,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         description="0100 load against an ISO 8583 host, closed-loop (--concurrency in flight) or paced "
         "(--rate); prints throughput, latency percentiles, errors and response codes, and writes a JSON result.",
     )
-    iso.add_argument("--target", type=_hostport, required=True, metavar="HOST:PORT", help="the ISO 8583 host")
+    iso.add_argument("--target", type=hostport, required=True, metavar="HOST:PORT", help="the ISO 8583 host")
     iso.add_argument("--via-switch", action="store_true", help="go through a switch link pool built in this process")
     iso.add_argument(
         "--concurrency",
@@ -198,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     _mix_option(rest)
     rest.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the front's)")
     rest.add_argument("--bare", action="store_true", help="then run the same load against the bare path")
-    rest.add_argument("--sim", type=_hostport, metavar="HOST:PORT", help="--bare: the ISO 8583 host it talks to")
+    rest.add_argument("--sim", type=hostport, metavar="HOST:PORT", help="--bare: the ISO 8583 host it talks to")
     rest.add_argument("--out", type=Path, help="JSON result (default: bench/results/rest-<timestamp>.json)")
     _report_options(rest)
     rest.set_defaults(func=_cmd_rest)
@@ -223,7 +225,6 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("result", type=Path, metavar="RESULT.json")
     report.add_argument("dir", type=Path, metavar="DIR")
     report.set_defaults(func=_cmd_report)
-    return ap
 
 
 def _stamp() -> str:
@@ -264,7 +265,7 @@ def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.measure import BenchError
     from bench.progress import progress_wanted
     from bench.workload import DEFAULT_MIX
-    from switch.cli import run_loop
+    from switch.process import run_loop
 
     host, port = args.target
     try:
@@ -316,7 +317,7 @@ def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.measure import BenchError
     from bench.progress import progress_wanted
     from bench.suite import SuiteConfig, run_suite
-    from switch.cli import run_loop
+    from switch.process import run_loop
 
     cfg = SuiteConfig(
         duration=args.duration,
@@ -373,7 +374,7 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.progress import progress_wanted
     from bench.rest import RestBenchConfig, format_report, run_rest
     from bench.workload import DEFAULT_MIX
-    from switch.cli import run_loop
+    from switch.process import run_loop
 
     if args.bare and args.sim is None:
         print(
@@ -486,5 +487,10 @@ def main(argv: list[str]) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as e:  # --help, or bad arguments (argparse printed why)
         return e.code if isinstance(e.code, int) else 2
+    return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Run the sub-command parsed by :func:`add_commands`; ``argv`` (what follows ``bench``) goes into results."""
     code: int = args.func(args, argv)
     return code

@@ -28,7 +28,8 @@ nothing                     every issuer record must match one operation;
 
 A hold the simulator ``expired`` (forgot) is accepted in any case. Each
 difference is one line without card data (order id, operation, STAN, RRN,
-amounts); the exit status of :func:`main` is 1 when there is any.
+amounts); ``isoswitch reconcile`` (the ``isoswitch`` command package) prints them and
+exits with status 1 when there is any.
 
 >>> d = Difference("1", 2, "charge", "approved by the switch, no capture at the issuer")
 >>> str(d)
@@ -37,20 +38,17 @@ amounts); the exit status of :func:`main` is 1 when there is any.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from switch.money import currency
 
-__all__ = ["Books", "Difference", "Report", "compare", "fetch_ledger", "load_books", "main", "reconcile"]
+__all__ = ["Books", "Difference", "Report", "compare", "fetch_ledger", "load_books", "reconcile"]
 
 DEFAULT_SIM_ADMIN = "http://127.0.0.1:8584"
 
@@ -308,52 +306,3 @@ def _check(
     elif not undone and reversal is not None:
         out += diff(f"reversal owed (saf {reversal}), the issuer's {kind} is in effect")
     return out
-
-
-def _parse_since(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError("give a time zone, e.g. 2024-05-01T12:00:00+00:00")
-    return value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``isoswitch reconcile [--sim-admin URL] [--data-dir DIR] [--since ISO-TIME]``: 0 if the books agree, 1 if not."""
-    ap = argparse.ArgumentParser(
-        prog="isoswitch reconcile",
-        description="Compare the switch's books (orders, operations, store-and-forward) with the issuer "
-        "simulator's ledger; one line per difference, then a summary. Exit status 1 if any difference.",
-    )
-    ap.add_argument("--sim-admin", default=DEFAULT_SIM_ADMIN, help=f"simulator admin API (default {DEFAULT_SIM_ADMIN})")
-    ap.add_argument("--data-dir", default=".data", help="embedded PostgreSQL location (unless DATABASE_URL)")
-    ap.add_argument(
-        "--since", type=_parse_since, help="only orders created at or after this time (e.g. since the sim restarted)"
-    )
-    args = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
-
-    import aiohttp
-
-    from switch.cli import run_loop, setup_logging
-    from switch.store import DbConfig, open_database
-
-    setup_logging("warning")
-
-    async def run() -> int:
-        db = await open_database(DbConfig.from_env(data_dir=Path(args.data_dir), min_size=1, max_size=2))
-        try:
-            report = await reconcile(db.pool, args.sim_admin, args.since)
-        except (OSError, aiohttp.ClientError) as e:
-            print(f"isoswitch reconcile: ledger unavailable at {args.sim_admin}: {e}", file=sys.stderr)
-            return 2
-        finally:
-            await db.close()
-        for d in report.differences:
-            print(d)
-        print(report.summary(), flush=True)
-        return 1 if report.differences else 0
-
-    return run_loop(run)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

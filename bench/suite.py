@@ -21,6 +21,7 @@ from typing import Any
 from bench.iso import IsoBenchConfig, format_report, run_iso
 from bench.measure import BenchError
 from bench.stats import fmt_counts, fmt_rate, fmt_us, render_table, write_result
+from switch.process import hostport
 
 __all__ = ["SCENARIOS", "Scenario", "SimProcess", "SuiteConfig", "run_suite", "simulator"]
 
@@ -134,10 +135,10 @@ async def listening_process(cmd: list[str], log_path: Path, what: str) -> AsyncI
             pass
         if not address:
             raise BenchError(f"the {what} did not start ({' '.join(cmd)}); its log:\n{_tail(log_path)}")
-        host, _, port = address.rpartition(":")
+        host, port = hostport(address)
         # Keep reading what it prints, so a full pipe never blocks it.
         drain = asyncio.create_task(_discard(proc.stdout))
-        yield SimProcess(proc.pid, host.strip("[]"), int(port))
+        yield SimProcess(proc.pid, host, port)
     finally:
         if proc is not None:
             await _stop(proc)

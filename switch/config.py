@@ -1,6 +1,12 @@
-"""The switch's configuration: one typed object built once from a TOML file.
+"""The switch's own sections of the configuration file as one typed object: ``[switch]``,
+``[[destinations]]`` (the links, with their TLS), ``[routing]`` and ``[[routes]]``.
 
->>> cfg = SwitchConfig.load()
+The file is read in one place, :func:`switch.settings.load_settings` (the file, then the
+environment, then flags); :meth:`SwitchConfig.from_dict` builds this object from the
+document it read (tests build one from a dict the same way).
+
+>>> cfg = SwitchConfig.from_dict({"destinations": [{"name": "sim", "host": "127.0.0.1", "port": 8583}],
+...                               "routing": {"default": "sim"}})
 >>> cfg.destinations[0].name, cfg.destinations[0].link.port, cfg.default_route
 ('sim', 8583, 'sim')
 """
@@ -9,21 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from schemas import SCHEMAS_DIR
 from switch.link import LinkConfig, UnmatchedHandler
 from switch.pool import Pool, Route, Router, RoutingTable
 from switch.wire.dialect import DIALECTS
 from switch.wire.framing import FRAMINGS
 from switch.wire.tls import TlsError, client_context
 
-__all__ = ["ConfigError", "DestinationConfig", "SwitchConfig", "DEFAULT_CONFIG"]
-
-DEFAULT_CONFIG = SCHEMAS_DIR / "config" / "default.toml"
+__all__ = ["ConfigError", "DestinationConfig", "SwitchConfig", "TlsFileError"]
 
 _LINK_KEYS = {f.name for f in dataclasses.fields(LinkConfig)} - {"host", "port", "name", "ssl"}
 # Each link option's type is its default's: a wrong type must fail here, naming
@@ -38,7 +39,15 @@ _TLS_KEYS = {"tls": bool, "ca_file": str, "cert_file": str, "key_file": str, "se
 
 
 class ConfigError(ValueError):
-    """The configuration file is wrong; the message says where."""
+    """The configuration is wrong; the message says where (the file or the variable, the section, the key)."""
+
+
+class TlsFileError(ConfigError):
+    """A TLS certificate, key or CA file the configuration names is missing or unusable.
+
+    The configuration may be right and the machine wrong, so the command line reports it as a
+    failure to start (exit status 1) rather than as a usage error.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +63,6 @@ class SwitchConfig:
     destinations: tuple[DestinationConfig, ...] = ()
     routes: tuple[Route, ...] = ()
     default_route: str | None = None
-
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> SwitchConfig:
-        p = Path(path) if path is not None else DEFAULT_CONFIG
-        try:
-            with open(p, "rb") as f:
-                doc = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"{p}: {e}") from None
-        return cls.from_dict(doc, source=str(p))
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = "config") -> SwitchConfig:
@@ -170,4 +169,4 @@ def _tls_of(d: dict[str, Any], where: str) -> ssl.SSLContext | None:
             opts.get("ca_file"), opts.get("cert_file"), opts.get("key_file"), opts.get("server_hostname")
         )
     except TlsError as e:
-        raise ConfigError(f"{where}: {e}") from None
+        raise TlsFileError(f"{where}: {e}") from None

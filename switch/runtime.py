@@ -23,7 +23,6 @@ import logging
 import os
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from switch import metrics
@@ -54,8 +53,7 @@ class RuntimeConfig:
     """Everything the core needs to start; each default is what ``isoswitch up`` uses."""
 
     db: DbConfig = field(default_factory=DbConfig)  # DATABASE_URL or embedded in db.data_dir
-    switch: SwitchConfig | None = None  # the switch config itself; None: load ``switch_path``
-    switch_path: Path | None = None  # TOML file; None: schemas/config/default.toml
+    switch: SwitchConfig | None = None  # the switch config itself; None: that of schemas/config/default.toml
     node_id: int | None = None  # overrides the switch config's node id (0..9) when set
     request_timeout: float | None = None  # seconds per ISO request; None: each link's own timeout
     ready_timeout: float = 5.0  # seconds open_runtime waits for a signed-on link (then starts anyway)
@@ -70,7 +68,13 @@ class RuntimeConfig:
     listener: ListenerConfig | None = None  # the ISO listener for acquirer hosts/terminals; None: not started
 
     def switch_config(self) -> SwitchConfig:
-        cfg = self.switch if self.switch is not None else SwitchConfig.load(self.switch_path)
+        if self.switch is not None:
+            cfg = self.switch
+        else:
+            # Here, not at the top: switch.settings builds this class (and reads the file for everyone).
+            from switch.settings import DEFAULT_CONFIG, load_settings
+
+            cfg = load_settings(DEFAULT_CONFIG, env={}).switch
         if self.node_id is not None and self.node_id != cfg.node_id:
             cfg = dataclasses.replace(cfg, node_id=self.node_id)
         return cfg

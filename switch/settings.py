@@ -6,6 +6,11 @@ option with its default). An environment variable ``ISOSWITCH_<SECTION>__<KEY>``
 overrides one key of a table section (``ISOSWITCH_HTTP__PORT=9000``), and
 ``DATABASE_URL`` sets ``[database] url``. Command-line flags win over both.
 
+This module is the one loader: it alone reads the file. Sections of packages outside
+the core are registered by whoever composes them (``sections=``): the ``isoswitch``
+command registers the REST front's ``[http]`` and the ``[simulator]`` that ``isoswitch
+up`` starts, so the core knows neither.
+
 Each section is built into the frozen dataclass its subsystem already uses
 (``[database]`` → :class:`~switch.store.DbConfig`, ``[saf]`` →
 :class:`~switch.saf.SafConfig`, …): the dataclass holds the defaults,
@@ -31,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from switch.config import DEFAULT_CONFIG, ConfigError, SwitchConfig
+from schemas import SCHEMAS_DIR
+from switch.config import ConfigError, SwitchConfig, TlsFileError
 from switch.listener import ListenerConfig
 from switch.runtime import RuntimeConfig
 from switch.saf import SafConfig
@@ -39,18 +45,22 @@ from switch.store.db import DbConfig, redact_dsn
 from switch.wire.tls import TlsError, server_context
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "ENV_PREFIX",
+    "SECTIONS",
+    "ConfigError",
     "LogConfig",
     "MetricsConfig",
     "ProcessConfig",
     "Section",
     "Settings",
-    "SimulatorConfig",
+    "TlsFileError",
     "config_path",
     "load_settings",
     "shown",
 ]
 
+DEFAULT_CONFIG = SCHEMAS_DIR / "config" / "default.toml"
 ENV_PREFIX = "ISOSWITCH_"
 HIDDEN = "<hidden>"
 
@@ -96,15 +106,6 @@ class ProcessConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SimulatorConfig:
-    """``[simulator]``: the issuer simulator that ``isoswitch up`` starts beside the switch."""
-
-    port: int = 8583  # ISO 8583 port (the destinations are pointed at it)
-    admin_port: int = 8584  # /ledger, /faults, /stats, /health, /metrics
-    rules: Path | None = None  # TOML rules file (acquirer_sim/README.md); None: built-in
-
-
-@dataclass(frozen=True, slots=True)
 class Section:
     """How one ``[name]`` table becomes a config object.
 
@@ -121,9 +122,7 @@ class Section:
 
 SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
-    "runtime": Section(
-        RuntimeConfig, skip=frozenset({"db", "switch", "switch_path", "node_id", "saf", "env", "listener"})
-    ),
+    "runtime": Section(RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener"})),
     "saf": Section(SafConfig),
     "iso_listener": Section(
         ListenerConfig,
@@ -134,17 +133,17 @@ SECTIONS: dict[str, Section] = {
     "logging": Section(LogConfig),
     "metrics": Section(MetricsConfig),
     "process": Section(ProcessConfig),
-    "simulator": Section(SimulatorConfig),
 }
-"""The table sections besides the switch's own (``[switch]``, ``[[destinations]]``,
-``[routing]``, ``[[routes]]``: :class:`~switch.config.SwitchConfig`). The REST
-front adds ``[http]`` (``http_front.cli``): ``switch/`` never imports it."""
+"""The core's table sections besides the switch's own (``[switch]``, ``[[destinations]]``,
+``[routing]``, ``[[routes]]``: :class:`~switch.config.SwitchConfig`). The ``isoswitch``
+command adds ``[http]`` and ``[simulator]`` (``isoswitch.config``): ``switch/`` imports neither."""
 
 _SWITCH_SECTIONS = ("switch", "destinations", "routing", "routes")
 # The switch's table sections the environment may set too (the arrays, destinations and routes, it may not).
 _ENV_SWITCH_SECTIONS = ("switch", "routing")
-# Sections other packages build (they pass them in ``sections``); accepted, not built, without them.
-_FOREIGN_SECTIONS = ("http",)
+# Sections other packages build (they pass them in ``sections``): one file serves every process,
+# so a reader that does not build them (a test, a tool) accepts them without looking inside.
+_FOREIGN_SECTIONS = ("http", "simulator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +160,6 @@ class Settings:
     logging: LogConfig
     metrics: MetricsConfig
     process: ProcessConfig
-    simulator: SimulatorConfig
     extras: Mapping[str, Any]  # "section.key" -> value, of the sections' ``extra`` options
     sections: Mapping[str, Any]  # every table section's object, the registered extra ones included
 
@@ -185,8 +183,9 @@ def load_settings(
 ) -> Settings:
     """The configuration from the file, the environment and ``overrides`` (flags), in that order.
 
-    ``sections`` adds table sections beyond :data:`SECTIONS` (the front's ``[http]``).
-    Raises :class:`~switch.config.ConfigError` naming the file, section and key.
+    ``sections`` adds table sections beyond :data:`SECTIONS` (the front's ``[http]``, ``[simulator]``).
+    Raises :class:`ConfigError` naming the file or the variable, the section and the key
+    (:class:`TlsFileError` when a TLS file it names cannot be used).
     """
     env = os.environ if env is None else env
     src = config_path(path, env)
@@ -246,7 +245,6 @@ def load_settings(
         logging=built["logging"],
         metrics=built["metrics"],
         process=built["process"],
-        simulator=built["simulator"],
         extras=extras,
         sections=built,
     )
@@ -290,7 +288,7 @@ def _listener(cfg: ListenerConfig, extras: Mapping[str, Any], src: str) -> Liste
     try:
         return dataclasses.replace(cfg, ssl=server_context(cert, key, ca))
     except TlsError as e:
-        raise ConfigError(f"{src}: [iso_listener] {e}") from None
+        raise TlsFileError(f"{src}: [iso_listener] {e}") from None
 
 
 def _destination(d: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _isoswitch(*args: str) -> list[str]:
-    return [sys.executable, "-m", "http_front.cli", *args]
+    return [sys.executable, "-m", "isoswitch", *args]
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> int:

@@ -1,4 +1,5 @@
-"""switch.config: the shipped default.toml, errors that say where, with_target, build_router."""
+"""switch.config, the switch's sections as read by the one loader (switch.settings): the shipped
+default.toml, errors that say where, with_target, build_router."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from switch.config import DEFAULT_CONFIG, ConfigError, DestinationConfig, SwitchConfig
+from switch.config import ConfigError, DestinationConfig, SwitchConfig
 from switch.link import LinkConfig
 from switch.pool import Route
+from switch.settings import DEFAULT_CONFIG, load_settings
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -27,6 +29,11 @@ def doc(**dest: Any) -> dict[str, Any]:
     }
 
 
+def load_switch(path: Path | None = None) -> SwitchConfig:
+    """The switch's sections of a file, through the one loader (no environment)."""
+    return load_settings(path, env={}).switch
+
+
 def config_error(document: dict[str, Any]) -> str:
     with pytest.raises(ConfigError) as err:
         SwitchConfig.from_dict(document, source="test.toml")
@@ -37,14 +44,14 @@ def config_error(document: dict[str, Any]) -> str:
 
 
 def test_default_toml_loads_into_one_sim_destination_with_default_route() -> None:
-    cfg = SwitchConfig.load()
+    cfg = load_switch()
     assert cfg.node_id == 0
     assert cfg.routes == ()
     assert cfg.default_route == "sim"
     (dest,) = cfg.destinations
     assert dest.name == "sim" and dest.links == 2
     assert (dest.link.host, dest.link.port, dest.link.name) == ("127.0.0.1", 8583, "sim")
-    assert SwitchConfig.load(DEFAULT_CONFIG) == cfg
+    assert load_switch(DEFAULT_CONFIG) == cfg
 
 
 def test_every_link_option_in_default_toml_shows_the_real_default() -> None:
@@ -82,7 +89,7 @@ def test_load_reads_a_toml_file(tmp_path: Path) -> None:
         '[switch]\nnode_id = 2\n\n[[destinations]]\nname = "visa"\nhost = "127.0.0.1"\nport = 9000\n\n'
         '[[routes]]\nbins = "4"\ndestination = "visa"\n'
     )
-    cfg = SwitchConfig.load(path)
+    cfg = load_switch(path)
     assert cfg.node_id == 2
     assert cfg.routes == (Route("visa", "4", "4"),)
     assert cfg.default_route is None
@@ -194,11 +201,11 @@ def test_node_id_outside_0_to_9_is_an_error(node_id: object) -> None:
 
 def test_unreadable_or_invalid_files_are_errors_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.toml"):
-        SwitchConfig.load(tmp_path / "nope.toml")
+        load_switch(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[switch\nnode_id = 1\n")
     with pytest.raises(ConfigError, match=r"bad\.toml"):
-        SwitchConfig.load(bad)
+        load_switch(bad)
 
 
 def test_config_error_is_a_value_error() -> None:

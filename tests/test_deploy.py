@@ -178,20 +178,10 @@ class _Captured(Exception):
 
 @functools.cache
 def isoswitch_parser(subcommand: str) -> argparse.ArgumentParser:
-    """The real argparse parser of ``isoswitch SUBCOMMAND`` (caught at its parse_args, nothing runs)."""
-    from http_front import cli
+    """The real argparse parser of ``isoswitch SUBCOMMAND`` (from the one command tree, nothing runs)."""
+    from isoswitch.cli import command_parser
 
-    def capture(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> argparse.Namespace:
-        raise _Captured(self)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(argparse.ArgumentParser, "parse_args", capture)
-        try:
-            cli.main([subcommand])
-        except _Captured as c:
-            parser: argparse.ArgumentParser = c.value
-            return parser
-    raise AssertionError(f"isoswitch {subcommand} did not parse its arguments")
+    return command_parser(subcommand)
 
 
 def serve_args() -> argparse.Namespace:
@@ -201,11 +191,9 @@ def serve_args() -> argparse.Namespace:
 
 
 def sim_args() -> argparse.Namespace:
-    from acquirer_sim.cli import build_parser
-
     cmd = command("acquirer-sim")
     assert cmd[:2] == ["isoswitch", "sim"], f"the acquirer-sim service must run `isoswitch sim`, not {cmd}"
-    return build_parser().parse_args(cmd[2:])
+    return isoswitch_parser("sim").parse_args(cmd[2:])
 
 
 def image_env() -> dict[str, str]:
@@ -253,9 +241,10 @@ def effective_settings(name: str | None, argv: list[str]) -> tuple[str, Any]:
     reads the repository copy of the container's config file with the
     container's environment.
     """
-    from http_front import cli
+    from isoswitch import config
+    from isoswitch.cli import main
     from switch import settings as settings_mod
-    from switch.config import ConfigError
+    from switch.settings import ConfigError
 
     env = container_env(name)
 
@@ -264,14 +253,14 @@ def effective_settings(name: str | None, argv: list[str]) -> tuple[str, Any]:
         inside = str(settings_mod.config_path(path, env))
         try:
             loaded = settings_mod.load_settings(host_path(name, inside), **kwargs)
-        except ConfigError as e:  # the CLI would turn it into a usage error (exit 2)
+        except ConfigError as e:  # the CLI would end with this line and exit status 2
             raise AssertionError(f"{name or 'image'}: isoswitch would not start: {e}") from None
         raise _Captured((inside, loaded))
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "load_settings", load)
+        mp.setattr(config, "load_settings", load)
         try:
-            cli.main(argv)
+            main(argv)
         except _Captured as c:
             result: tuple[str, Any] = c.value
             return result
@@ -585,7 +574,7 @@ def test_commands_run_with_docker_compose_exec_see_what_serve_sees() -> None:
 
 
 def test_sim_service_runs_on_the_ports_up_uses() -> None:
-    from switch.settings import SimulatorConfig
+    from isoswitch.config import SimulatorConfig
 
     args = sim_args()
     assert args.port == SimulatorConfig().port == 8583
@@ -724,6 +713,18 @@ def test_dockerfile_copy_sources_exist_and_are_in_the_build_context() -> None:
         assert in_build_context(needed), f"pip install . needs {needed}"
 
 
+def test_every_package_pyproject_installs_is_copied_into_the_image() -> None:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        include = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    copied = {
+        s.strip("/").removeprefix("./") for flags, sources, _ in copy_instructions() if not flags for s in sources
+    }
+    assert packages <= copied, f"pip install . in the image would miss {sorted(packages - copied)}"
+    for package in packages:
+        assert in_build_context(f"{package}/__init__.py"), f"{package}/ is excluded by .dockerignore"
+
+
 def test_dockerignore_keeps_secrets_venv_and_tests_out() -> None:
     for path in (
         ".data/pan.key",
@@ -770,7 +771,8 @@ def test_image_default_command_is_up_with_the_baked_config() -> None:
     assert front.host == "0.0.0.0"
     final = dockerfile_stages()[-1][2]
     exposed = {int(p.split("/")[0]) for instr, rest in final if instr == "EXPOSE" for p in rest.split()}
-    assert {front.port, settings.simulator.port, settings.simulator.admin_port} <= exposed
+    sim = settings.sections["simulator"]
+    assert {front.port, sim.port, sim.admin_port} <= exposed
     assert settings.database.url is None and str(settings.database.data_dir) in " ".join(
         rest for instr, rest in final if instr == "RUN"
     ), "the embedded PostgreSQL lives in the directory the image creates for its user"
@@ -780,7 +782,7 @@ def test_image_default_command_is_up_with_the_baked_config() -> None:
 
 
 def test_switch_config_points_at_the_sim_service() -> None:
-    from switch.config import DEFAULT_CONFIG
+    from switch.settings import DEFAULT_CONFIG
 
     _, settings = serve_settings()
     cfg, sim = settings.switch, sim_args()

@@ -12,10 +12,10 @@ from json_orders import JsonOrders
 from test_orders_fixtures import body
 
 from acquirer_sim import SimServer
-from switch.config import SwitchConfig
 from switch.link import LinkState
 from switch.orders import OrderError, OrderStatus
 from switch.runtime import RuntimeConfig, open_runtime
+from switch.settings import load_settings
 from switch.store import Database, DbConfig, WriterClosed
 
 # The PostgreSQL fixtures (tests/pg.py), made visible to this module's tests.
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(30)
 def config(dsn: str, data_dir: Path, host: str, port: int, **kw: object) -> RuntimeConfig:
     return RuntimeConfig(
         db=DbConfig(url=dsn, data_dir=data_dir, min_size=1, max_size=4),
-        switch=SwitchConfig.load().with_target(host, port),
+        switch=load_settings(env={}).switch.with_target(host, port),
         env={},  # no PAN key in the environment: one is generated into data_dir
         **kw,  # type: ignore[arg-type]
     )

@@ -19,7 +19,8 @@ from test_orders_fixtures import PAN, body
 from test_saf_reversals import eventually, failing, runtime_config, saf_rows, shop
 
 from acquirer_sim import SimServer
-from bench.reconcile import main, reconcile
+from bench.reconcile import reconcile
+from isoswitch.cli import main
 from switch.orders import OrderStatus
 from switch.runtime import Runtime, open_runtime
 
@@ -125,7 +126,7 @@ async def test_a_hold_sent_straight_to_the_issuer_is_a_difference_and_main_exits
     assert diff.what == "hold" and "amount 1234" in diff.detail and "in effect" in diff.detail
 
     monkeypatch.setenv("DATABASE_URL", fresh_dsn)
-    status = await asyncio.to_thread(main, ["--sim-admin", admin(sim), "--data-dir", str(scratch_dir)])
+    status = await asyncio.to_thread(main, ["reconcile", "--sim-admin", admin(sim), "--data-dir", str(scratch_dir)])
     out = capsys.readouterr().out.splitlines()
     assert status == 1
     assert out[0].startswith("issuer hold: ") and out[-1].endswith("1 differences")
@@ -140,6 +141,6 @@ async def test_main_exits_0_when_the_books_agree(
     order = await JsonOrders(rt.orders).authorize(project, body())
     assert order.status is OrderStatus.AUTHORIZED
     monkeypatch.setenv("DATABASE_URL", fresh_dsn)
-    status = await asyncio.to_thread(main, ["--sim-admin", admin(sim), "--data-dir", str(scratch_dir)])
+    status = await asyncio.to_thread(main, ["reconcile", "--sim-admin", admin(sim), "--data-dir", str(scratch_dir)])
     assert status == 0
     assert capsys.readouterr().out.strip().endswith("0 differences")

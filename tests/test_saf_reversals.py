@@ -216,7 +216,7 @@ async def test_after_the_attempt_limit_the_reversal_is_left_for_manual_action_an
     # isoswitch saf list, as a person would run it: one JSON line per entry, no card data.
     env = {**os.environ, "DATABASE_URL": fresh_dsn}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "http_front.cli", "saf", "list", "--state", "manual", cwd=ROOT, env=env,
+        sys.executable, "-m", "isoswitch", "saf", "list", "--state", "manual", cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, errout = await asyncio.wait_for(proc.communicate(), 20)

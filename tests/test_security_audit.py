@@ -14,7 +14,8 @@ import pytest
 from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
 from test_http_e2e import PAN, Front, front  # noqa: F401  (fixture)
 
-from switch.store.audit import list_entries, main_audit
+from isoswitch.cli import main
+from switch.store.audit import list_entries
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -121,10 +122,13 @@ async def test_audit_list_filters_and_the_cli_prints_json_lines(
 
     monkeypatch.setenv("DATABASE_URL", fresh_dsn)
     capsys.readouterr()
-    # main_audit runs its own event loop: in a thread, as the CLI would in its own process.
-    status = await asyncio.to_thread(main_audit, ["list", "--project", "project", "--action", "charge"])
+    # The command runs its own event loop: in a thread, as it would in its own process.
+    argv = ["audit", "list", "--project", "project", "--action", "charge", "--since", "1h"]
+    argv += ["--data-dir", str(scratch_dir)]
+    status = await asyncio.to_thread(main, argv)
     assert status == 0
     lines = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(x["action"], x["order_id"]) for x in lines] == [("charge", b)]
-    assert main_audit(["list", "--limit", "0"]) == 2
-    assert main_audit(["list", "--action", "nope"]) == 2
+    assert main(["audit", "list", "--limit", "0"]) == 2
+    assert main(["audit", "list", "--action", "nope"]) == 2
+    assert main(["audit", "list", "--since", "last week"]) == 2

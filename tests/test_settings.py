@@ -27,9 +27,9 @@ from sim_helpers import IsoClient, MessageFactory, free_ports, running_sim
 from test_orders_fixtures import settings as project_settings
 
 from acquirer_sim import SimServer
-from http_front.cli import HTTP_SECTION
-from switch.config import DEFAULT_CONFIG, ConfigError
-from switch.settings import SECTIONS, Section, load_settings, shown
+from isoswitch import config
+from isoswitch.config import HTTP_SECTION
+from switch.settings import DEFAULT_CONFIG, SECTIONS, ConfigError, Section, load_settings, shown
 from switch.store import DbConfig, Projects, open_database
 
 fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn
@@ -37,7 +37,7 @@ fresh_dsn, pg_dsn = pg.fresh_dsn, pg.pg_dsn
 pytestmark = pytest.mark.timeout(90)
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL: dict[str, Section] = {**SECTIONS, "http": HTTP_SECTION}
+ALL: dict[str, Section] = {**SECTIONS, **config.SECTIONS}
 KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 
 
@@ -87,7 +87,7 @@ def _default(f: dataclasses.Field[Any]) -> Any:
 
 
 def test_the_default_file_builds_the_code_defaults() -> None:
-    s = load_settings(env={}, sections={"http": HTTP_SECTION})
+    s = load_settings(env={}, sections=config.SECTIONS)
     for name, sec in ALL.items():
         obj = s.sections[name]
         skipped = {f.name for f in dataclasses.fields(obj) if f.name in sec.skip}
@@ -170,6 +170,18 @@ def test_an_unknown_section_in_the_file_fails_the_start(tmp_path: Path) -> None:
         load_settings(path, env={})
 
 
+def test_the_simulator_section_is_registered_by_the_command_not_the_core(tmp_path: Path) -> None:
+    assert "simulator" not in SECTIONS and "http" not in SECTIONS
+    path = tmp_path / "c.toml"
+    path.write_text("[simulator]\nport = 9583\n[http]\nport = 9080\n")
+    core = load_settings(path, env={"ISOSWITCH_SIMULATOR__ADMIN_PORT": "9584"})
+    assert "simulator" not in core.sections  # one file for every process: accepted, not built
+    s = config.load(path, env={"ISOSWITCH_SIMULATOR__ADMIN_PORT": "9584"})
+    assert (config.simulator(s).port, config.simulator(s).admin_port, config.front(s).port) == (9583, 9584, 9080)
+    with pytest.raises(ConfigError, match=r"ISOSWITCH_SIMULATOR__PORT \(\[simulator\] port\) must be an int"):
+        config.load(path, env={"ISOSWITCH_SIMULATOR__PORT": "many"})
+
+
 def test_shown_hides_secrets_and_leaves_out_unset_options() -> None:
     peers = '{ T1 = "000102030405060708090A0B0C0D0E0F" }'
     env = {"DATABASE_URL": "postgresql://u:s3cret@db/x", "ISOSWITCH_ISO_LISTENER__PEERS": peers}
@@ -188,7 +200,7 @@ def test_config_show_prints_toml_that_loads_back_without_secrets(tmp_path: Path)
     peers = '{ TERM0001 = "000102030405060708090A0B0C0D0E0F" }'
     env["ISOSWITCH_ISO_LISTENER__PEERS"] = peers
     out = subprocess.run(
-        [sys.executable, "-m", "http_front.cli", "config", "show", "--workers", "2", "--iso-port", "9200"],
+        [sys.executable, "-m", "isoswitch", "config", "show", "--workers", "2", "--iso-port", "9200"],
         capture_output=True,
         text=True,
         env=env,
@@ -236,7 +248,7 @@ async def test_isoswitch_switch_runs_the_iso_listener_on_the_database_and_stops_
     port = free_ports()[0]
     env = {**os.environ, "DATABASE_URL": shop, "ISOSWITCH_PAN_KEY": KEY, "ISOSWITCH_LOGGING__LEVEL": "warning"}
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "http_front.cli", "switch", "--target", f"{sim.address[0]}:{sim.address[1]}"),
+        *(sys.executable, "-m", "isoswitch", "switch", "--target", f"{sim.address[0]}:{sim.address[1]}"),
         *("--iso-port", str(port), "--data-dir", str(scratch_dir)),
         stdout=asyncio.subprocess.PIPE,
         env=env,
@@ -283,7 +295,7 @@ async def test_sigterm_lets_a_request_in_flight_finish_then_signs_off_and_exits(
         await db.close()
     port = free_ports()[0]
     env = {**os.environ, "DATABASE_URL": fresh_dsn, "ISOSWITCH_PAN_KEY": KEY, "ISOSWITCH_HTTP__ACCESS_LOG": "false"}
-    cmd = [sys.executable, "-m", "http_front.cli", "serve", "--target", f"{slow_sim.address[0]}:{slow_sim.address[1]}"]
+    cmd = [sys.executable, "-m", "isoswitch", "serve", "--target", f"{slow_sim.address[0]}:{slow_sim.address[1]}"]
     cmd += ["--http-port", str(port), "--data-dir", str(scratch_dir)]
     proc = await asyncio.create_subprocess_exec(*cmd, stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
@@ -330,15 +342,14 @@ async def test_sigterm_lets_a_request_in_flight_finish_then_signs_off_and_exits(
 
 
 def test_metrics_enabled_false_takes_metrics_off_the_front() -> None:
-    from http_front import cli
     from http_front.app import create_app
 
-    s = load_settings(env={"ISOSWITCH_METRICS__ENABLED": "false"}, sections={"http": HTTP_SECTION})
-    front = cli._front(s)
+    s = config.load(env={"ISOSWITCH_METRICS__ENABLED": "false"})
+    front = config.front(s)
     assert front.metrics is False
     names = {r.name for r in create_app(typing.cast(Any, object()), front).router.routes()}
     assert "public:metrics" not in names and "public:health" in names
-    on = cli._front(load_settings(env={}, sections={"http": HTTP_SECTION}))
+    on = config.front(config.load(env={}))
     assert "public:metrics" in {r.name for r in create_app(typing.cast(Any, object()), on).router.routes()}
 
 

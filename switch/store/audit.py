@@ -14,7 +14,7 @@ The front puts them in :data:`SOURCE` for the request (a context variable,
 so the orders service keeps its signatures and the ISO listener can set its
 own channel) with :func:`request_source`.
 
-``isoswitch audit list`` is :func:`main_audit`.
+``isoswitch audit list`` (the ``isoswitch`` command package) prints :func:`list_entries`.
 
 >>> AuditEntry(action="charge", project_id=1, actor="shop", result="success").row()[3:6]
 ('charge', None, None)
@@ -22,20 +22,15 @@ own channel) with :func:`request_source`.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import contextvars
-import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
-import orjson
 
 __all__ = [
     "ACTIONS",
@@ -45,7 +40,6 @@ __all__ = [
     "AuditNote",
     "RequestSource",
     "list_entries",
-    "main_audit",
     "request_source",
 ]
 
@@ -208,51 +202,3 @@ async def list_entries(
         d["at"] = d["at"].isoformat()
         out.append(d)
     return out
-
-
-def _since(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not an ISO 8601 date or time") from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="isoswitch audit", description="Read the audit log of back-office operations.")
-    sub = ap.add_subparsers(dest="command", required=True)
-    lst = sub.add_parser("list", help="one JSON line per entry, oldest first (no card data)")
-    lst.add_argument("--data-dir", default=".data", help="embedded PostgreSQL location (unless DATABASE_URL)")
-    lst.add_argument("--project", metavar="LOGIN", help="only this project's login")
-    lst.add_argument("--order", metavar="ID", help="only entries about this order (acted on or created)")
-    lst.add_argument("--action", choices=ACTIONS, help="only this action")
-    lst.add_argument("--since", type=_since, metavar="TIME", help="only entries at or after TIME (ISO 8601, UTC)")
-    lst.add_argument("--limit", type=int, default=1000, help="at most this many lines (default 1000)")
-    return ap
-
-
-def main_audit(argv: Sequence[str] | None = None) -> int:
-    """``isoswitch audit list [...]``; exit status 0, or 2 for bad arguments."""
-    try:
-        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as e:  # argparse exits; callers want a status
-        return int(e.code or 0)
-    if args.limit < 1:
-        print("isoswitch audit: --limit must be at least 1", file=sys.stderr)
-        return 2
-
-    async def run() -> int:
-        from switch.store.db import DbConfig, open_database
-
-        db = await open_database(DbConfig.from_env(data_dir=Path(args.data_dir)))
-        try:
-            for entry in await list_entries(
-                db.pool, actor=args.project, order_id=args.order, action=args.action, since=args.since, limit=args.limit
-            ):
-                sys.stdout.write(orjson.dumps(entry).decode() + "\n")
-            sys.stdout.flush()
-            return 0
-        finally:
-            await db.close()
-
-    return asyncio.run(run())

@@ -58,7 +58,9 @@ def _load_chain(ctx: ssl.SSLContext, cert: StrPath, key: StrPath | None) -> None
     try:
         ctx.load_cert_chain(str(cert), None if key is None else str(key))
     except FileNotFoundError as e:
-        raise TlsError(f"TLS certificate or key not found: {e.filename}") from None
+        # OpenSSL's FileNotFoundError carries no file name: find which one is missing.
+        missing = e.filename or next((p for p in (cert, key) if p is not None and not Path(p).exists()), cert)
+        raise TlsError(f"TLS certificate or key not found: {missing}") from None
     except (ssl.SSLError, OSError) as e:
         # The SSLError text is OpenSSL's reason ("PEM lib", "key values mismatch"): no key bytes.
         raise TlsError(f"cannot load TLS certificate {cert} with key {key}: {e}") from None

@@ -19,10 +19,11 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     from http_front.config import FrontConfig
     from http_front.server import serve
-    from switch.cli import hostport, run_loop, setup_logging, stop_event
-    from switch.config import SwitchConfig
+    from switch.logs import setup_logging
+    from switch.process import hostport, log_level, run_loop, stop_event
     from switch.runtime import RuntimeConfig, open_runtime
     from switch.saf import SafConfig
+    from switch.settings import load_settings
     from switch.store import DbConfig
 
     ap = argparse.ArgumentParser(prog="switch_proc")
@@ -32,13 +33,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--config")
     ap.add_argument("--recovery-grace", type=float, default=1.0)
     ap.add_argument("--recovery-interval", type=float, default=1.0)
-    ap.add_argument("--log-level", default="warning")
+    ap.add_argument("--log-level", type=log_level, default="warning")
     args = ap.parse_args(argv)
     setup_logging(args.log_level)
 
     async def run() -> int:
         stop = stop_event()
-        switch_cfg = SwitchConfig.load(args.config).with_target(*args.target)
+        switch_cfg = load_settings(args.config, env={}).switch.with_target(*args.target)
         saf = SafConfig(recovery_grace=args.recovery_grace, recovery_interval=args.recovery_interval, backoff_cap=2.0)
         cfg = RuntimeConfig(db=DbConfig.from_env(data_dir=Path(args.data_dir)), switch=switch_cfg, saf=saf)
         runtime = await open_runtime(cfg)

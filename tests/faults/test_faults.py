@@ -3,7 +3,7 @@
 Each case starts the real system as processes on 127.0.0.1: PostgreSQL
 (an embedded server of this module's own, so it can be stopped), the
 simulator (``python -m acquirer_sim``), the switch and REST front
-(``python -m http_front.cli serve``, or ``switch_proc.py`` where a short
+(``python -m isoswitch serve``, or ``switch_proc.py`` where a short
 recovery grace is needed). A client sends ``POST /orders/authorize`` at a
 steady rate, the fault is injected and lifted, and then:
 
@@ -171,7 +171,7 @@ class System:
         common = ["--target", target, "--http-port", str(self.http_port), "--data-dir", str(self.dir)]
         common += ["--config", str(config), "--log-level", "error"]
         if recovery_grace is None:
-            cmd = [sys.executable, "-m", "http_front.cli", "serve", *common, "--no-access-log"]
+            cmd = [sys.executable, "-m", "isoswitch", "serve", *common, "--no-access-log"]
         else:
             script = str(Path(__file__).with_name("switch_proc.py"))
             cmd = [sys.executable, script, *common, "--recovery-grace", str(recovery_grace)]

@@ -345,7 +345,7 @@ def start_listener(
         data = workdir / "data"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("DATABASE_URL", None)
-        cli = [sys.executable, "-m", "http_front.cli"]
+        cli = [sys.executable, "-m", "isoswitch"]
         subprocess.run(
             [*cli, "project", "add", "fuzz", "--data-dir", str(data)],
             check=True,

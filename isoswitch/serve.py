@@ -1,0 +1,292 @@
+"""The commands that run the system: ``up`` (everything), ``serve`` (one worker: the switch and
+the REST front) and ``switch`` (the core alone, with its ISO listener).
+
+Each loads its settings first, so a wrong file, variable or flag fails before anything starts;
+``up`` also checks that its ports are free before it starts the simulator and the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import orjson
+
+from isoswitch import args as options
+from isoswitch import config
+from isoswitch.failures import CannotStart
+from switch.logs import setup_logging
+from switch.process import hostport, run_loop, stop_event
+from switch.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from switch.runtime import Runtime
+
+__all__ = ["DEMO_PROJECT", "cmd_serve", "cmd_switch", "cmd_up", "sim_process"]
+
+log = logging.getLogger("isoswitch.cli")
+
+DEMO_PROJECT = "demo"
+
+
+def _logging(settings: Settings) -> None:
+    cfg = settings.logging
+    setup_logging(cfg.level, fmt=cfg.format, levels=dict(cfg.levels))
+
+
+def _demo_curl(base: str, login: str, password: str) -> str:
+    body = {
+        "amount": "9.99",
+        "currency": "USD",
+        "pan": "4111111111111111",
+        "card": {
+            "cvv": "123",
+            "holder": "John Smith",
+            "expiration_month": "12",
+            "expiration_year": str(dt.date.today().year + 3),
+        },
+        "location": {"ip": "8.8.8.8"},
+    }
+    return (
+        f"curl -s -u {shlex.quote(f'{login}:{password}')} -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(orjson.dumps(body).decode())} {base}/orders/authorize"
+    )
+
+
+@contextlib.contextmanager
+def sim_process(
+    host: str, port: int, admin_port: int | None = None, rules: str | None = None, log_level: str = "info"
+) -> Iterator[tuple[str, int]]:
+    """Run ``acquirer_sim`` in a process of its own (and so on a core of its own,
+    as a real host would be); yields its address; SIGTERM on exit."""
+    cmd = [sys.executable, "-m", "acquirer_sim", "--host", host, "--port", str(port), "--log-level", log_level]
+    if admin_port is not None:
+        cmd += ["--admin-port", str(admin_port)]
+    if rules:
+        cmd += ["--rules", rules]
+    sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert sim.stdout is not None
+        line = sim.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            status = sim.wait()
+            raise CannotStart(f"the simulator did not start (exit status {status}; its reason is on the line above)")
+        yield hostport(line.removeprefix("listening on "))
+    finally:
+        if sim.poll() is None:
+            sim.send_signal(signal.SIGTERM)
+            try:
+                sim.wait(10)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+
+
+def _ensure_free(ports: list[tuple[str, int, str]]) -> None:
+    """Fail at once, naming the setting, when one of ``(host, port, what)`` is taken: before the
+    simulator and the database start, rather than after (port 0: any free one, nothing to check)."""
+    for host, port, what in ports:
+        if port == 0:
+            continue
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+            with socket.socket(family, kind, proto) as s:
+                # As the servers bind: a port in TIME_WAIT is free, one with a listener is not.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(address)
+        except OSError as e:
+            raise CannotStart(f"cannot listen on {host}:{port} ({what}): {e.strerror or e}") from None
+
+
+async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
+    from switch.runtime import open_runtime
+
+    cfg = settings.runtime
+    if target is not None:
+        cfg = dataclasses.replace(cfg, switch=cfg.switch_config().with_target(*target))
+    return await open_runtime(cfg)
+
+
+async def _serve_front(
+    runtime: Runtime, settings: Settings, stop: asyncio.Event, started: Callable[[], None] | None = None
+) -> None:
+    """Serve until ``stop``, then shut down in order within ``[process] shutdown_timeout``."""
+    from http_front.server import start_front
+    from http_front.shutdown import shutdown
+
+    front = config.front(settings)
+    try:
+        server = await start_front(runtime, front)
+    except BaseException:
+        await runtime.close()
+        raise
+    where = ", ".join(f"{front.scheme}://{h}:{p}" for h, p in server.addresses)
+    log.info("REST front listening on %s", where)
+    if started is not None:
+        started()
+    await stop.wait()
+    await shutdown(server, runtime, settings.process.shutdown_timeout)
+
+
+# -- up -------------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    config.check_front_tls(settings)
+    _logging(settings)
+    front = config.front(settings)
+    if settings.process.workers > 1:
+        if not front.reuse_port or (settings.listener is not None and not settings.listener.reuse_port):
+            raise ConfigError("workers > 1 share the ports: [http] and [iso_listener] reuse_port must be true")
+        # Before anything loads prometheus_client: the workers started later inherit the directory.
+        from switch import metrics
+
+        metrics.prepare_multiprocess(settings.metrics.multiprocess_dir or settings.database.data_dir / "metrics")
+    sim = config.simulator(settings)
+    ports = [(front.host, front.port, "[http] port"), (front.host, sim.port, "[simulator] port")]
+    ports.append((front.host, sim.admin_port, "[simulator] admin_port"))
+    if settings.listener is not None:
+        ports.append((settings.listener.host, settings.listener.port, "[iso_listener] port"))
+    _ensure_free(ports)
+    rules = str(sim.rules) if sim.rules else None
+    with sim_process(front.host, sim.port, sim.admin_port, rules, settings.logging.level) as sim_addr:
+        return run_loop(lambda: _up(args, settings, sim_addr))
+
+
+def _workers(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str, int]) -> list[list[str]]:
+    """The command line of each worker beyond this process: ``serve``, each with its own node id.
+
+    They read the same file; the flags reach them as environment overrides (:func:`options.child_env`).
+    """
+    commands = []
+    for k in range(1, settings.process.workers):
+        node = (settings.switch.node_id + k) % 10
+        cmd = [sys.executable, "-m", "isoswitch", "serve", "--target", f"{sim_addr[0]}:{sim_addr[1]}"]
+        cmd += ["--node-id", str(node)] + (["--config", args.config] if args.config else [])
+        commands.append(cmd)
+    return commands
+
+
+async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str, int]) -> int:
+    from isoswitch.supervisor import Supervisor
+    from switch import metrics
+
+    stop = stop_event()
+    runtime = await _open(settings, sim_addr)
+    supervisor: Supervisor | None = None
+    supervising: asyncio.Future[None] | None = None
+    try:
+        project = await runtime.projects.by_login(DEMO_PROJECT)
+        if project is None:
+            _, password = await runtime.projects.create(DEMO_PROJECT)
+        else:
+            # Only a hash is kept, so each start gives the demo project a new password.
+            password = await runtime.projects.reset_password(DEMO_PROJECT)
+        # More workers: processes of their own sharing the HTTP and ISO ports
+        # (SO_REUSEPORT), each with its own links and node id, all on one database.
+        commands = _workers(args, settings, sim_addr)
+        if commands:
+            env = options.child_env(options.overrides(args))
+            starting = Supervisor(commands, env, on_exit=metrics.mark_process_dead)
+            starting.start()
+            supervisor = starting
+            supervising = asyncio.ensure_future(supervisor.run(stop))
+        await _serve_front(runtime, settings, stop, lambda: _banner(settings, sim_addr, password))
+    finally:
+        stop.set()
+        if supervisor is not None:
+            assert supervising is not None
+            await supervising
+            # One deadline for all, from the signal: the workers stop together, each within its own shutdown_timeout.
+            await supervisor.stop(settings.process.shutdown_timeout + 5.0)
+        await runtime.close()
+    return 0
+
+
+def _banner(settings: Settings, sim_addr: tuple[str, int], password: str) -> None:
+    front = config.front(settings)
+    base = f"{front.scheme}://{front.host}:{front.port}"
+    where = "DATABASE_URL" if settings.database.url else f"embedded PostgreSQL in {settings.database.data_dir / 'pg'}"
+    listener = settings.listener
+    sim_host, sim_port = sim_addr
+    n = settings.process.workers
+    lines = [
+        "isoswitch is up (Ctrl-C stops everything):",
+        f"  REST API          {base}" + (f" ({n} worker processes)" if n > 1 else ""),
+        f"  API docs          {base}/docs   metrics: {base}/metrics",
+        f"  issuer simulator  {sim_host}:{sim_port} "
+        f"(ledger: http://{sim_host}:{config.simulator(settings).admin_port}/ledger)",
+        f"  database          {where}",
+        *([f"  ISO listener      {listener.host}:{listener.port}"] if listener is not None else []),
+        "demo project credentials (a new password at every start):",
+        "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
+        "authorize 9.99 USD on a test card:",
+        "  " + _demo_curl(base, DEMO_PROJECT, password),
+        "benchmark it from another terminal:",
+        f"  .venv/bin/isoswitch bench rest --url {base} --login {DEMO_PROJECT} --password={password} "
+        f"--concurrency 64 --duration 20 --bare --sim {sim_host}:{sim_port}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+# -- serve and switch ------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    config.check_front_tls(settings)
+    _logging(settings)
+
+    async def run() -> int:
+        stop = stop_event()
+        runtime = await _open(settings, args.target)
+        await _serve_front(runtime, settings, stop)
+        return 0
+
+    return run_loop(run)
+
+
+def cmd_switch(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    _logging(settings)
+
+    async def run() -> int:
+        return await _serve_switch(settings, args.target, stop_event())
+
+    return run_loop(run)
+
+
+async def _serve_switch(settings: Settings, target: tuple[str, int] | None, stop: asyncio.Event) -> int:
+    from switch.runtime import bounded
+
+    runtime = await _open(settings, target)
+    for d in runtime.config.switch_config().destinations:
+        log.info("destination %s: %d links to %s:%d", d.name, d.links, d.link.host, d.link.port)
+    if runtime.listener is not None and runtime.listener.address is not None:
+        host, port = runtime.listener.address
+        print(f"ISO listener on {host}:{port}", flush=True)
+    try:
+        last = ""
+        while not stop.is_set():
+            pools = runtime.router.pools.values()
+            states = ", ".join(f"{link.label}={link.state.value}" for p in pools for link in p.links)
+            if states != last:
+                print(f"links: {states}", flush=True)
+                last = states
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    finally:
+        # The listener stops accepting first, then links drain and sign off, writes flush, the database closes.
+        await bounded("core", runtime.close(), settings.process.shutdown_timeout)
+    return 0

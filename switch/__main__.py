@@ -1,5 +1,0 @@
-import sys
-
-from switch.cli import main
-
-sys.exit(main())
