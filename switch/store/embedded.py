@@ -30,7 +30,8 @@ What a switch that may crash and restart needs around ``pg_ctl``:
 
 PostgreSQL refuses to run as root: under root the binaries run as the data
 directory's owner, else as ``postgres``, else as a system user
-``isoswitch-pg`` created for it.
+``isoswitch-pg`` created for it, and the directories above the data and the
+binaries get o+x (traverse, not list) where they lack it.
 
 All of it is blocking (subprocesses, file locks): callers on an event loop
 run :func:`acquire` and :meth:`EmbeddedServer.release` in a thread.
