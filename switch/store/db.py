@@ -1,6 +1,6 @@
 """The database: an asyncpg pool on PostgreSQL, embedded or given by URL, migrated at open.
 
-One code path for both: without a URL an embedded server (``pgserver``) is
+One code path for both: without a URL an embedded server (:mod:`switch.store.embedded`) is
 started in ``data_dir/pg`` and the switch uses its own ``isoswitch`` database
 there; with a URL (``DATABASE_URL``) that server is used as it is.
 

@@ -84,22 +84,11 @@ def pg_server() -> Iterator[embedded.EmbeddedServer]:
 
 
 def _pg_ctl(server: embedded.EmbeddedServer, action: str) -> None:
-    """``pg_ctl stop -m fast`` or ``start`` as pgserver runs it (as user ``pgserver`` under root, no TCP)."""
-    from pgserver._commands import pg_ctl
-
-    user = "pgserver" if os.geteuid() == 0 else None
-    pid_file = server.pgdata / "postmaster.pid"
+    """``pg_ctl stop -m fast`` or ``start`` (where the clients look for its socket), whoever uses the server."""
     if action == "stop":
-        # Line 5 of postmaster.pid: the socket directory, needed to start it again where clients look.
-        _SOCKET_DIRS[server.pgdata] = pid_file.read_text().splitlines()[4].strip()
-        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=user, timeout=60)
+        server.stop_postmaster()
     else:
-        socket_dir = _SOCKET_DIRS.get(server.pgdata, str(server.pgdata))
-        args = ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.pgdata / "log"), "start"]
-        pg_ctl(args, pgdata=server.pgdata, user=user, timeout=60)
-
-
-_SOCKET_DIRS: dict[Path, str] = {}
+        server.start_postmaster()
 
 
 @dataclass
