@@ -53,7 +53,11 @@ VIOLATIONS = {
         "switch.wire.codec -> switch.store",
     ),
     "the front imports the bench": ("http_front/app.py", "import bench.cli\n", "http_front.app -> bench.cli"),
-    "the front imports the simulator": ("http_front/app.py", "import acquirer_sim.cli\n", "http_front.app -> acquirer_sim"),
+    "the front imports the simulator": (
+        "http_front/app.py",
+        "import acquirer_sim.cli\n",
+        "http_front.app -> acquirer_sim",
+    ),
     "the core imports the command package": ("switch/link.py", "import isoswitch.cli\n", "switch.link -> isoswitch"),
 }
 
