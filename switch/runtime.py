@@ -29,6 +29,7 @@ from switch import metrics
 from switch.config import SwitchConfig
 from switch.listener import IsoListener, ListenerConfig
 from switch.orders import OrdersService
+from switch.orders.engine import Engine
 from switch.pool import Router
 from switch.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
 from switch.store import (
@@ -174,9 +175,10 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
             log.warning("recovery of pending operations failed; the worker retries", exc_info=True)
         reversals.start()
         audit = AuditLog(writer, db.pool)
-        orders = OrdersService(
+        engine = Engine(
             router, db, writer, ids, vault, request_timeout=cfg.request_timeout, reversals=reversals, audit=audit
         )
+        orders = OrdersService(engine)
         runtime = Runtime(
             cfg,
             db,

@@ -13,6 +13,7 @@ from json_orders import JsonOrders, http_status
 from test_orders_fixtures import PAN, Rig, body
 
 from switch.orders import OperationStatus, OrderError, OrdersService, OrderStatus
+from switch.orders.engine import Engine
 from switch.translate import Reversal, build
 from switch.wire.codec import Message
 
@@ -58,7 +59,7 @@ class CapturingRouter:
 
 def service(rig: Rig, router: Any = None, timeout: float = 2.0) -> JsonOrders:
     return JsonOrders(
-        OrdersService(router or rig.router, rig.db, rig.writer, rig.ids, rig.vault, request_timeout=timeout)
+        OrdersService(Engine(router or rig.router, rig.db, rig.writer, rig.ids, rig.vault, request_timeout=timeout))
     )
 
 

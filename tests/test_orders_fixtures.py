@@ -22,6 +22,7 @@ from json_orders import JsonOrders
 from acquirer_sim import SimServer
 from switch.config import SwitchConfig
 from switch.orders import OrdersService
+from switch.orders.engine import Engine
 from switch.pool import Router
 from switch.store import Database, DbIds, GroupWriter, Project, Projects, ProjectSettings, Vault
 from switch.wire.codec import Message
@@ -126,7 +127,7 @@ async def rig(sim: SimServer, database: Database) -> AsyncIterator[Rig]:
     vault = Vault({"t1": secrets.token_bytes(32)}, current="t1")
     projects = Projects(database.pool)
     project, _ = await projects.create("shop", settings(1))
-    orders = JsonOrders(OrdersService(router, database, writer, ids, vault, request_timeout=2.0))
+    orders = JsonOrders(OrdersService(Engine(router, database, writer, ids, vault, request_timeout=2.0)))
     r = Rig(sim, database, router, writer, ids, vault, projects, orders, project)
     _record_requests(sim, r.sent)
     try:

@@ -11,6 +11,7 @@ from json_orders import JsonOrders
 from test_orders_fixtures import Rig, body
 
 from switch.orders import Order, OrderError, OrdersService
+from switch.orders.engine import Engine
 
 # The PostgreSQL fixtures (tests/pg.py) and the orders rig, made visible to this module's tests.
 database, fresh_dsn, pg_dsn = pg.database, pg.fresh_dsn, pg.pg_dsn
@@ -32,7 +33,7 @@ class Clock:
 
 async def populate(rig: Rig) -> tuple[OrdersService, dict[str, Order]]:
     orders = JsonOrders(
-        OrdersService(rig.router, rig.db, rig.writer, rig.ids, rig.vault, clock=Clock(), request_timeout=2.0)
+        OrdersService(Engine(rig.router, rig.db, rig.writer, rig.ids, rig.vault, clock=Clock(), request_timeout=2.0))
     )
     made: dict[str, Order] = {}
     made["charged"] = await orders.authorize(

@@ -13,7 +13,7 @@ from typing import Any
 import pg
 import pytest
 import test_orders_fixtures
-from json_orders import body_of, http_status
+from json_orders import JsonOrders, body_of, http_status
 from test_orders_fixtures import NEXT_YEAR, PAN, Rig, body
 
 from http_front.orders.views import FULL_EXPAND, order_view
@@ -26,6 +26,7 @@ from switch.orders import (
     OrdersService,
     OrderStatus,
 )
+from switch.orders.engine import Engine
 from switch.orders.status import ACTIONS
 from switch.wire.cards import luhn_ok
 
@@ -409,7 +410,7 @@ async def test_two_concurrent_charges_of_one_order_do_not_both_pass(rig: Rig) ->
 
 async def test_two_processes_refunding_one_order_at_once_cannot_exceed_the_charge(rig: Rig) -> None:
     # A second service on the same database has its own in-process locks, as another worker process would.
-    other = OrdersService(rig.router, rig.db, rig.writer, rig.ids, rig.vault, request_timeout=2.0)
+    other = JsonOrders(OrdersService(Engine(rig.router, rig.db, rig.writer, rig.ids, rig.vault, request_timeout=2.0)))
     order = await rig.orders.authorize(rig.project, body(options={"auto_charge": 1}))
     rig.sim.set_faults([{"action": "delay", "delay_ms": 200, "mti": "0200"}])
     results = await asyncio.gather(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from http_front.failures import FieldError
 from switch.orders.errors import (
     Declined,
     Fraud,
@@ -51,14 +52,7 @@ def http_status(err: OrderError) -> int:
 
 def field_error(p: Problem) -> dict[str, Any]:
     """One item of a 422's ``errors``: ``attribute``/``details`` when a rule failed, the message, the JSON pointer."""
-    out: dict[str, Any] = {}
-    if p.attribute is not None:
-        out["attribute"] = p.attribute
-    if p.details is not None:
-        out["details"] = list(p.details)
-    out["message"] = p.message
-    out["uri"] = f"#/{p.field}" if p.field else "#/"
-    return out
+    return FieldError(f"#/{p.field}" if p.field else "#/", p.message, p.attribute, p.details).as_dict()
 
 
 def error_body(err: OrderError) -> dict[str, Any]:

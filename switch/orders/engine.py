@@ -213,6 +213,14 @@ class Engine:
         reversals: Reversals | None = None,
         audit: AuditLog | None = None,
     ) -> None:
+        """``request_timeout`` overrides the links' own timeout (seconds) for every request.
+
+        With ``reversals`` (the runtime always gives one) each intent carries
+        its reserved STAN, destination and owner, and an unknown outcome is
+        reversed (:mod:`switch.saf`); without, DE 11 is the link's and nothing
+        is reversed (unit tests of the bare path). With ``audit``, every
+        back-office call (charge, reverse, refund, cancel, credit, rebill) is logged.
+        """
         self.router = router
         self.repo = OrderRepo(db.pool, writer)
         self.ids = ids

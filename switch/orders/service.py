@@ -24,11 +24,11 @@ from typing import Generic, TypeVar
 from switch.errors import TranslationError
 from switch.money import Currency, currency, to_minor
 from switch.orders.audited import audited
-from switch.orders.engine import Database, Engine, Ids, Router, Step, Vault, merchant_of
+from switch.orders.engine import Engine, Step, merchant_of
 from switch.orders.errors import InvalidInput, OrderNotFound, Rejected
 from switch.orders.iso import IsoResult, IsoTransactions
 from switch.orders.model import Operation, OperationType, Order, OrderStatus
-from switch.orders.repo import Writer, operations_filter, orders_filter
+from switch.orders.repo import operations_filter, orders_filter
 from switch.orders.requests import (
     AmountRequest,
     AuthorizeRequest,
@@ -40,8 +40,6 @@ from switch.orders.requests import (
     RebillRequest,
 )
 from switch.orders.status import cancel_action
-from switch.saf import Reversals
-from switch.store.audit import AuditLog
 from switch.store.projects import Project, ProjectSettings
 from switch.translate import (
     Authorize,
@@ -104,38 +102,10 @@ def _fill(order: Order, details: Details, settings: ProjectSettings, dynamic: Dy
 class OrdersService:
     """Authorize, charge, reverse, refund, cancel, rebill, credit, and read orders, per project."""
 
-    def __init__(
-        self,
-        router: Router,
-        db: Database,
-        writer: Writer,
-        ids: Ids,
-        vault: Vault,
-        *,
-        clock: Callable[[], datetime] | None = None,
-        request_timeout: float | None = None,
-        reversals: Reversals | None = None,
-        audit: AuditLog | None = None,
-    ) -> None:
-        """``request_timeout`` overrides the links' own timeout (seconds) for every request.
-        With ``reversals`` (the runtime always gives one) each intent carries
-        its reserved STAN, destination and owner, and an unknown outcome is
-        reversed (:mod:`switch.saf`); without, DE 11 is the link's and
-        nothing is reversed (unit tests of the bare path). With ``audit``, every
-        back-office call (charge, reverse, refund, cancel, credit, rebill) is logged.
-        """
-        self.engine = Engine(
-            router,
-            db,
-            writer,
-            ids,
-            vault,
-            clock=clock,
-            request_timeout=request_timeout,
-            reversals=reversals,
-            audit=audit,
-        )
-        self.iso = IsoTransactions(self.engine)
+    def __init__(self, engine: Engine) -> None:
+        """Operations run on ``engine``: router, store, vault, reversals and audit (:mod:`switch.orders.engine`)."""
+        self.engine = engine
+        self.iso = IsoTransactions(engine)
 
     # -- reads ---------------------------------------------------------------
 
