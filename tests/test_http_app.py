@@ -123,7 +123,7 @@ class FakeOrders:
             location=dict(body.get("location", {})),
             client=dict(body.get("client", {})),
             description=body.get("description"),
-            operations=[op] if status is not OrderStatus.PREPARED else [],
+            operations=[op],
         )
         self.orders[oid] = order
         return order
@@ -135,8 +135,8 @@ class FakeOrders:
             raise OrderError("declined", "Do not honor", order_id=order.id)
         if body["pan"] == BUG_PAN:
             raise RuntimeError(f"bug while handling card {body['pan']}")
-        prepared = body.get("options", {}).get("force3d") == 1
-        return self._new(project, body, OrderStatus.PREPARED if prepared else OrderStatus.AUTHORIZED)
+        # No 3-D Secure here: the real service never leaves an order `prepared` (that comes with issue 11).
+        return self._new(project, body, OrderStatus.AUTHORIZED)
 
     async def get_order(self, project: Project, order_id: str) -> Order:
         order = self.orders.get(order_id)
@@ -350,11 +350,6 @@ async def test_authorize_answers_the_order_with_everything_expanded(http: Http, 
     # The service got the validated body: amounts as decimal strings, nothing else changed.
     (name, body), *_ = runtime.orders.calls
     assert name == "authorize" and body["amount"] == "9.99" and body["card"]["cvv"] == "333"
-
-
-async def test_an_order_waiting_for_3ds_is_a_201(http: Http) -> None:
-    status, doc = await authorize(http, {**AUTHORIZE, "options": {"force3d": 1}})
-    assert status == 201 and doc["orders"][0]["status"] == "prepared"
 
 
 async def test_a_decline_is_a_402_with_the_order_id(http: Http) -> None:
