@@ -403,7 +403,8 @@ def start_listener(
         data = workdir / "data"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("DATABASE_URL", None)
-        cli = [sys.executable, "-m", "http_front.cli"]
+        # The installed command beside this interpreter: wherever its package lives, `isoswitch` stays.
+        cli = [shutil.which("isoswitch", path=str(Path(sys.executable).parent)) or "isoswitch"]
         subprocess.run(
             [*cli, "project", "add", "fuzz", "--data-dir", str(data)],
             check=True,
