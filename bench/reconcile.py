@@ -20,10 +20,16 @@ success                     reversed (reversed when its reversal went out)
 any operation failed,       nothing, or an undone record (hold released,
 error or declined           capture/refund reversed) when a reversal was
                             delivered (``saf`` row ``done``)
+a success with a ``saf``    a difference, whatever the issuer shows: the
+row of its own              merchant was told "approved" and the switch
+                            reversed it
 pending operation           a difference (nothing may stay in flight)
 nothing                     every issuer record must match one operation;
                             a reversal must undo an operation the switch
                             reversed (merchant reverse or ``saf`` row)
+
+A ``reverse`` operation undoes the last approved authorization or charge
+before it: the merchant's authorization, or an ISO peer's sale or capture.
 ==========================  ================================================
 
 A hold the simulator ``expired`` (forgot) is accepted in any case. Each
@@ -182,10 +188,14 @@ def compare(books: Books, ledger: Mapping[str, Any]) -> Report:
     reversed_by: dict[tuple[str, int], str] = {}
     by_class_stan: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for order_id, ops in by_order.items():
-        auth = _last_approved(ops, "authorize")
+        # What a reverse undoes: the last approved authorization or charge before it (a merchant reverses
+        # an authorization; an ISO peer also reverses its sale or capture, the order's "charge").
+        undoable: dict[str, Any] | None = None
         for op in ops:
             state = books.saf.get((order_id, op["id"]))
-            target = auth if op["type"] == "reverse" else op
+            target = undoable if op["type"] == "reverse" else op
+            if op["type"] in ("authorize", "charge") and op["status"] == "success":
+                undoable = op
             if target is None:
                 continue
             if op["type"] == "reverse" and op["status"] == "success":
@@ -199,6 +209,19 @@ def compare(books: Books, ledger: Mapping[str, Any]) -> Report:
     for ops in by_order.values():
         for op in ops:
             report.differences.extend(_check(op, ops, issuer, matched, reversed_by, report))
+            # The switch queues a reversal only for an operation whose outcome it did not know, and marks
+            # that operation error: a success with one is an approval the merchant was given and the
+            # switch then took back (whatever the issuer shows).
+            saf_state = books.saf.get((op["order_id"], op["id"]))
+            if op["status"] == "success" and saf_state is not None:
+                report.differences.append(
+                    Difference(
+                        op["order_id"],
+                        op["id"],
+                        op["type"],
+                        f"approved in the switch's books, yet the switch reversed it (saf {saf_state})",
+                    )
+                )
 
     for key, (kind, rec) in issuer.items():
         if key not in matched:

@@ -111,12 +111,12 @@ async def test_other_dialects_and_framings_work_end_to_end(via_switch: bool) -> 
 
 @pytest.mark.parametrize("via_switch", [False, True], ids=["direct", "via-switch"])
 async def test_max_requests_ends_the_run_when_all_are_answered(sim: tuple[str, int], via_switch: bool) -> None:
-    cfg = short(*sim, via_switch=via_switch, duration=20.0, warmup=0.0, max_requests=50)
+    # An hour's duration: only max_requests can end the run before the test's timeout fails it.
+    cfg = short(*sim, via_switch=via_switch, duration=3600.0, warmup=0.0, max_requests=50)
     result = await run_iso(cfg)
     f = result["figures"]
     assert f["requests"] == 50
     assert f["responses"] == 50
-    assert f["elapsed_s"] < 20.0
 
 
 @pytest.mark.parametrize("via_switch", [False, True], ids=["direct", "via-switch"])

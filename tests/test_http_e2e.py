@@ -26,6 +26,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
+from waiting import wait_for
 
 from acquirer_sim import SimServer
 from http_front import FrontConfig, create_app
@@ -549,6 +550,12 @@ async def test_a_project_never_sees_another_projects_orders(front: Front) -> Non
     assert [m["t"] for m in front.sent] == ["0100"]
 
 
+async def answer_stored(front: Front, *keys: str) -> bool:
+    """Whether the answers under these idempotency keys are stored (the replays will find them)."""
+    sql = "SELECT count(*) FROM idempotency_keys WHERE key = ANY($1) AND status_code IS NOT NULL"
+    return bool(await front.runtime.db.pool.fetchval(sql, list(keys)) == len(keys))
+
+
 async def test_an_idempotency_key_runs_the_payment_once_even_when_repeated_concurrently(front: Front) -> None:
     headers = {**front.auth, "Idempotency-Key": "checkout-5678", "Content-Type": "application/json"}
     calls = [front.call("POST", "/orders/authorize", REQUIRED, headers=headers) for _ in range(8)]
@@ -562,7 +569,7 @@ async def test_an_idempotency_key_runs_the_payment_once_even_when_repeated_concu
             assert doc["failure_type"] == "validation" and doc["order_id"] is None
     assert len(front.iso("0100")) == 1
     # Once finished, a repeat is the stored first answer, byte for byte, and sends nothing.
-    await asyncio.sleep(0.05)  # the answer is stored through the group writer
+    await wait_for(lambda: answer_stored(front, "checkout-5678"))  # stored through the group writer
     resp = await front.http.post("/orders/authorize", data=orjson.dumps(REQUIRED, default=str), headers=headers)
     assert resp.status == 200 and resp.headers["Idempotent-Replayed"] == "true"
     assert {orjson.dumps(orjson.loads(await resp.read()))} == bodies
@@ -577,7 +584,7 @@ async def test_an_idempotency_key_runs_the_payment_once_even_when_repeated_concu
     # A decline is an answer too: replayed, not retried.
     declined = {**front.auth, "Idempotency-Key": "declined-1"}
     first = await front.call("POST", "/orders/authorize", {**REQUIRED, "pan": "4276990011343663"}, headers=declined)
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: answer_stored(front, "declined-1"))
     again = await front.call("POST", "/orders/authorize", {**REQUIRED, "pan": "4276990011343663"}, headers=declined)
     assert first == again and first[0] == 402 and len(front.iso("0100")) == 3
 
@@ -606,7 +613,8 @@ async def test_no_card_number_appears_in_clear_in_the_logs_or_the_database(
     await front.call("POST", "/orders/credit", {"amount": "1.00", "pan": "2222400060000007"})
     await front.call("POST", "/orders/authorize", {**REQUIRED, "pan": "4111111111111112"})  # 14: not Luhn
     await front.call("POST", "/orders/authorize", {**REQUIRED, "pan": "41111111111"})  # 422
-    await asyncio.sleep(0.05)
+    # Everything written: the idempotent answers go through the group writer after the reply.
+    await wait_for(lambda: answer_stored(front, *(f"key-{i}" for i in range(len(CARDS)))))
     text = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
     dump = []
     tables = await front.runtime.db.pool.fetch(

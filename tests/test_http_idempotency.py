@@ -9,6 +9,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
+from waiting import wait_for
 
 from http_front.failures import HttpFailure, Reply, json_reply
 from http_front.idempotency import KEY_HEADER, REPLAYED_HEADER, fingerprint, idempotent
@@ -137,7 +138,7 @@ async def test_a_duplicate_while_the_first_runs_is_a_409_and_only_one_runs() -> 
     store, gate = MemoryStore(), asyncio.Event()
     op = Counter(wait=gate)
     first = asyncio.create_task(idempotent(request(), store, PROJECT, BODY, op))
-    await asyncio.sleep(0)
+    await wait_for(lambda: store.rows)  # the first has claimed the key
     dupes = [asyncio.create_task(idempotent(request(), store, PROJECT, BODY, op)) for _ in range(5)]
     results = await asyncio.gather(*dupes, return_exceptions=True)
     assert all(isinstance(r, HttpFailure) and r.status == 409 for r in results)
@@ -158,7 +159,7 @@ async def test_a_bug_abandons_the_key_so_a_retry_runs() -> None:
 async def test_a_cancelled_request_abandons_its_key() -> None:
     store, gate = MemoryStore(), asyncio.Event()
     task = asyncio.create_task(idempotent(request(), store, PROJECT, BODY, Counter(wait=gate)))
-    await asyncio.sleep(0.01)
+    await wait_for(lambda: store.rows)  # the key is claimed, the operation runs
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

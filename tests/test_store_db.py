@@ -223,7 +223,14 @@ async def test_a_second_process_joins_the_running_embedded_server(scratch_dir: P
 
 async def test_two_processes_starting_on_a_fresh_directory_share_one_server(scratch_dir: Path) -> None:
     data_dir = scratch_dir / "data"
-    script = CHILD.replace("print(", "await asyncio.sleep(0.5); print(")
+    # Both children hold the server at once: each waits, connected, until the other is too.
+    barrier = (
+        "here = Path(sys.argv[1]).parent / 'connected'; here.mkdir(exist_ok=True); "
+        "(here / str(__import__('os').getpid())).touch()\n"
+        "        while len(list(here.iterdir())) < 2: await asyncio.sleep(0.01)\n"
+        "        print("
+    )
+    script = CHILD.replace("print(", barrier)
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-W", "error", "-c", script, str(data_dir), stdout=asyncio.subprocess.PIPE

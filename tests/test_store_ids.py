@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pg
 import pytest
+from waiting import wait_for
 
 from switch.store import Database, DbConfig, DbIds, LeasedSequence, SequenceExhausted, open_database
 from switch.wire.cards import luhn_ok
@@ -48,7 +49,7 @@ async def test_take_never_awaits_and_refills_in_the_background(database: Databas
     await seq.start()
     first = [seq.take() for _ in range(60)]  # past the half: a lease is now in flight
     assert first == list(range(1, 61))
-    await asyncio.sleep(0.2)  # the background lease lands
+    await wait_for(lambda: seq._spare is not None)  # the background lease lands (no public view of it)
     rest = [seq.take() for _ in range(140)]  # crosses into the spare block without waiting
     assert rest[:40] == list(range(61, 101))
     assert rest[40:] == list(range(101, 201))

@@ -23,13 +23,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lines = [
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC: `.venv/bin/pytest -q tests/faults`",
         "",
-        "| fault | requests | approved | failed (documented body) | refused/reset | reversed | lost "
-        "| seconds to recover |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| fault | requests | approved | failed (documented body) | refused/reset | reversed "
+        "| approvals checked at the issuer | lost | seconds to recover |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in RESULTS:
         lines.append(
             f"| {r['fault']} | {r['requests']} | {r['approved']} | {r['failed']} | {r['refused']} "
-            f"| {r['reversed']} | {r['lost']} | {r['recover']:.2f} |"
+            f"| {r['reversed']} | {r['holds']} | {r['lost']} | {r['recover']:.2f} |"
         )
     out.write_text("\n".join(lines) + "\n")

@@ -21,6 +21,14 @@ How a campaign runs:
   0100 for 4111 1111 1111 1111 every ``control_every`` frames and checks the
   answers (0810/0110, DE 39 = 00, DE 11 echoed).
 
+What fails a run (the oracle): the target dying or refusing a connection; a
+control answer that is wrong or missing; an answer our codec cannot read; the
+target closing a connection after a frame whose MTI reads (only an unreadable
+one may make it hang up); a dribbled valid frame not answered; an error line
+in its log (JSON ``"level": "error"``/``"critical"``, a traceback); its memory
+growing past a bound; and, for the listener, a difference between the
+switch's books and the issuer's ledger once everything settled.
+
 Against the listener the valid requests (and so most mutated ones) and the
 control's carry the DE 41/42 of a real project, so they go the whole way:
 orders service, PostgreSQL, the sim, the answer mapped back.
@@ -51,11 +59,23 @@ from pathlib import Path
 import psutil
 from sim_helpers import MessageFactory, free_ports
 
+from bench.reconcile import Report, reconcile
+from switch.store import DbConfig, open_database
 from switch.store.projects import ProjectSettings
 from switch.wire.codec import DecodeError, Message, peek_mti
 from switch.wire.dialect import Dialect
+from switch.wire.framing import Framing
 
-__all__ = ["FuzzReport", "Mutator", "Target", "run_campaign", "start_listener", "start_sim"]
+__all__ = [
+    "FuzzReport",
+    "Mutator",
+    "Target",
+    "error_lines",
+    "run_campaign",
+    "settle_and_reconcile",
+    "start_listener",
+    "start_sim",
+]
 
 _HEX = b"0123456789ABCDEF"
 _DIGITS = b"0123456789"
@@ -219,7 +239,8 @@ class Target:
     the sim's, which answers any). ``strict_mti``: the target hangs up on an
     undecodable frame whose MTI does not start with ``0`` too (the listener),
     not only on one with no readable MTI (the sim). ``companions`` are stopped
-    after it, and ``workdir`` removed.
+    after it, and ``workdir`` removed. ``admin``: the sim's admin API (its
+    ledger), ``data_dir``: the listener's embedded PostgreSQL.
     """
 
     name: str
@@ -231,6 +252,8 @@ class Target:
     strict_mti: bool = False
     companions: list[Target] = field(default_factory=list)
     workdir: Path | None = None
+    admin: str | None = None
+    data_dir: Path | None = None
 
     def rss(self) -> int:
         return int(psutil.Process(self.proc.pid).memory_info().rss)
@@ -239,10 +262,8 @@ class Target:
         return self.proc.poll() is None
 
     def log_errors(self) -> list[str]:
-        """Log lines that show a bug: tracebacks, asyncio's 'Fatal error', ERROR/CRITICAL records."""
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        pat = re.compile(r"Traceback|Fatal error|Exception in callback| ERROR | CRITICAL ")
-        return [line for line in text.splitlines() if pat.search(line)]
+        """The lines of the target's log that show a bug (:func:`error_lines`)."""
+        return error_lines(self.log_path.read_text(encoding="utf-8", errors="replace"))
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (SIGKILL after ``timeout``), then the companions; the target's exit status."""
@@ -264,8 +285,36 @@ class Target:
         return self.proc.returncode
 
 
+# A text line (the sim's format: "time name LEVEL message") or asyncio's own complaints.
+_TEXT_ERROR = re.compile(r"Traceback|Fatal error|Exception in callback|\bERROR\b|\bCRITICAL\b")
+
+
+def error_lines(text: str) -> list[str]:
+    """Log lines that show a bug: an error or critical record, a traceback, asyncio's 'Fatal error'.
+
+    isoswitch logs one JSON object per line (``switch.logs``: ``"level": "error"``,
+    a traceback in ``exc_info``); the sim logs text. A JSON line is judged by its
+    fields, so a message that merely quotes the word ERROR is not one.
+
+    >>> error_lines('{"level":"warning","msg":"client sent ERROR"}\\n{"level":"error","msg":"x"}')
+    ['{"level":"error","msg":"x"}']
+    """
+    out = []
+    for line in text.splitlines():
+        record = None
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+        if isinstance(record, dict):
+            if str(record.get("level", "")).lower() in ("error", "critical") or "exc_info" in record:
+                out.append(line)
+        elif _TEXT_ERROR.search(line):
+            out.append(line)
+    return out
+
+
 def start_sim(log_path: Path, *, dialect: str = "ascii", framing: str = "binary2", max_records: int = 20_000) -> Target:
-    """``python -m acquirer_sim`` on an ephemeral port, its stderr in ``log_path``.
+    """``python -m acquirer_sim`` on an ephemeral port (its admin API too), its stderr in ``log_path``.
 
     ``max_records`` bounds the sim's memory of answered requests (~0.8 kB
     each; the default 500,000 would let 100k valid-looking frames grow it by
@@ -285,6 +334,8 @@ def start_sim(log_path: Path, *, dialect: str = "ascii", framing: str = "binary2
         framing,
         "--max-records",
         str(max_records),
+        "--admin-port",
+        "0",
         "--log-level",
         "WARNING",
     ]
@@ -296,11 +347,14 @@ def start_sim(log_path: Path, *, dialect: str = "ascii", framing: str = "binary2
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
     m = re.fullmatch(r"listening on (\S+):(\d+)\s*", line)
-    if m is None:
+    admin = re.fullmatch(r"admin on (\S+):(\d+)\s*", proc.stdout.readline().decode()) if m else None
+    if m is None or admin is None:
         proc.kill()
         proc.wait()
         raise RuntimeError(f"sim did not start: {line!r}; log: {log_path.read_text(errors='replace')[-2000:]}")
-    return Target("acquirer_sim", proc, (m[1], int(m[2])), log_path, Dialect.named(dialect, framing))
+    target = Target("acquirer_sim", proc, (m[1], int(m[2])), log_path, Dialect.named(dialect, framing))
+    target.admin = f"http://{admin[1]}:{admin[2]}"
+    return target
 
 
 def _approved(address: tuple[str, int], dialect: Dialect, req: Message) -> bool:
@@ -327,7 +381,7 @@ def start_listener(
     *,
     dialect: str = "ascii",
     framing: str = "binary2",
-    max_records: int = 20_000,
+    max_records: int = 500_000,
     ready_timeout: float = 120.0,
 ) -> Target:
     """``isoswitch serve --iso-port`` routed to a ``python -m acquirer_sim``, all in ``workdir``.
@@ -338,6 +392,10 @@ def start_listener(
     ``isoswitch project add``; its default terminal and merchant ids
     (:meth:`ProjectSettings.defaults`) are the target's ``ids``. Ready once
     an 0100 from those ids is approved through the listener.
+
+    The sim is not the target here (its memory is not measured): it keeps
+    every record (``max_records``), so that the ledger can be reconciled
+    with the switch's books after the run.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     sim = start_sim(workdir / "sim.log", max_records=max_records)  # the links' dialect: the default config's
@@ -345,7 +403,8 @@ def start_listener(
         data = workdir / "data"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("DATABASE_URL", None)
-        cli = [sys.executable, "-m", "isoswitch"]
+        # The installed command beside this interpreter: wherever its package lives, `isoswitch` stays.
+        cli = [shutil.which("isoswitch", path=str(Path(sys.executable).parent)) or "isoswitch"]
         subprocess.run(
             [*cli, "project", "add", "fuzz", "--data-dir", str(data)],
             check=True,
@@ -380,6 +439,8 @@ def start_listener(
         strict_mti=True,
         companions=[sim],
         workdir=workdir,
+        admin=sim.admin,
+        data_dir=data,
     )
     probe = MessageFactory(terminal=ids[0], merchant=ids[1], stan_start=600_000)
     deadline = time.monotonic() + ready_timeout
@@ -387,8 +448,28 @@ def start_listener(
         if not target.alive() or time.monotonic() > deadline:
             target.stop(30)
             raise RuntimeError(f"the listener did not get ready; log: {log_path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.5)
+        time.sleep(0.5)  # a probe takes a PostgreSQL start: polling twice a second is plenty
     return target
+
+
+async def settle_and_reconcile(target: Target, timeout: float = 120.0) -> Report:
+    """Once no operation is pending and every reversal is delivered, the switch's books against the ledger."""
+    assert target.admin is not None and target.data_dir is not None
+    # The listener's embedded server, shared (switch.store.embedded counts the processes using it).
+    db = await open_database(DbConfig(url=None, data_dir=target.data_dir, min_size=1, max_size=2))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = await db.pool.fetchval("SELECT count(*) FROM operations WHERE status = 'pending'")
+            owed = await db.pool.fetchval("SELECT count(*) FROM saf WHERE state <> 'done'")
+            if pending == 0 and owed == 0:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not settled after {timeout} s: {pending} pending, {owed} reversals owed")
+            await asyncio.sleep(0.25)
+        return await reconcile(db.pool, target.admin)
+    finally:
+        await db.close()
 
 
 # -- the campaign ------------------------------------------------------------------
@@ -401,7 +482,11 @@ class FuzzReport:
     frames_confirmed: int = 0  # of those, in batches whose sync 0800 was answered
     framing_attacks: int = 0  # frames of the framing attacks (one connection each)
     unreadable: int = 0  # of the frames, those whose MTI cannot be read: sent alone, the target must hang up
-    closed_by_target: int = 0  # connections the target closed (unreadable frames)
+    closed_by_target: int = 0  # connections the target closed after an unreadable frame (as it must)
+    # Connections the target closed after frames whose MTI reads (it must answer those, or ignore
+    # them, and keep the connection), and dribbled valid frames it did not answer: each a failure.
+    unexpected_closes: list[str] = field(default_factory=list)
+    framing_failures: list[str] = field(default_factory=list)
     answers: int = 0  # frames the target sent back on stream connections
     undecodable_answers: int = 0  # answers our codec could not read (a bug of the target)
     control_checks: int = 0
@@ -419,7 +504,8 @@ class FuzzReport:
         return (
             f"fuzz {self.target}: frames={self.frames} confirmed={self.frames_confirmed} "
             f"framing_attacks={self.framing_attacks} unreadable={self.unreadable} "
-            f"closed_by_target={self.closed_by_target} "
+            f"closed_by_target={self.closed_by_target} unexpected_closes={len(self.unexpected_closes)} "
+            f"framing_failures={len(self.framing_failures)} "
             f"answers={self.answers} undecodable_answers={self.undecodable_answers} "
             f"control_checks={self.control_checks} control_failures={len(self.control_failures)} "
             f"crashes={self.crashes} rss={self.rss_before / 1e6:.1f}MB->{self.rss_after / 1e6:.1f}MB "
@@ -475,16 +561,20 @@ class _Stream:
 
         The codec takes any four ASCII bytes as an MTI, so the sim checks
         ``peek_mti`` only for what fails to decode; the listener also hangs
-        up on a decoded frame whose MTI has no response (non-digits, 0190).
+        up on a decoded frame whose MTI has no response (non-digits, 0190),
+        and on a malformed one (undecodable, or a control character in a
+        field) whose MTI is not of version ``0``.
         """
         try:
-            self.dialect.codec.decode(body)
+            msg = self.dialect.codec.decode(body)
             decoded = True
         except DecodeError:
             decoded = False
         mti = peek_mti(body)
         if self.target.strict_mti:  # the listener: no answer can be made (no MTI, or none to respond with)
-            return mti is None or mti[2] == "9" or (not decoded and not mti.startswith("0"))
+            # It takes a field holding a control character for a malformed message too.
+            malformed = not decoded or not all(v.isprintable() for v in msg.values())
+            return mti is None or mti[2] == "9" or (malformed and not mti.startswith("0"))
         return not decoded and mti is None
 
     async def _alone(self, body: bytes) -> None:
@@ -522,8 +612,8 @@ class _Stream:
             await asyncio.wait_for(self.writer.drain(), _IO_TIMEOUT)
             while True:
                 body = await self._read_frame()
-                if body is None:  # closed by the target: an unreadable frame
-                    self.report.closed_by_target += 1
+                if body is None:  # every frame of the batch had a readable MTI: no reason to hang up
+                    self.report.unexpected_closes.append(f"closed after a batch of {len(bodies)} readable frames")
                     await self.close()
                     return
                 self.report.answers += 1
@@ -535,8 +625,8 @@ class _Stream:
                 if msg.get("t") == "0810" and msg.get("11") == stan:
                     self.report.frames_confirmed += len(bodies)
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            self.report.closed_by_target += 1
+        except (ConnectionError, asyncio.IncompleteReadError) as e:
+            self.report.unexpected_closes.append(f"{type(e).__name__} after a batch of {len(bodies)} readable frames")
             await self.close()
 
     async def _read_frame(self) -> bytes | None:
@@ -580,21 +670,30 @@ async def _framing_attack(target: Target, rng: random.Random, mutator: Mutator, 
         raise
     try:
         if kind == 5:
-            for i in range(len(data)):
-                writer.write(data[i : i + 1])
-                await writer.drain()
-            # The dribbled frame must still be answered.
-            header = await asyncio.wait_for(reader.readexactly(framing.header_len), _IO_TIMEOUT)
-            await asyncio.wait_for(reader.readexactly(framing.length(header)), _IO_TIMEOUT)
+            await _dribble(data, reader, writer, framing, report)
         else:
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
+            # The target may answer, wait or hang up: any of them is fine for a malformed stream.
+            with contextlib.suppress(ConnectionError):
+                writer.write(data)
+                await writer.drain()
     finally:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+async def _dribble(
+    data: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, framing: Framing, report: FuzzReport
+) -> None:
+    """A valid frame a byte per write: it must be answered (a close or a silence is a failure)."""
+    try:
+        for i in range(len(data)):
+            writer.write(data[i : i + 1])
+            await writer.drain()
+        header = await asyncio.wait_for(reader.readexactly(framing.header_len), _IO_TIMEOUT)
+        await asyncio.wait_for(reader.readexactly(framing.length(header)), _IO_TIMEOUT)
+    except (ConnectionError, asyncio.IncompleteReadError, TimeoutError) as e:
+        report.framing_failures.append(f"dribbled valid frame not answered: {type(e).__name__}")
 
 
 class _Control:

@@ -7,6 +7,8 @@ part of ``make test``; the marked ones are ``make fuzz``.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from isofuzz import FuzzReport, Target, run_campaign, start_listener, start_sim
+from isofuzz import FuzzReport, Target, error_lines, run_campaign, settle_and_reconcile, start_listener, start_sim
 
 from switch.wire.codec import EncodeError
 
@@ -57,8 +59,12 @@ def _check(report: FuzzReport, target: Target, frames: int, capsys: pytest.Captu
     assert report.control_failures == [], report.control_failures[:10]
     assert report.control_checks >= 2
     assert report.undecodable_answers == 0
-    # Most batches get through (a frame whose MTI is unreadable closes its connection).
-    assert report.frames_confirmed >= report.frames // 2
+    assert report.unexpected_closes == [], report.unexpected_closes[:10]
+    assert report.framing_failures == [], report.framing_failures[:10]
+    # Every frame is confirmed: a readable one by its batch's sync 0810 on the same connection (the
+    # target closing it instead is an unexpected close, above), an unreadable one, sent alone, by
+    # the hang-up. Nothing is left to chance, so nothing less than all of them will do.
+    assert report.frames_confirmed == report.frames, report.summary()
     assert report.rss_growth_mb * 1e6 < RSS_BOUND, report.summary()
     assert target.log_errors() == []
     for companion in target.companions:
@@ -90,6 +96,7 @@ async def test_iso_listener_keeps_serving_through_a_small_fuzz_run(
 ) -> None:
     report = await run_campaign(listener_target, 2000, warmup=500, control_every=250)
     _check(report, listener_target, 2000, capsys)
+    await _reconciled(listener_target, capsys)
 
 
 @pytest.mark.fuzz
@@ -100,6 +107,51 @@ async def test_iso_listener_keeps_serving_through_the_full_fuzz_run(
     frames = fuzz_frames if listener_target.dialect.name == "ascii" else fuzz_frames // 5
     report = await run_campaign(listener_target, frames, seed=3)
     _check(report, listener_target, frames, capsys)
+    await _reconciled(listener_target, capsys)
+
+
+async def _reconciled(target: Target, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the fuzzed frames did through the listener is in the switch's books as at the issuer."""
+    recon = await settle_and_reconcile(target)
+    with capsys.disabled():
+        print(recon.summary())
+    assert [str(d) for d in recon.differences] == [], "\n".join([recon.summary(), *map(str, recon.differences)])
+    assert recon.matched > 0
+
+
+# -- the log scan of the oracle ------------------------------------------------------
+
+_REAL_LINES = """
+import logging, sys
+from switch.logs import setup_logging
+setup_logging("info")
+log = logging.getLogger("isoswitch.listener")
+log.info("a fine line that quotes ERROR and CRITICAL")
+log.warning("a warning")
+log.error("connection %s broke", 7)
+try:
+    raise ValueError("boom")
+except ValueError:
+    log.warning("handled, with its traceback", exc_info=True)
+"""
+
+
+def test_the_log_scan_finds_the_error_lines_isoswitch_really_writes(tmp_path: Path) -> None:
+    # Lines from the real formatter (switch.logs, JSON), in a process of their own as serve writes them.
+    done = subprocess.run([sys.executable, "-c", _REAL_LINES], capture_output=True, text=True, timeout=60, check=True)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 4 and '"level":"error"' in lines[2]
+    assert error_lines(done.stderr) == lines[2:]
+
+
+def test_the_log_scan_finds_the_sims_text_errors_and_asyncios_complaints() -> None:
+    text = (
+        "2026-01-01 10:00:00,001 isoswitch.sim INFO listening\n"
+        "2026-01-01 10:00:00,002 isoswitch.sim ERROR handler failed\n"
+        "2026-01-01 10:00:00,003 asyncio ERROR Fatal error on transport\n"
+        "Traceback (most recent call last):\n"
+    )
+    assert error_lines(text) == text.splitlines()[1:]
 
 
 # -- structured input: well-encoded messages with hostile field values --------------
