@@ -74,6 +74,8 @@ async def start_app(app: web.Application, config: FrontConfig) -> RunningServer:
         # that the client reads the answer rather than a reset; aiohttp's 10 s, bounded by body_timeout.
         lingering_time=min(10.0, config.body_timeout),
         logger=ServerLog(failures),
+        # handler_cancellation stays off (aiohttp's default): a client that goes away does not cancel its
+        # handler, so a payment already sent to the issuer still finishes and is written (or reversed).
     )
     # Before setup: a bad certificate path fails the start with nothing to clean up.
     ssl_context = (

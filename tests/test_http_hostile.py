@@ -208,13 +208,14 @@ async def test_a_pipelined_request_behind_a_slow_one_is_answered_and_not_cut_by_
 
 async def test_many_stalled_connections_do_not_stop_a_well_behaved_client_and_are_all_closed() -> None:
     stalled = 300
-    async with running(tiny_app(), header_timeout=5.0, max_connections=stalled + 50) as server:
-        conns = [await connect(server) for _ in range(stalled)]
+    async with running(tiny_app(), header_timeout=6.0, max_connections=stalled + 50) as server:
+        conns = await asyncio.gather(*(connect(server) for _ in range(stalled)))
         for _, writer in conns:
             writer.write(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
         await until(lambda: server.guard.open == stalled, "every stalled connection is open")
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{server.port}/ping") as resp:
             assert resp.status == 200 and await resp.text() == "pong"
+        assert server.guard.timed_out == 0  # served while every stalled connection was still held
         answers = await asyncio.gather(*(closed_by_server(reader) for reader, _ in conns))
         assert answers == [b""] * stalled
         await until(lambda: server.guard.open == 0, "every connection is forgotten")
