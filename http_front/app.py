@@ -21,7 +21,8 @@ GET      /health                     liveness, ``{"status": "ok"}``, no credenti
 =======  ==========================  =====================================
 
 The list routes answer with and without the trailing slash. Middlewares,
-outermost first: request metrics, failures to the seed's JSON shape, the per-address limit of
+outermost first: request metrics, failures to the seed's JSON shape, a 413 for a
+declared body over ``client_max_size`` (before it is read), the per-address limit of
 failed authentications, authentication, the per-project rate limit
 (:mod:`http_front.ratelimit`), then the request's source for the audit log
 (:mod:`switch.store.audit`).
@@ -36,6 +37,7 @@ from aiohttp.typedefs import Handler
 
 from http_front.auth import auth_middleware
 from http_front.config import FrontConfig
+from http_front.conn import declared_size_middleware
 from http_front.docs import add_docs_routes
 from http_front.errors import error_middleware
 from http_front.idempotency import KEY_HEADER
@@ -84,6 +86,7 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
             request_id_middleware,
             metrics_middleware,
             error_middleware,
+            declared_size_middleware(config.client_max_size),
             auth_guard_middleware(config.auth_failure_rate, config.auth_failure_burst),
             auth_middleware(config.realm),
             project_limit_middleware(config.rate_limit, config.rate_burst),

@@ -62,6 +62,31 @@ class FrontConfig:
     max_line_size: int = 8190
     max_field_size: int = 8190
     max_headers: int = 64
+    #: Seconds a client has to send a request line and its headers: counted from
+    #: the connection's opening for its first request, from the request's first
+    #: byte for the next ones on a keep-alive connection. Past it the connection
+    #: is closed without an answer (slowloris). Default 10 s (a client sends its
+    #: headers in milliseconds). With TLS it also bounds the handshake.
+    header_timeout: float = 10.0
+    #: Seconds from the end of the headers to the end of the body; past it the
+    #: connection is closed. Default 30 s (a 64 KiB body at 2.2 KB/s).
+    body_timeout: float = 30.0
+    #: Seconds an idle keep-alive connection is kept between requests. Default
+    #: 75 s: longer than a load balancer's own idle timeout (60 s is common),
+    #: so that the balancer, not the front, closes its pooled connections.
+    keepalive_timeout: float = 75.0
+    #: Open connections per worker process. One more is answered ``503`` with
+    #: ``Connection: close`` and closed at once, before anything is read (the
+    #: listening socket keeps accepting: a worker that stopped accepting would
+    #: leave the kernel's backlog to fill and time out instead). Keep it below
+    #: the process's open-file limit (``ulimit -n``) less the database pool and
+    #: links. Default 1000.
+    max_connections: int = 1000
+    #: Lines a second, per worker, of client-side failures (a disconnect
+    #: mid-body, a malformed or over-long request line or header, a timeout):
+    #: one WARNING line each without a traceback; beyond the rate they are
+    #: counted and one line a second gives the count. Default 10.
+    client_failure_log_rate: float = 10.0
     #: ``GET /metrics`` (Prometheus text, no credentials). Default on; the CLI
     #: sets it from ``[metrics] enabled``.
     metrics: bool = True
@@ -81,6 +106,12 @@ class FrontConfig:
             raise ValueError("bursts must be at least 1")
         if min(self.max_line_size, self.max_field_size, self.max_headers) < 1:
             raise ValueError("header limits must be positive")
+        if min(self.header_timeout, self.body_timeout, self.keepalive_timeout) <= 0:
+            raise ValueError("header_timeout, body_timeout and keepalive_timeout must be positive")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if self.client_failure_log_rate <= 0:
+            raise ValueError("client_failure_log_rate must be positive")
 
     @property
     def scheme(self) -> str:

@@ -6,7 +6,9 @@ raises -- an :class:`~http_front.failures.HttpFailure`, an orders-service
 translation error the service let through, or a bug -- leaves as JSON in
 the shape ``{"failure_type", "failure_message", "order_id"[, "errors"]}``.
 A bug is logged here with its traceback (the route's pattern, never the
-path, query or body: those can carry card data) and answered 500.
+path, query or body: those can carry card data) and answered 500. A body the
+client never finished sending (it went away, or sent a wrong length or bad
+chunks) is not a bug: one WARNING line, rate-limited, and a 400.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from http_front.failures import FieldError, HttpFailure, Reply, dumps, failure_body
-from http_front.logs import format_exception
+from http_front.logs import body_failure, format_exception, log_client_failure
 from http_front.orders.status import error_body, http_status
 from switch.errors import TranslationError
 from switch.orders.errors import OrderError
@@ -27,6 +29,7 @@ __all__ = ["INTERNAL_ERROR", "error_middleware", "reply_for", "route_name"]
 log = logging.getLogger("isoswitch.http")
 
 INTERNAL_ERROR = Reply(500, failure_body("error", "Internal error"))
+BODY_NOT_RECEIVED = Reply(400, failure_body("validation", "Request body not received"))
 
 _HTTP_MESSAGES = {
     404: "Not found",
@@ -76,6 +79,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _from_http_exception(exc)
     except Exception as exc:
         reply = reply_for(exc)
+        if reply is None and body_failure(request, exc):
+            log_client_failure(request, exc)
+            response = BODY_NOT_RECEIVED.response()
+            response.force_close()  # the body's stream is broken: this connection cannot carry another request
+            return response
         if reply is None:
             log.error("unhandled error in %s\n%s", route_name(request), format_exception(exc))
             reply = INTERNAL_ERROR
