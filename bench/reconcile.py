@@ -231,17 +231,27 @@ def compare(books: Books, ledger: Mapping[str, Any]) -> Report:
             )
     report.matched = len(matched)
 
+    report.differences.extend(_unexplained_reversals(reversals, by_class_stan, reversed_by, books.saf))
+    return report
+
+
+def _unexplained_reversals(
+    reversals: Iterable[Mapping[str, Any]],
+    by_class_stan: Mapping[tuple[str, str], list[dict[str, Any]]],
+    reversed_by: Mapping[tuple[str, int], str],
+    saf: Mapping[tuple[str, int], str],
+) -> list[Difference]:
+    """The issuer's reversals that no operation of the switch explains (its own, a merchant's, or one it owes)."""
+    out: list[Difference] = []
     for rev in reversals:
         orig = rev.get("original") or {}
         own = ((rev.get("terminal") or "").rstrip(), "040", rev.get("stan") or "", rev.get("transmitted") or "")
         candidates = by_class_stan.get((str(orig.get("mti_class")), str(orig.get("stan"))), [])
         candidates = [c for c in candidates if orig.get("rrn") in (None, c["rrn"])] or candidates
-        known = any(
-            (c["order_id"], c["id"]) in reversed_by or (c["order_id"], c["id"]) in books.saf for c in candidates
-        )
+        known = any((c["order_id"], c["id"]) in reversed_by or (c["order_id"], c["id"]) in saf for c in candidates)
         merchant = any(_op_key(op) == own for op in by_class_stan.get(("040", own[2]), []))
         if not (known or merchant):
-            report.differences.append(
+            out.append(
                 Difference(
                     None,
                     None,
@@ -250,7 +260,7 @@ def compare(books: Books, ledger: Mapping[str, Any]) -> Report:
                     f"({rev.get('effect')}): the switch reversed no such operation",
                 )
             )
-    return report
+    return out
 
 
 def _last_approved(ops: Iterable[Mapping[str, Any]], kind: str) -> dict[str, Any] | None:
