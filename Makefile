@@ -64,8 +64,13 @@ faults: $(STAMP)
 fuzz: $(STAMP)
 	ISOSWITCH_FUZZ_FRAMES=$${ISOSWITCH_FUZZ_FRAMES:-100000} timeout -k 10 1800 $(BIN)/pytest -m fuzz tests/fuzz -p no:randomly
 
+# Thresholds the ISO suite meets on the shared 2-core box (a miss exits 99, k6's convention). The paced
+# run's latency counts from each request's intended send time, so at 12,000/s offered on a busy box its
+# p99 is hundreds of ms (bench/RESULTS.md, "Bench instruments"): the p99 bound only catches a collapse.
+BENCH_THRESHOLDS = --threshold 'errors<1' --threshold 'rate>5000' --threshold 'p99<2s'
+
 bench: $(STAMP)
-	$(BIN)/isoswitch bench all --out bench/results --report bench/results/report
+	$(BIN)/isoswitch bench all --out bench/results --report bench/results/report $(BENCH_THRESHOLDS)
 
 clean:
 	rm -rf $(VENV) .data bench/results

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import signal
 import sys
@@ -36,9 +37,10 @@ from switch.process import hostport
 from switch.wire.dialect import DIALECTS
 from switch.wire.framing import FRAMINGS
 
-__all__ = ["DEFAULT_OUT_DIR", "DESCRIPTION", "add_commands", "main", "run"]
+__all__ = ["DEFAULT_OUT_DIR", "DESCRIPTION", "PASSWORD_ENV", "add_commands", "main", "run"]
 
 DEFAULT_OUT_DIR = Path("bench") / "results"
+PASSWORD_ENV = "ISOSWITCH_BENCH_PASSWORD"  # --password when it is not given (keeps it out of ps and history)
 
 _T = TypeVar("_T")
 
@@ -77,6 +79,53 @@ def _mix(value: str) -> tuple[int, ...]:
         return tuple(int(w) for w in value.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated weights, got {value!r}") from None
+
+
+def _threshold(value: str) -> Any:
+    from bench.thresholds import parse_threshold
+
+    try:
+        return parse_threshold(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _rates(value: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(r) for r in value.split(",") if r.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated rates a second, got {value!r}") from None
+    if not rates or any(r <= 0 for r in rates):
+        raise argparse.ArgumentTypeError(f"expected positive rates, got {value!r}")
+    return rates
+
+
+def _latency_us(value: str) -> int:
+    """``25ms``, ``2500us``, ``0.5s`` (ms without a unit) -> µs."""
+    return int(_threshold(f"p99<={value}").limit)
+
+
+def _threshold_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threshold",
+        type=_threshold,
+        action="append",
+        default=[],
+        metavar="METRIC<VALUE",
+        help="pass/fail on the result, repeatable: p50 p90 p99 p99.9 max mean (us, ms, s), rate (per s), "
+        "errors (count), slo_rate (a --rates curve); e.g. --threshold p99<25ms --threshold rate>5000. "
+        "Exits 99 when one is missed",
+    )
+
+
+def _judge(result: dict[str, Any], thresholds: Sequence[Any]) -> bool:
+    """Apply and print the thresholds; True when all pass."""
+    from bench.thresholds import apply_thresholds, format_verdicts
+
+    ok = apply_thresholds(result, thresholds)
+    if thresholds:
+        print("\n".join(format_verdicts(result["thresholds"])))
+    return ok
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:
@@ -171,6 +220,7 @@ def _add_iso(sub: _Sub) -> None:
     iso.add_argument("--no-sign-on", action="store_true", help="direct mode: no 0800 sign-on/sign-off")
     iso.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the host's)")
     iso.add_argument("--out", type=Path, help="JSON result (default: bench/results/iso-<mode>-<timestamp>.json)")
+    _threshold_option(iso)
     _report_options(iso)
     iso.set_defaults(func=_cmd_iso)
 
@@ -190,6 +240,7 @@ def _add_suite(sub: _Sub) -> None:
         "--out-dir", "--out", dest="out_dir", type=Path, default=DEFAULT_OUT_DIR, help="default: bench/results"
     )
     _wire_options(suite)
+    _threshold_option(suite)
     _report_options(suite)
     suite.set_defaults(func=_cmd_suite)
 
@@ -198,27 +249,69 @@ def _add_rest(sub: _Sub) -> None:
     rest = sub.add_parser(
         "rest",
         help="drive POST /orders/authorize at the REST front (and optionally at the bare path)",
-        description="Closed-loop POST /orders/authorize load over --concurrency keep-alive connections (one "
-        "request in flight each) with mixed test cards; prints throughput, latency percentiles, status codes and "
-        "errors, and writes a JSON result. With --bare, the same load then runs against the bare path (JSON -> "
+        description="POST /orders/authorize load over --concurrency keep-alive connections (one "
+        "request in flight each) with mixed test cards: a closed loop, or with --rate an open loop (a fixed "
+        "schedule, latency from each request's intended send time, as wrk2), or with --rates a curve of open "
+        "loops and the highest rate meeting --slo-p99; prints throughput, latency percentiles, status codes, "
+        "errors and CPU per response (by process with --target-pid, --pg-data/--pg-pid, --sim-pid), and writes "
+        "a JSON result. With --bare, the same load then runs against the bare path (JSON -> "
         "ISO -> --sim -> JSON: no database, validation or auth) served by a bench.bare_server subprocess, and "
         "the report shows full/bare.",
     )
-    rest.add_argument("--url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8080")
+    rest.add_argument("--url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8080 (or https://)")
     rest.add_argument("--login", help="HTTP Basic login of a project (or give it in the URL)")
-    rest.add_argument("--password", help="HTTP Basic password of that project (never written to the result)")
     rest.add_argument(
-        "--concurrency", type=_positive_int, default=64, help="keep-alive connections, one request each (default: 64)"
+        "--password",
+        help=f"HTTP Basic password of that project (default with --login: ${PASSWORD_ENV}; never written to the "
+        "result)",
+    )
+    rest.add_argument("--insecure", action="store_true", help="https: do not check the server's certificate")
+    rest.add_argument("--cafile", help="https: trust this CA bundle (PEM) instead of the system's")
+    rest.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=64,
+        help="keep-alive connections, one request each; with --rate, the cap on requests in flight (default: 64)",
+    )
+    rest.add_argument(
+        "--rate",
+        type=_rate,
+        default=0.0,
+        metavar="PER_S",
+        help="open loop: send this many requests a second on a fixed schedule (default: 0 = closed loop)",
+    )
+    rest.add_argument("--rates", type=_rates, default=(), metavar="R,R,...", help="a curve: one open-loop run per rate")
+    rest.add_argument(
+        "--slo-p99",
+        type=_latency_us,
+        default=25_000,
+        metavar="LATENCY",
+        help="--rates: report the highest rate whose p99 is at most this (default: 25ms)",
     )
     _run_options(rest)
     rest.add_argument("--timeout", type=_seconds, default=5.0, help="seconds a request may take (default: 5)")
     rest.add_argument("--amount", default="0.01", help="order amount in major units (default: 0.01)")
     rest.add_argument("--currency", default="USD", help="order currency (default: USD)")
     _mix_option(rest)
-    rest.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the front's)")
+    rest.add_argument(
+        "--target-pid",
+        type=int,
+        help="also report this local process's CPU time (the front's), and its worker processes' (its children)",
+    )
+    rest.add_argument("--pg-pid", type=int, help="also report PostgreSQL's CPU: this postmaster and its children")
+    rest.add_argument(
+        "--pg-data",
+        type=Path,
+        metavar="DIR",
+        help="or find the postmaster in DIR/postmaster.pid (or DIR/pg/: isoswitch up --data-dir DIR)",
+    )
+    rest.add_argument(
+        "--sim-pid", type=int, help="also report the simulator's CPU (default: the front's child running acquirer_sim)"
+    )
     rest.add_argument("--bare", action="store_true", help="then run the same load against the bare path")
     rest.add_argument("--sim", type=hostport, metavar="HOST:PORT", help="--bare: the ISO 8583 host it talks to")
     rest.add_argument("--out", type=Path, help="JSON result (default: bench/results/rest-<timestamp>.json)")
+    _threshold_option(rest)
     _report_options(rest)
     rest.set_defaults(func=_cmd_rest)
 
@@ -283,6 +376,7 @@ def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.iso import IsoBenchConfig, format_report, run_iso
     from bench.measure import BenchError
     from bench.progress import progress_wanted
+    from bench.thresholds import THRESHOLDS_MISSED
     from bench.workload import DEFAULT_MIX
     from switch.process import run_loop
 
@@ -326,10 +420,13 @@ def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 1
     out = args.out or DEFAULT_OUT_DIR / f"iso-{cfg.mode}-{_stamp()}.json"
     print(format_report(result))
+    passed = _judge(result, args.threshold)
     print(f"  result          {write_result(result, out)}")
     if args.report is not None and not _write_report(result, args.report, "isoswitch bench iso"):
         return 1
-    return 0 if result["figures"]["responses"] > 0 else 1
+    if result["figures"]["responses"] == 0:
+        return 1
+    return 0 if passed else THRESHOLDS_MISSED
 
 
 def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -347,6 +444,7 @@ def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command=_command(argv),
         report_dir=args.report,
         progress=progress_wanted(args.progress),
+        thresholds=tuple(args.threshold),
     )
 
     async def main() -> int:
@@ -390,8 +488,10 @@ def _redact(argv: Sequence[str]) -> list[str]:
 
 def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.measure import BenchError
+    from bench.procs import ProcSpec
     from bench.progress import progress_wanted
     from bench.rest import RestBenchConfig, format_report, run_rest
+    from bench.thresholds import THRESHOLDS_MISSED
     from bench.workload import DEFAULT_MIX
     from switch.process import run_loop
 
@@ -404,7 +504,7 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
         cfg = RestBenchConfig(
             url=args.url,
             login=args.login,
-            password=args.password,
+            password=args.password if args.password is not None or args.login is None else os.environ.get(PASSWORD_ENV),
             concurrency=args.concurrency,
             duration=args.duration,
             warmup=args.warmup,
@@ -415,6 +515,12 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
             mix=args.mix or DEFAULT_MIX,
             target_pid=args.target_pid,
             bare_sim=args.sim if args.bare else None,
+            rate=args.rate,
+            rates=args.rates,
+            slo_p99_us=args.slo_p99,
+            insecure=args.insecure,
+            cafile=args.cafile,
+            procs=ProcSpec(args.target_pid, args.pg_pid, args.pg_data, args.sim_pid),
         )
     except ValueError as e:
         print(f"isoswitch bench rest: {e}", file=sys.stderr)
@@ -438,11 +544,14 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print("isoswitch bench rest: interrupted; the bare server (if any) was stopped", file=sys.stderr)
         return 130
     print(format_report(result))
+    passed = _judge(result, args.threshold)
     print(f"  result          {write_result(result, out)}")
     if args.report is not None and not _write_report(result, args.report, "isoswitch bench rest"):
         return 1
     bare_failed = "error" in result.get("bare", {})
-    return 0 if result["figures"]["responses"] > 0 and not bare_failed else 1
+    if result["figures"]["responses"] == 0 or bare_failed:
+        return 1
+    return 0 if passed else THRESHOLDS_MISSED
 
 
 def _load(path: Path, prog: str) -> dict[str, Any] | None:

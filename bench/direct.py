@@ -6,7 +6,9 @@ patches DE 7, DE 11 and the RRN tail into a copy per request; responses are
 matched on DE 11 after a fast-codec decode. In the closed loop (no rate)
 the next request is written from the same ``data_received`` call that
 consumed an answer, so ``concurrency`` stay in flight; with a rate, a 1 ms
-pacer sends what is due into free slots instead.
+pacer sends what is due into free slots instead, and latency is measured
+from each request's intended time on the schedule (:meth:`Pacer.next_intended`),
+so time spent waiting for a free slot counts (coordinated omission corrected).
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ class _Conn(asyncio.Protocol):
         # The card cycle flattened into templates, so picking the next request is one index.
         self.cycle = [tpls[i] for i in cycle]
         self.pos = start % len(self.cycle)
-        self.pending: dict[str, tuple[float, int]] = {}  # STAN -> (sent at, card index); in send order
+        # STAN -> (sent at, card index, intended at); in send order. The sending time is for the timeout,
+        # the intended time for the latency (the same in the closed loop).
+        self.pending: dict[str, tuple[float, int, float]] = {}
         self.control: dict[str, asyncio.Future[Message]] = {}  # STAN -> our 0800's answer
         self.stan = int.from_bytes(os.urandom(3), "big") % 999_999
         self.transport: asyncio.Transport | None = None
@@ -107,9 +111,9 @@ class _Conn(asyncio.Protocol):
                 self._other(msg, out)
                 continue
             if tally.measuring:
-                sent_at, card = entry
+                _, card, intended = entry
                 tally.responses += 1
-                tally.hist.record_value(int((now - sent_at) * 1_000_000))
+                tally.hist.record_value(int((now - intended) * 1_000_000))
                 key = (card, msg.get("39", "--"))
                 codes = tally.codes
                 codes[key] = codes.get(key, 0) + 1
@@ -124,7 +128,7 @@ class _Conn(asyncio.Protocol):
             self.run.check_done()
 
     # -- sending -----------------------------------------------------------------
-    def _queue(self, out: Out, now: float) -> None:
+    def _queue(self, out: Out, now: float, intended: float = 0.0) -> None:
         self.tally.take()
         pending = self.pending
         n = self.stan
@@ -142,10 +146,11 @@ class _Conn(asyncio.Protocol):
         buf[tpl.rrn_tail : tpl.rrn_tail + 6] = raw
         buf[tpl.de7 : tpl.de7 + 10] = self.run.de7
         out.append(buf)
-        pending[stan] = (now, tpl.card)
+        pending[stan] = (now, tpl.card, intended or now)
 
-    def send(self, n: int, now: float) -> int:
-        """Send up to ``n`` requests (no more than free slots); how many went."""
+    def send(self, n: int, now: float, pacer: Pacer | None = None) -> int:
+        """Send up to ``n`` requests (no more than free slots); how many went. With ``pacer``, each takes
+        the next intended time of its schedule."""
         if self.lost or self.transport is None:
             return 0
         n = min(n, self.slots - len(self.pending))
@@ -154,7 +159,12 @@ class _Conn(asyncio.Protocol):
         for _ in range(n):
             if not tally.sending:
                 break
-            self._queue(out, now)
+            if pacer is not None:
+                intended = pacer.next_intended()
+                pacer.issued(1)
+                self._queue(out, now, intended)
+            else:
+                self._queue(out, now)
         if out:
             self.transport.write(b"".join(out))
         return len(out)
@@ -164,7 +174,7 @@ class _Conn(asyncio.Protocol):
         pending = self.pending
         limit = now - timeout
         expired = []
-        for stan, (sent_at, _) in pending.items():
+        for stan, (sent_at, _, _) in pending.items():
             if sent_at > limit:
                 break  # send order: the rest are younger
             expired.append(stan)
@@ -233,19 +243,20 @@ class _DirectRun:
         self.check_done()
 
     def pace(self) -> None:
-        assert self.pacer is not None
+        pacer = self.pacer
+        assert pacer is not None
         now = time.perf_counter()
-        due = self.pacer.due(now)
+        due = pacer.due(now)
         if due <= 0 or not self.tally.sending:
             return
         sent = 0
         conns = self.conns
         self._rr = (self._rr + 1) % len(conns)
         for i in range(len(conns)):
-            sent += conns[(self._rr + i) % len(conns)].send(due - sent, now)
+            sent += conns[(self._rr + i) % len(conns)].send(due - sent, now, pacer)
             if sent >= due:
                 break
-        self.pacer.issued(sent, backlog=due - sent)
+        pacer.issued(0, backlog=due - sent)
 
     async def connect(self) -> None:
         cfg = self.cfg

@@ -1,4 +1,4 @@
-"""A closed-loop HTTP/1.1 load generator that must cost little: keep-alive connections, one request in flight each.
+"""An HTTP/1.1 load generator that must cost little: keep-alive connections, one request in flight each.
 
 The target and the load generator share the box, so every microsecond spent
 here is taken from the system under test. Hence a bare asyncio ``Protocol``
@@ -10,13 +10,24 @@ The next request goes out from the ``data_received`` call that completed
 the previous answer, so ``concurrency`` connections each keep one request
 in flight for the whole run.
 
-Requests and response framing are :mod:`bench.http_wire`'s.
+With a ``rate`` the loop is open (as wrk2 drives it): request *i* is
+intended at ``t0 + (i + 1) / rate`` whatever the server does, and its latency
+is measured from that intended time, not from when a connection was free to
+send it, so a stall shows in the latency of every request that had to wait
+behind it (coordinated omission corrected). A free connection sends the next
+due request at once; when all ``concurrency`` connections are busy, due
+requests wait (the backlog) and their intended times keep counting.
+
+Requests and response framing are :mod:`bench.http_wire`'s; ``https://``
+targets get TLS on each connection (an ``ssl.SSLContext`` given by the caller).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +41,7 @@ from bench.http_wire import (
     connect_error_kind,
     parse_head,
 )
-from bench.measure import BenchError, Tally, Window, run_then_drain
+from bench.measure import BenchError, Pacer, Tally, Window, run_then_drain
 
 __all__ = [
     "HttpTarget",
@@ -44,6 +55,7 @@ __all__ = [
 ]
 
 _TICK_S = 0.05  # timeout sweep period
+_PACE_S = 0.001  # open loop: recheck period while due requests wait for a free connection
 _MAX_HEAD = 64 * 1024  # a response head longer than this is not an orders API answer
 _RECONNECT_MAX_S = 1.0  # cap of the backoff between failed reconnects
 
@@ -62,6 +74,7 @@ class _Conn(asyncio.Protocol):
         "transport",
         "buf",
         "sent_at",
+        "intended",
         "card",
         "mode",
         "remaining",
@@ -77,7 +90,8 @@ class _Conn(asyncio.Protocol):
         self.pos = start % len(run.requests)
         self.transport: asyncio.Transport | None = None
         self.buf = b""
-        self.sent_at = 0.0  # 0: no request in flight
+        self.sent_at = 0.0  # 0: no request in flight; else when it was written (for the timeout)
+        self.intended = 0.0  # when it was meant to go (latency is measured from here)
         self.card = 0
         self.mode = _HEAD
         self.remaining = 0  # body bytes still to skip (_LENGTH)
@@ -99,6 +113,7 @@ class _Conn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         run = self.run
         run.live.discard(self)
+        run.busy.discard(self)
         if self.sent_at:
             if self.mode == _UNTIL_CLOSE:
                 self._complete(time.perf_counter())  # the close is what ends this body
@@ -124,10 +139,7 @@ class _Conn(asyncio.Protocol):
         if self.close_after and not self.sent_at:
             self._retire()
         elif not self.sent_at:
-            if self.tally.sending:
-                self.send(now)
-            else:
-                self.run.check_done()
+            self.run.ready(self, now)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too; connection_lost sorts out what was in flight
@@ -187,7 +199,7 @@ class _Conn(asyncio.Protocol):
         tally = self.tally
         if tally.measuring:
             tally.responses += 1
-            tally.hist.record_value(int((now - self.sent_at) * 1_000_000))
+            tally.hist.record_value(int((now - self.intended) * 1_000_000))
             key = (self.card, self.run.status_text(self.status))
             codes = tally.codes
             codes[key] = codes.get(key, 0) + 1
@@ -195,9 +207,11 @@ class _Conn(asyncio.Protocol):
             tally.responses_outside_window += 1
         self.sent_at = 0.0
         self.mode = _HEAD
+        self.run.busy.discard(self)
 
     # -- writing and closing ---------------------------------------------------------
-    def send(self, now: float) -> None:
+    def send(self, now: float, intended: float = 0.0) -> None:
+        """Write the next request; ``intended``: when the schedule meant it to go (0: now, the closed loop)."""
         if self.closing or self.transport is None or not self.tally.sending:
             return
         self.tally.take()
@@ -206,6 +220,8 @@ class _Conn(asyncio.Protocol):
         if self.pos == len(self.requests):
             self.pos = 0
         self.sent_at = now
+        self.intended = intended or now
+        self.run.busy.add(self)
         self.transport.write(request)
 
     def _retire(self) -> None:
@@ -219,6 +235,7 @@ class _Conn(asyncio.Protocol):
         """Count an error and drop the connection: after it, nothing read on it can be trusted."""
         self.tally.error(kind)
         self.sent_at = 0.0
+        self.run.busy.discard(self)
         self.closing = True
         if self.transport is not None:
             self.transport.abort()
@@ -230,14 +247,24 @@ class _Conn(asyncio.Protocol):
 
 class _HttpRun:
     def __init__(
-        self, host: str, port: int, requests: Sequence[tuple[bytes, int]], tally: Tally, timeout: float
+        self,
+        host: str,
+        port: int,
+        requests: Sequence[tuple[bytes, int]],
+        tally: Tally,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.requests = list(requests)
         self.tally = tally
         self.timeout = timeout
+        self.tls = tls
+        self.pacer: Pacer | None = None  # the open loop's schedule; None: closed loop
+        self.idle: collections.deque[_Conn] = collections.deque()  # open loop: connections free to send
         self.live: set[_Conn] = set()
+        self.busy: set[_Conn] = set()  # a request in flight
         self.tasks: set[asyncio.Task[None]] = set()
         self.done = asyncio.Event()
         self.opened = 0
@@ -253,7 +280,43 @@ class _HttpRun:
         return text
 
     def in_flight(self) -> int:
-        return sum(1 for c in self.live if c.sent_at)
+        return len(self.busy)
+
+    def ready(self, conn: _Conn, now: float) -> None:
+        """``conn`` is free: the closed loop sends on it at once; the open loop sends what is due, or parks it."""
+        if not self.tally.sending:
+            self.check_done()
+            return
+        pacer = self.pacer
+        if pacer is None:
+            conn.send(now)
+        elif pacer.due(now) > 0:
+            intended = pacer.next_intended()
+            pacer.issued(1)
+            conn.send(now, intended)
+        else:
+            self.idle.append(conn)
+
+    def pace(self) -> float:
+        """Send what is due on the idle connections; seconds until the next request is due (or a 1 ms
+        recheck while a backlog waits for a connection)."""
+        pacer = self.pacer
+        assert pacer is not None
+        now = time.perf_counter()
+        due = pacer.due(now)
+        idle = self.idle
+        while due > 0 and idle and self.tally.sending:
+            conn = idle.popleft()
+            if conn.closing or conn.sent_at or conn not in self.live:
+                continue
+            intended = pacer.next_intended()
+            pacer.issued(1)
+            conn.send(now, intended)
+            due -= 1
+        if due > 0:
+            pacer.issued(0, backlog=due)
+            return _PACE_S
+        return max(pacer.next_intended() - now, 0.0)
 
     def check_done(self) -> None:
         if not self.tally.sending and not self.in_flight():
@@ -270,7 +333,13 @@ class _HttpRun:
         start = self._next_start
         self._next_start += 7  # connections start at different places of the card cycle
         async with asyncio.timeout(self.timeout):
-            _, proto = await loop.create_connection(lambda: _Conn(self, start), self.host, self.port)
+            _, proto = await loop.create_connection(
+                lambda: _Conn(self, start),
+                self.host,
+                self.port,
+                ssl=self.tls,
+                server_hostname=self.host if self.tls is not None else None,
+            )
         self.opened += 1
         return proto
 
@@ -292,7 +361,7 @@ class _HttpRun:
                 self.tally.error(connect_error_kind(e))
                 delay = min(max(delay * 2, 0.05), _RECONNECT_MAX_S)
                 continue
-            conn.send(time.perf_counter())
+            self.ready(conn, time.perf_counter())
             return
 
     async def close(self) -> None:
@@ -319,8 +388,11 @@ async def run_http(
     timeout: float,
     tally: Tally,
     window: Window,
+    rate: float = 0.0,
+    tls: ssl.SSLContext | None = None,
 ) -> dict[str, Any]:
-    """Drive ``requests`` (bytes, card index) round robin over ``concurrency`` connections.
+    """Drive ``requests`` (bytes, card index) round robin over ``concurrency`` connections: a closed loop,
+    or with ``rate`` the open loop of the module docstring (``concurrency`` then caps what is in flight).
 
     Figures go to ``tally`` and ``window``; the connection figures are
     returned. Raises :class:`BenchError` when no connection can be opened.
@@ -328,12 +400,16 @@ async def run_http(
     if not requests:
         raise ValueError("no requests to send")
     loop = asyncio.get_running_loop()
-    run = _HttpRun(host, port, requests, tally, timeout)
+    run = _HttpRun(host, port, requests, tally, timeout, tls)
     timers: dict[str, asyncio.TimerHandle] = {}
 
     def tick() -> None:
         run.tick()
         timers["tick"] = loop.call_later(_TICK_S, tick)
+
+    def pace() -> None:
+        if tally.sending:
+            timers["pace"] = loop.call_later(run.pace(), pace)
 
     try:
         results = await asyncio.gather(*(run.connect() for _ in range(concurrency)), return_exceptions=True)
@@ -352,17 +428,26 @@ async def run_http(
         else:
             window.open(tally)
         now = time.perf_counter()
-        for c in conns:
-            c.send(now)
+        if rate:
+            run.pacer = Pacer(rate, now)
+            run.idle.extend(conns)
+            pace()
+        else:
+            for c in conns:
+                c.send(now)
         for _ in failures:
             run.replace()  # keep trying those, backing off
         await run_then_drain(run.done, tally, window, warmup + duration, timeout, lambda: bool(run.in_flight()))
-        return {
+        out: dict[str, Any] = {
             "connections": concurrency,
             "connections_opened": run.opened,
             "connections_closed_by_server": run.closed_by_server,
             "unanswered_at_end": run.in_flight(),
         }
+        if run.pacer is not None:
+            out["offered_rate_per_s"] = rate
+            out["pacer_max_backlog"] = run.pacer.max_backlog
+        return out
     finally:
         tally.sending = False
         for t in timers.values():

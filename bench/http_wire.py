@@ -40,7 +40,7 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class HttpTarget:
-    """Where requests go, from a URL such as ``http://login:password@127.0.0.1:8080/``.
+    """Where requests go, from a URL such as ``http://login:password@127.0.0.1:8080/`` (or ``https://``).
 
     >>> t = HttpTarget.parse("http://shop:s3cret@127.0.0.1:8080")
     >>> t.host, t.port, t.path, t.host_header, t.login, t.password
@@ -49,6 +49,9 @@ class HttpTarget:
     '[::1]:80'
     >>> HttpTarget.parse("http://h:1/orders/authorize?x=1").redacted()
     'http://h:1/orders/authorize?x=1'
+    >>> t = HttpTarget.parse("https://h/api")
+    >>> t.port, t.tls, t.redacted()
+    (443, True, 'https://h:443/api')
     """
 
     host: str
@@ -57,21 +60,26 @@ class HttpTarget:
     query: str = ""
     login: str | None = None
     password: str | None = None
+    scheme: str = "http"  # or "https": TLS on each connection
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
 
     @classmethod
     def parse(cls, url: str) -> HttpTarget:
         parts = urlsplit(url)
-        if parts.scheme != "http":
-            raise ValueError(f"expected an http:// URL (the load generator speaks plain HTTP/1.1), got {url!r}")
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"expected an http:// or https:// URL (the load generator speaks HTTP/1.1), got {url!r}")
         try:
-            port = parts.port or 80
+            port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise ValueError(f"bad port in {url!r}") from None
         if not parts.hostname:
             raise ValueError(f"no host in {url!r}")
         login = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
-        return cls(parts.hostname, port, parts.path.rstrip("/"), parts.query, login, password)
+        return cls(parts.hostname, port, parts.path.rstrip("/"), parts.query, login, password, parts.scheme)
 
     @property
     def host_header(self) -> str:
@@ -81,7 +89,7 @@ class HttpTarget:
     def redacted(self) -> str:
         """The URL without its credentials (what reports and JSON show)."""
         query = f"?{self.query}" if self.query else ""
-        return f"http://{self.host_header}{self.path}{query}"
+        return f"{self.scheme}://{self.host_header}{self.path}{query}"
 
 
 def basic_auth(login: str, password: str) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 from bench.direct import run_direct
 from bench.measure import Tally, Window, head_figures, machine_info
 from bench.progress import progress_bar
-from bench.stats import fmt_counts, fmt_cpu, fmt_rate, fmt_us
+from bench.stats import fmt_counts, fmt_cpu, fmt_processes, fmt_rate, fmt_us
 from bench.via_switch import run_via_switch
 from bench.workload import DEFAULT_MIX, TEST_CARDS, by_card
 from switch.wire.cards import mask_pan
@@ -151,6 +151,9 @@ def format_report(result: Mapping[str, Any]) -> str:
     if "outcomes" in f:
         lines.append(f"  outcomes        {fmt_counts(f['outcomes'])}")
     lines.append(f"  cpu             {fmt_cpu(f['cpu'])}")
+    by_process = fmt_processes(f["cpu"])
+    if by_process:
+        lines.append(f"  cpu by process  {by_process}")
     if "pacer_max_backlog" in f:
         lines.append(f"  pacer           max backlog {f['pacer_max_backlog']:,} requests")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from hdrh.histogram import HdrHistogram
 
+from bench.procs import ProcSpec, ProcWatch
 from bench.stats import PERCENTILES, latency_summary, new_histogram
 from switch.errors import (
     DestinationUnavailable,
@@ -204,6 +205,18 @@ class Pacer:
     def due(self, now: float) -> int:
         return int((now - self.start) * self.rate) - self._issued
 
+    def next_intended(self) -> float:
+        """When the next request to issue was due (the schedule's time, whatever the clock says now).
+
+        Latency is measured from here in the open loop, so time a request
+        waited for a free slot counts (coordinated omission corrected).
+
+        >>> p = Pacer(1000.0, start=10.0)
+        >>> p.issued(4); round(p.next_intended(), 4)
+        10.005
+        """
+        return self.start + (self._issued + 1) / self.rate
+
     def issued(self, n: int, backlog: int = 0) -> None:
         self._issued += n
         if backlog > self.max_backlog:
@@ -240,8 +253,12 @@ def _machine_busy_seconds() -> float | None:
 class Window:
     """Wall and CPU clocks at the start and the end of the measured window, and its interval timer."""
 
-    def __init__(self, target_pid: int | None, *, interval: float = INTERVAL_S) -> None:
+    def __init__(self, target_pid: int | None, *, interval: float = INTERVAL_S, procs: ProcSpec | None = None) -> None:
         self.target_pid = target_pid
+        # The server's processes by group (bench.procs), when more than the target's pid is known.
+        if procs is not None and procs.target_pid is None and target_pid is not None:
+            procs = ProcSpec(target_pid, procs.pg_pid, procs.pg_data, procs.sim_pid)
+        self.procs = ProcWatch(procs) if procs is not None and not procs.empty else None
         self.interval = interval
         self.t0 = self.t1 = 0.0
         self.cpu0 = self.cpu1 = 0.0
@@ -261,6 +278,8 @@ class Window:
         self.cpu0 = time.process_time()
         self.target0 = _proc_cpu_seconds(self.target_pid)
         self.machine0 = _machine_busy_seconds()
+        if self.procs is not None:
+            self.procs.start()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a unit test): the window is one interval
@@ -284,6 +303,8 @@ class Window:
         self.cpu1 = time.process_time()
         self.target1 = _proc_cpu_seconds(self.target_pid)
         self.machine1 = _machine_busy_seconds()
+        if self.procs is not None:
+            self.procs.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -308,11 +329,12 @@ class Window:
     def elapsed(self) -> float:
         return max(self.t1 - self.t0, 1e-9)
 
-    def cpu(self, responses: int) -> dict[str, float | str | None]:
-        """CPU seconds and µs per response of the bench, the target, and everything else on the box."""
+    def cpu(self, responses: int) -> dict[str, Any]:
+        """CPU seconds and µs per response of the bench, the target (and, with ``procs``, each server
+        process group and their sum: ``processes``), and everything else on the box."""
         per = max(responses, 1)
         bench_s = self.cpu1 - self.cpu0
-        out: dict[str, float | str | None] = {
+        out: dict[str, Any] = {
             "bench_s": round(bench_s, 3),
             "bench_us_per_response": round(bench_s / per * 1e6, 1),
             "target_s": None,
@@ -326,10 +348,15 @@ class Window:
             target_s = self.target1 - self.target0
             out["target_s"] = round(target_s, 3)
             out["target_us_per_response"] = round(target_s / per * 1e6, 1)
+        if self.procs is not None and self.t1:
+            processes = self.procs.figures(responses, self.elapsed)
+            out["processes"] = processes
+            if "sum" in processes:
+                target_s = processes["sum"]["cpu_s"]
         if self.machine0 is not None and self.machine1 is not None:
             busy = self.machine1 - self.machine0
             out["machine_busy_cores"] = round(busy / self.elapsed, 2)
-            # Processes other than the bench and the target (other people's jobs, the kernel).
+            # Processes other than the bench and the server's (other people's jobs, the kernel).
             out["others_cores"] = round(max(busy - bench_s - target_s, 0.0) / self.elapsed, 2)
         return out
 

@@ -33,6 +33,7 @@ __all__ = [
     "fmt_rate",
     "fmt_counts",
     "fmt_cpu",
+    "fmt_processes",
     "render_table",
     "write_result",
 ]
@@ -98,6 +99,20 @@ def fmt_cpu(cpu: Mapping[str, Any]) -> str:
     if cpu["machine_busy_cores"] is not None:
         line += f"; machine {cpu['machine_busy_cores']:.2f} cores busy, {cpu['others_cores']:.2f} by other processes"
     return line
+
+
+def fmt_processes(cpu: Mapping[str, Any]) -> str | None:
+    """The ``cpu.processes`` figures of a result on one line (µs of CPU per response); None without them.
+
+    >>> fmt_processes({"processes": {"front": {"us_per_response": 400.0, "cores": 0.9},
+    ...                              "sum": {"us_per_response": 600.0, "cores": 1.3}}})
+    'front 400 µs (0.90 cores), sum 600 µs (1.30 cores) of CPU per response'
+    """
+    procs = cpu.get("processes")
+    if not procs:
+        return None
+    parts = [f"{name} {g['us_per_response']:,.0f} µs ({g['cores']:.2f} cores)" for name, g in procs.items()]
+    return ", ".join(parts) + " of CPU per response"
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

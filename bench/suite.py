@@ -21,6 +21,7 @@ from typing import Any
 from bench.iso import IsoBenchConfig, format_report, run_iso
 from bench.measure import BenchError
 from bench.stats import fmt_counts, fmt_rate, fmt_us, render_table, write_result
+from bench.thresholds import THRESHOLDS_MISSED, Threshold, apply_thresholds, format_verdicts
 from switch.process import hostport
 
 __all__ = ["SCENARIOS", "Scenario", "SimProcess", "SuiteConfig", "run_suite", "simulator"]
@@ -88,6 +89,7 @@ class SuiteConfig:
     command: str = ""
     report_dir: Path | None = None  # also write the report (charts, index.html) of every scenario here
     progress: bool = False  # a progress bar on stderr during each scenario
+    thresholds: tuple[Threshold, ...] = ()  # judged on every scenario; one missed: exit 99 (k6's convention)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +197,8 @@ def _iso_command(sim: SimProcess, s: Scenario, cfg: SuiteConfig) -> str:
 
 
 async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIOS) -> int:
-    """Start the simulator, run each scenario, print and write the results. 0 when every run produced figures."""
+    """Start the simulator, run each scenario, print and write the results. 0 when every run produced figures
+    (and met the thresholds: else 99)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_dir = cfg.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -203,6 +206,7 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
     summary: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []  # the scenarios' documents, for the report
     failed = False
+    missed = False  # a threshold
     async with simulator(out_dir / f"sim-{stamp}.log", dialect=cfg.dialect, framing=cfg.framing) as sim:
         print(f"simulator pid {sim.pid} listening on {sim.host}:{sim.port}", flush=True)
         for i, s in enumerate(scenarios):
@@ -238,6 +242,10 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
             results.append(result)
             path = write_result(result, out_dir / f"iso-{s.name}-{stamp}.json")
             print(format_report(result))
+            if cfg.thresholds:
+                missed = missed or not apply_thresholds(result, cfg.thresholds)
+                print("\n".join(format_verdicts(result["thresholds"])))
+                path = write_result(result, path)  # again, with the verdicts
             print(f"  result          {path}", flush=True)
             failed = failed or result["figures"]["responses"] == 0
             row, line = _summarise(s, result, path)
@@ -256,7 +264,9 @@ async def run_suite(cfg: SuiteConfig, scenarios: tuple[Scenario, ...] = SCENARIO
         except OSError as e:
             print(f"isoswitch bench suite: cannot write the report to {cfg.report_dir}: {e}", file=sys.stderr)
             failed = True
-    return 1 if failed else 0
+    if failed:
+        return 1
+    return THRESHOLDS_MISSED if missed else 0
 
 
 def _summarise(s: Scenario, result: dict[str, Any], path: Path) -> tuple[list[str], dict[str, Any]]:

@@ -4,7 +4,10 @@ What is measured is the switch's own path, so it is driven the way the
 switch drives it: ``concurrency`` coroutines, each looping operation ->
 :func:`switch.translate.build` -> ``await pool.request(msg)`` ->
 :func:`switch.translate.interpret`. With a rate, each worker first waits
-for a token from a 1 ms pacer, and ``concurrency`` caps what is in flight.
+for a token from a 1 ms pacer, and ``concurrency`` caps what is in flight;
+the token carries the request's intended time on the schedule, and latency
+is measured from it (coordinated omission corrected: time spent waiting for
+a free worker counts).
 """
 
 from __future__ import annotations
@@ -38,34 +41,36 @@ _CAUGHT = (SwitchError, DecodeError, EncodeError, TimeoutError, ConnectionError)
 
 
 class _Tokens:
-    """Hands pacer tokens to idle workers; a worker holding none cannot send."""
+    """Hands pacer tokens (intended send times) to idle workers; a worker holding none cannot send."""
 
     def __init__(self, pacer: Pacer) -> None:
         self.pacer = pacer
-        self.waiting: collections.deque[asyncio.Future[bool]] = collections.deque()
+        self.waiting: collections.deque[asyncio.Future[float | None]] = collections.deque()
 
-    async def take(self) -> bool:
-        """True: go; False: the run is over."""
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def take(self) -> float | None:
+        """The intended send time of the request to send now; None: the run is over."""
+        fut: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
         self.waiting.append(fut)
         return await fut
 
     def release(self) -> None:
-        due = self.pacer.due(time.perf_counter())
+        pacer = self.pacer
+        due = pacer.due(time.perf_counter())
         n = 0
         waiting = self.waiting
         while n < due and waiting:
             fut = waiting.popleft()
             if not fut.done():
-                fut.set_result(True)
+                fut.set_result(pacer.next_intended())
+                pacer.issued(1)
                 n += 1
-        self.pacer.issued(n, backlog=due - n)
+        pacer.issued(0, backlog=due - n)
 
     def stop(self) -> None:
         while self.waiting:
             fut = self.waiting.popleft()
             if not fut.done():
-                fut.set_result(False)
+                fut.set_result(None)
 
 
 async def run_via_switch(cfg: IsoBenchConfig, tally: Tally, window: Window) -> dict[str, Any]:
@@ -158,13 +163,16 @@ async def _worker(
     pos = start % len(cycle)
     while tally.sending:
         paced = tokens()
-        if paced is not None and not await paced.take():
-            return
+        intended: float | None = None
+        if paced is not None:
+            intended = await paced.take()
+            if intended is None:
+                return
         card = cycle[pos]
         pos = (pos + 1) % len(cycle)
         msg = builder.message(card)
         tally.take()
-        sent_at = time.perf_counter()
+        sent_at = intended or time.perf_counter()
         try:
             resp = await request(msg)
         except _CAUGHT as e:

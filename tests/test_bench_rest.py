@@ -376,7 +376,9 @@ def test_credentials_can_come_from_the_url_and_never_reach_the_parameters() -> N
 
 def test_config_refuses_nonsense() -> None:
     for bad in (
-        {"url": "https://h:1"},
+        {"url": "ftp://h:1"},
+        {"url": "http://h:1", "rates": (100.0, 0.0)},
+        {"url": "http://h:1", "rates": (100.0,), "bare_sim": ("h", 1)},
         {"url": "h:1"},
         {"url": "http://h:1", "concurrency": 0},
         {"url": "http://h:1", "amount": "-1"},
