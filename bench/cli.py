@@ -2,8 +2,8 @@
 scenarios), ``rest`` (the orders API, and optionally the bare path), ``compare`` (two results)
 and ``report`` (charts and a page from a result).
 
-Over 500 lines on purpose: each sub-command's flags sit next to the function
-that runs them, one screen per command; issue 10 reworks ``rest`` and ``iso``.
+Each sub-command's flags sit next to the function that runs them; the values
+and option groups they share are :mod:`bench.args`'s.
 
 ``main`` takes the arguments after ``bench``::
 
@@ -28,14 +28,13 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench import args as args_
 from bench.stats import write_result
 from switch.process import hostport
-from switch.wire.dialect import DIALECTS
-from switch.wire.framing import FRAMINGS
 
 __all__ = ["DEFAULT_OUT_DIR", "DESCRIPTION", "PASSWORD_ENV", "add_commands", "main", "run"]
 
@@ -43,128 +42,6 @@ DEFAULT_OUT_DIR = Path("bench") / "results"
 PASSWORD_ENV = "ISOSWITCH_BENCH_PASSWORD"  # --password when it is not given (keeps it out of ps and history)
 
 _T = TypeVar("_T")
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {n}")
-    return n
-
-
-def _non_negative(what: str) -> Callable[[str], float]:
-    """An argparse type: a number >= 0, errors naming ``what`` (seconds, a rate)."""
-
-    def parse(value: str) -> float:
-        try:
-            x = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
-        if x < 0:
-            raise argparse.ArgumentTypeError(f"expected {what} >= 0, got {value!r}")
-        return x
-
-    return parse
-
-
-_seconds = _non_negative("seconds")
-_rate = _non_negative("requests a second")
-
-
-def _mix(value: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(w) for w in value.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated weights, got {value!r}") from None
-
-
-def _threshold(value: str) -> Any:
-    from bench.thresholds import parse_threshold
-
-    try:
-        return parse_threshold(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _rates(value: str) -> tuple[float, ...]:
-    try:
-        rates = tuple(float(r) for r in value.split(",") if r.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated rates a second, got {value!r}") from None
-    if not rates or any(r <= 0 for r in rates):
-        raise argparse.ArgumentTypeError(f"expected positive rates, got {value!r}")
-    return rates
-
-
-def _latency_us(value: str) -> int:
-    """``25ms``, ``2500us``, ``0.5s`` (ms without a unit) -> µs."""
-    return int(_threshold(f"p99<={value}").limit)
-
-
-def _threshold_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--threshold",
-        type=_threshold,
-        action="append",
-        default=[],
-        metavar="METRIC<VALUE",
-        help="pass/fail on the result, repeatable: p50 p90 p99 p99.9 max mean (us, ms, s), rate (per s), "
-        "errors (count), slo_rate (a --rates curve); e.g. --threshold p99<25ms --threshold rate>5000. "
-        "Exits 99 when one is missed",
-    )
-
-
-def _judge(result: dict[str, Any], thresholds: Sequence[Any]) -> bool:
-    """Apply and print the thresholds; True when all pass."""
-    from bench.thresholds import apply_thresholds, format_verdicts
-
-    ok = apply_thresholds(result, thresholds)
-    if thresholds:
-        print("\n".join(format_verdicts(result["thresholds"])))
-    return ok
-
-
-def _report_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--report",
-        type=Path,
-        metavar="DIR",
-        help="also write DIR/index.html with charts (throughput, p50/p99 per second, percentiles) and the JSON",
-    )
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="a progress bar on stderr while it runs (default: when stderr is a terminal)",
-    )
-
-
-def _wire_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dialect", choices=DIALECTS, default="ascii", help="field encoding (default: ascii)")
-    p.add_argument("--framing", choices=tuple(FRAMINGS), default="binary2", help="length header (default: binary2)")
-
-
-def _run_options(p: argparse.ArgumentParser) -> None:
-    """--duration, --warmup and --max-requests of one run (iso, rest)."""
-    p.add_argument("--duration", type=_seconds, default=15.0, help="measured seconds (default: 15)")
-    p.add_argument("--warmup", type=_seconds, default=2.0, help="seconds of load not measured (default: 2)")
-    p.add_argument(
-        "--max-requests",
-        type=_positive_int,
-        default=100_000_000,
-        help="stop after this many measured requests (default: 100,000,000)",
-    )
-
-
-def _mix_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--mix", type=_mix, default=None, metavar="W,W,W,W,W", help="card weights, in the order of TEST_CARDS"
-    )
-
 
 DESCRIPTION = "ISO 8583 and REST benchmarks."
 
@@ -199,29 +76,31 @@ def _add_iso(sub: _Sub) -> None:
     iso.add_argument("--via-switch", action="store_true", help="go through a switch link pool built in this process")
     iso.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=args_.positive_int,
         default=64,
         help="requests in flight; with --rate, the cap on them (default: 64)",
     )
     iso.add_argument(
         "--rate",
-        type=_rate,
+        type=args_.rate,
         default=0.0,
         metavar="PER_S",
         help="offer this many requests a second (paced, open loop) instead of a closed loop (default: 0 = closed)",
     )
-    _run_options(iso)
-    iso.add_argument("--connections", type=_positive_int, default=4, help="direct mode: TCP connections (default: 4)")
-    iso.add_argument("--links", type=_positive_int, default=2, help="--via-switch: links in the pool (default: 2)")
-    _wire_options(iso)
-    iso.add_argument("--timeout", type=_seconds, default=5.0, help="seconds a request may take (default: 5)")
-    iso.add_argument("--amount", type=_positive_int, default=1, help="DE 4 in minor units (default: 1)")
-    _mix_option(iso)
+    args_.run_options(iso)
+    iso.add_argument(
+        "--connections", type=args_.positive_int, default=4, help="direct mode: TCP connections (default: 4)"
+    )
+    iso.add_argument("--links", type=args_.positive_int, default=2, help="--via-switch: links in the pool (default: 2)")
+    args_.wire_options(iso)
+    iso.add_argument("--timeout", type=args_.seconds, default=5.0, help="seconds a request may take (default: 5)")
+    iso.add_argument("--amount", type=args_.positive_int, default=1, help="DE 4 in minor units (default: 1)")
+    args_.mix_option(iso)
     iso.add_argument("--no-sign-on", action="store_true", help="direct mode: no 0800 sign-on/sign-off")
     iso.add_argument("--target-pid", type=int, help="also report this local process's CPU time (the host's)")
     iso.add_argument("--out", type=Path, help="JSON result (default: bench/results/iso-<mode>-<timestamp>.json)")
-    _threshold_option(iso)
-    _report_options(iso)
+    args_.threshold_option(iso)
+    args_.report_options(iso)
     iso.set_defaults(func=_cmd_iso)
 
 
@@ -234,14 +113,14 @@ def _add_suite(sub: _Sub) -> None:
         "flight) and via-switch paced (12,000/s, <= 256 in flight) scenarios against it, print a summary table "
         "and write the JSON results; the simulator is stopped at the end, however the suite ends.",
     )
-    suite.add_argument("--duration", type=_seconds, default=15.0, help="measured seconds per run (default: 15)")
-    suite.add_argument("--warmup", type=_seconds, default=2.0, help="warmup seconds per run (default: 2)")
+    suite.add_argument("--duration", type=args_.seconds, default=15.0, help="measured seconds per run (default: 15)")
+    suite.add_argument("--warmup", type=args_.seconds, default=2.0, help="warmup seconds per run (default: 2)")
     suite.add_argument(
         "--out-dir", "--out", dest="out_dir", type=Path, default=DEFAULT_OUT_DIR, help="default: bench/results"
     )
-    _wire_options(suite)
-    _threshold_option(suite)
-    _report_options(suite)
+    args_.wire_options(suite)
+    args_.threshold_option(suite)
+    args_.report_options(suite)
     suite.set_defaults(func=_cmd_suite)
 
 
@@ -269,30 +148,32 @@ def _add_rest(sub: _Sub) -> None:
     rest.add_argument("--cafile", help="https: trust this CA bundle (PEM) instead of the system's")
     rest.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=args_.positive_int,
         default=64,
         help="keep-alive connections, one request each; with --rate, the cap on requests in flight (default: 64)",
     )
     rest.add_argument(
         "--rate",
-        type=_rate,
+        type=args_.rate,
         default=0.0,
         metavar="PER_S",
         help="open loop: send this many requests a second on a fixed schedule (default: 0 = closed loop)",
     )
-    rest.add_argument("--rates", type=_rates, default=(), metavar="R,R,...", help="a curve: one open-loop run per rate")
+    rest.add_argument(
+        "--rates", type=args_.rates, default=(), metavar="R,R,...", help="a curve: one open-loop run per rate"
+    )
     rest.add_argument(
         "--slo-p99",
-        type=_latency_us,
+        type=args_.latency_us,
         default=25_000,
         metavar="LATENCY",
         help="--rates: report the highest rate whose p99 is at most this (default: 25ms)",
     )
-    _run_options(rest)
-    rest.add_argument("--timeout", type=_seconds, default=5.0, help="seconds a request may take (default: 5)")
+    args_.run_options(rest)
+    rest.add_argument("--timeout", type=args_.seconds, default=5.0, help="seconds a request may take (default: 5)")
     rest.add_argument("--amount", default="0.01", help="order amount in major units (default: 0.01)")
     rest.add_argument("--currency", default="USD", help="order currency (default: USD)")
-    _mix_option(rest)
+    args_.mix_option(rest)
     rest.add_argument(
         "--target-pid",
         type=int,
@@ -311,8 +192,8 @@ def _add_rest(sub: _Sub) -> None:
     rest.add_argument("--bare", action="store_true", help="then run the same load against the bare path")
     rest.add_argument("--sim", type=hostport, metavar="HOST:PORT", help="--bare: the ISO 8583 host it talks to")
     rest.add_argument("--out", type=Path, help="JSON result (default: bench/results/rest-<timestamp>.json)")
-    _threshold_option(rest)
-    _report_options(rest)
+    args_.threshold_option(rest)
+    args_.report_options(rest)
     rest.set_defaults(func=_cmd_rest)
 
 
@@ -420,7 +301,7 @@ def _cmd_iso(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 1
     out = args.out or DEFAULT_OUT_DIR / f"iso-{cfg.mode}-{_stamp()}.json"
     print(format_report(result))
-    passed = _judge(result, args.threshold)
+    passed = args_.judge(result, args.threshold)
     print(f"  result          {write_result(result, out)}")
     if args.report is not None and not _write_report(result, args.report, "isoswitch bench iso"):
         return 1
@@ -459,31 +340,6 @@ def _cmd_suite(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("isoswitch bench suite: interrupted; the simulator was stopped", file=sys.stderr)
         return 130
-
-
-def _redact(argv: Sequence[str]) -> list[str]:
-    """``argv`` without secrets: the password and any credentials in a URL.
-
-    >>> _redact(["--url", "http://a:b@h:1", "--password", "pw", "--password=pw"])
-    ['--url', 'http://***@h:1', '--password', '***', '--password=***']
-    """
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-        elif arg == "--password":
-            out.append(arg)
-            hide_next = True
-        elif arg.startswith("--password="):
-            out.append("--password=***")
-        elif "://" in arg and "@" in arg.partition("://")[2].partition("/")[0]:
-            scheme, _, rest = arg.partition("://")
-            out.append(f"{scheme}://***@{rest.partition('@')[2]}")
-        else:
-            out.append(arg)
-    return out
 
 
 def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -531,7 +387,9 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
     async def main() -> int:
         # SIGTERM unwinds like Ctrl-C does, so the bare server is stopped either way.
         bare_log = out.with_name(out.stem + "-bare.log")
-        run = run_rest(cfg, command=_command(_redact(argv)), bare_log=bare_log, progress=progress_wanted(args.progress))
+        run = run_rest(
+            cfg, command=_command(args_.redact(argv)), bare_log=bare_log, progress=progress_wanted(args.progress)
+        )
         result.update(await _cancelled_by_sigterm(run))
         return 0
 
@@ -544,7 +402,7 @@ def _cmd_rest(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print("isoswitch bench rest: interrupted; the bare server (if any) was stopped", file=sys.stderr)
         return 130
     print(format_report(result))
-    passed = _judge(result, args.threshold)
+    passed = args_.judge(result, args.threshold)
     print(f"  result          {write_result(result, out)}")
     if args.report is not None and not _write_report(result, args.report, "isoswitch bench rest"):
         return 1
