@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import os
 import secrets
 import sys
@@ -368,3 +369,36 @@ async def _make_pending(dsn: str, order_id: str, owner: str, age: str) -> None:
         await conn.execute("UPDATE orders SET status = 'new', auth_code = NULL WHERE id = $1", order_id)
     finally:
         await conn.close()
+
+
+# -- a result held up past another node's recovery ---------------------------------------
+
+
+async def test_a_result_written_after_recovery_settled_its_intent_changes_nothing_and_is_not_reported_as_approved(
+    sim: SimServer, fresh_dsn: str, scratch_dir: Path
+) -> None:
+    # The 0100 is answered after 1.5 s; the recovery grace is 1 s, so an exchange this long may have
+    # been taken over by another node's recovery (here done by hand, as that node would).
+    cfg = dataclasses.replace(
+        runtime_config(fresh_dsn, scratch_dir, sim, dataclasses.replace(FAST, recovery_grace=1.0)),
+        request_timeout=3.0,
+    )
+    rt = await open_runtime(cfg)
+    try:
+        project = await shop(rt)
+        sim.set_faults([{"action": "delay", "delay_ms": 1500, "mti": "0100"}])
+        task = asyncio.create_task(JsonOrders(rt.orders).authorize(project, body()))
+        pending = "SELECT order_id FROM operations WHERE status = 'pending'"
+        (row,) = await eventually(lambda: rt.db.pool.fetch(pending))
+        order_id = row["order_id"]
+        async with rt.db.pool.acquire() as conn:  # what another node's recovery writes for an orphaned intent
+            await conn.execute("UPDATE operations SET status = 'error' WHERE order_id = $1", order_id)
+            await conn.execute("UPDATE orders SET status = 'error' WHERE id = $1", order_id)
+        err = await failing(task)
+        assert (err.failure_type, err.order_id) == ("error", order_id)
+        assert http_status(err) == 500 and "reversed" in err.message
+        order = await rt.orders.get_order(project, order_id)
+        assert order.status is OrderStatus.ERROR  # the late approval did not turn it back
+        assert [op.status for op in order.operations] == [OperationStatus.ERROR]
+    finally:
+        await rt.close()

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import functools
 import logging
 import weakref
@@ -74,16 +73,17 @@ from switch.errors import (
 from switch.orders import cashflow as cashflows
 from switch.orders.audited import audited, current_note
 from switch.orders.cards import OrderCards, Vault
-from switch.orders.errors import Declined, Fraud, InvalidInput, IssuerError, OrderError, Rejected
+from switch.orders.errors import InvalidInput, IssuerError, OrderError, Rejected
 from switch.orders.model import Operation, OperationStatus, OperationType, Order, OrderStatus
 from switch.orders.ports import Database, Ids, Router
 from switch.orders.repo import OrderRepo, Writer
 from switch.orders.status import allowed
+from switch.orders.verdicts import MADE_BY, VERDICTS, Exchanged, Sent, Verdict
 from switch.saf import REVERSIBLE, Reversals
 from switch.store.audit import AuditLog, AuditNote
 from switch.store.errors import SequenceExhausted
 from switch.store.projects import Project, ProjectSettings
-from switch.translate import IsoRequest, Merchant, Outcome, Result, build, interpret
+from switch.translate import IsoRequest, Merchant, build, interpret
 from switch.wire.codec import EncodeError, Message
 
 __all__ = [
@@ -104,68 +104,6 @@ __all__ = [
 log = logging.getLogger("isoswitch.orders")
 
 T = TypeVar("T")
-
-
-class Sent(enum.Enum):
-    """Whether the host got the request."""
-
-    ANSWERED = "answered"
-    UNKNOWN = "unknown"  # sent, no answer: timeout or lost link
-    NOT_SENT = "not_sent"  # failed fast: no link, no route, busy
-
-
-class Verdict(enum.Enum):
-    """What an exchange came to: the rows of :data:`VERDICTS`."""
-
-    APPROVED = "approved"
-    DECLINED = "declined"
-    FRAUD = "fraud"
-    ISSUER_ERROR = "issuer_error"  # answered with an error code (91, 96, an unknown code)
-    UNKNOWN = "unknown"  # timeout, lost link: reversed by store-and-forward
-    NOT_SENT = "not_sent"
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    operation: OperationStatus
-    made_order: OrderStatus | None  # the order's status when this operation made it (None: approved, by type)
-    other_order: OrderStatus | None  # the order's status otherwise (None: unchanged)
-    error: type[OrderError] | None  # what the merchant's call raises (None: it succeeded)
-
-
-VERDICTS: dict[Verdict, _Row] = {
-    Verdict.APPROVED: _Row(OperationStatus.SUCCESS, None, None, None),
-    Verdict.DECLINED: _Row(OperationStatus.FAILURE, OrderStatus.DECLINED, None, Declined),
-    Verdict.FRAUD: _Row(OperationStatus.FAILURE, OrderStatus.FRAUD, None, Fraud),
-    Verdict.ISSUER_ERROR: _Row(OperationStatus.ERROR, OrderStatus.ERROR, None, IssuerError),
-    Verdict.UNKNOWN: _Row(OperationStatus.ERROR, OrderStatus.ERROR, OrderStatus.ERROR, IssuerError),
-    Verdict.NOT_SENT: _Row(OperationStatus.ERROR, OrderStatus.ERROR, None, IssuerError),
-}
-# An approved operation that made its order leaves it in this status (else authorized).
-_MADE_BY = {OperationType.CREDIT: OrderStatus.CREDITED}
-_VERDICT_OF = {Outcome.APPROVED: Verdict.APPROVED, Outcome.DECLINED: Verdict.DECLINED, Outcome.FRAUD: Verdict.FRAUD}
-
-
-@dataclass(frozen=True, slots=True)
-class Exchanged:
-    """How one request went: sent or not, the interpreted answer, the answer as received."""
-
-    sent: Sent
-    result: Result | None = None
-    reason: str = ""  # when not answered: why, for iso_message and failure_message
-    response: Message | None = None  # the host's answer as received (the ISO listener maps it back)
-
-    @property
-    def approved(self) -> bool:
-        return self.result is not None and self.result.approved
-
-    @property
-    def verdict(self) -> Verdict:
-        if self.sent is Sent.UNKNOWN:
-            return Verdict.UNKNOWN
-        if self.result is None:
-            return Verdict.NOT_SENT
-        return _VERDICT_OF.get(self.result.outcome, Verdict.ISSUER_ERROR)
 
 
 @dataclass(slots=True)
@@ -299,6 +237,7 @@ class Engine:
         mine = order.id not in self.in_progress
         if mine:
             self.in_progress.add(order.id)
+        started = asyncio.get_running_loop().time()
         try:
             if step.creates:
                 await self.repo.create(order, op)
@@ -323,6 +262,8 @@ class Engine:
                 saf_id = await reversals.queue(order.id, op.id, op.destination, msg, op.currency)
             await self._apply(project, order, op, step, outcome)
             await self._write_result(order, op, outcome, note)
+            if reversals is not None and self._overrun(started, reversals):
+                await self._check_not_overtaken(project, order, op)
             if reversals is not None and saf_id is not None:
                 reversals.reverse_soon(saf_id, op.destination, msg, op.currency)
             if log.isEnabledFor(logging.INFO):  # one per operation: skip building the record when INFO is off
@@ -363,7 +304,7 @@ class Engine:
             if step.arn:
                 op.arn = await self.take(lambda: self.ids.arn(_acquirer_bin(project.settings), now))
             if step.creates:
-                order.status = _MADE_BY.get(op.type, OrderStatus.AUTHORIZED)
+                order.status = MADE_BY.get(op.type, OrderStatus.AUTHORIZED)
                 order.auth_code = op.auth_code
             if step.on_success is not None:
                 step.on_success(op)
@@ -379,6 +320,27 @@ class Engine:
         op.updated = now
         order.updated = now
         order.version += 1
+
+    @staticmethod
+    def _overrun(started: float, reversals: Reversals) -> bool:
+        """Whether this exchange lasted long enough for another node's recovery to take its intent.
+
+        Half the grace: a margin for the clocks of two nodes. Never true on the normal path.
+        """
+        return asyncio.get_running_loop().time() - started > reversals.config.recovery_grace / 2
+
+    async def _check_not_overtaken(self, project: Project, order: Order, op: Operation) -> None:
+        """After a very long exchange: did our result land, or had recovery settled the intent first?
+
+        The result write only lands on a still-pending operation (``repo._FINISH``). If recovery
+        got there first, it marked the operation error and reversed it: the caller must not be
+        told the outcome we saw.
+        """
+        stored = await self.repo.get(project.id, order.id)
+        mine = None if stored is None else next((o for o in stored.operations if o.id == op.id), None)
+        if mine is not None and mine.status is not op.status:
+            log.warning("result overtaken by recovery", extra={"order_id": order.id, "operation_id": op.id})
+            raise IssuerError("Outcome unknown: the operation was reversed", order_id=order.id)
 
     async def _write_result(self, order: Order, op: Operation, outcome: Exchanged, note: AuditNote | None) -> None:
         if note is None:

@@ -17,9 +17,10 @@ from typing import Any
 
 from switch.errors import TranslationError
 from switch.money import currency
-from switch.orders.engine import Engine, Exchanged, Sent, Step
+from switch.orders.engine import Engine, Step
 from switch.orders.model import Operation, OperationStatus, OperationType, Order, OrderStatus, Source
 from switch.orders.status import allowed
+from switch.orders.verdicts import Exchanged, Sent
 from switch.store.projects import Project
 from switch.translate import Capture, Card, Refund, Reversal
 from switch.wire import messages

@@ -100,6 +100,9 @@ ON CONFLICT DO NOTHING
 # Operations' outcomes and their orders' new states, one statement for the
 # batch. An order has at most one operation pending, so no order appears
 # twice in one batch.
+# Only a still-pending operation takes its result: once another node's recovery has settled an
+# orphaned intent (error, reversal queued), a result write that was held up (a node cut off from
+# PostgreSQL longer than the recovery grace) changes neither the operation nor its order.
 _FINISH = Columns(
     """
 WITH v AS (
@@ -113,12 +116,14 @@ WITH v AS (
     SET status = v.status, iso_response_code = v.iso_response_code, iso_message = v.iso_message,
         auth_code = v.auth_code, arn = v.arn, stan = v.stan, transmission_time = v.transmission_time,
         cashflow = v.cashflow, updated = v.updated
-    FROM v WHERE p.order_id = v.order_id AND p.id = v.id
+    FROM v WHERE p.order_id = v.order_id AND p.id = v.id AND p.status = 'pending'
+    RETURNING p.order_id, p.id
 )
 UPDATE orders AS o
 SET status = v.order_status, amount_charged = v.amount_charged, amount_refunded = v.amount_refunded,
     auth_code = v.order_auth_code, updated = v.updated, version = o.version + 1
-FROM v WHERE o.id = v.order_id
+FROM v JOIN op ON op.order_id = v.order_id AND op.id = v.id
+WHERE o.id = v.order_id
 """
 )
 
