@@ -12,7 +12,7 @@ import pg
 import pytest
 
 from switch.orders import repo
-from switch.store import Database, GroupWriter
+from switch.store import Database, GroupWriter, audit, idempotency
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,11 +40,21 @@ async def _generic_plan(writer: GroupWriter, sql: str) -> str:
     return await writer.run(explain)
 
 
-@pytest.mark.parametrize(
-    "name", ["_CREATE", "_ADD_OPERATION", "_FINISH", "_FK_CHECK"], ids=["create", "add", "finish", "fk"]
-)
+# Every statement the writer runs on the hot path, and the foreign key check the create fires.
+_STATEMENTS: dict[str, str | repo.Columns] = {
+    "create": repo._CREATE,
+    "add": repo._ADD_OPERATION,
+    "finish": repo._FINISH,
+    "fk": _FK_CHECK,
+    "idempotency-finish": idempotency._FINISH,
+    "idempotency-abandon": idempotency._ABANDON,
+    "audit": audit._INSERT,
+}
+
+
+@pytest.mark.parametrize("name", list(_STATEMENTS))
 async def test_writes_on_empty_tables_are_planned_as_index_lookups(database: Database, name: str) -> None:
-    sql = _FK_CHECK if name == "_FK_CHECK" else _sql(getattr(repo, name))
+    sql = _sql(_STATEMENTS[name])
     writer = GroupWriter(database.pool)
     try:
         plan = await _generic_plan(writer, sql)
