@@ -157,7 +157,11 @@ class GroupWriter:
         await fut
 
     async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Await ``fn(conn)`` inside the next batch's transaction; its result once committed."""
+        """Await ``fn(conn)`` inside the next batch's transaction; its result once committed.
+
+        ``conn`` is planned for writes by key (:data:`_SESSION`): no sequential scans, no hash
+        joins. A query that has to scan a table belongs on the pool, not here.
+        """
         fut = self._new_future()
         self._queue.append((None, (), fn, fut))
         self._wakeup.set()
