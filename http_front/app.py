@@ -23,7 +23,7 @@ GET      /health                     liveness, ``{"status": "ok"}``, no credenti
 The list routes answer with and without the trailing slash. Middlewares,
 outermost first: request metrics, failures to the seed's JSON shape, a 413 for a
 declared body over ``client_max_size`` (before it is read), the per-address limit of
-failed authentications, authentication, the per-project rate limit
+failed authentications, authentication, the per-project rate limit (when on)
 (:mod:`http_front.ratelimit`), then the request's source for the audit log
 (:mod:`switch.store.audit`).
 """
@@ -50,7 +50,7 @@ from http_front.ratelimit import auth_guard_middleware, project_limit_middleware
 from http_front.rates import ExchangeRates
 from http_front.validation import RequestSchemas
 from switch.logs import REQUEST_ID, new_request_id
-from switch.store.audit import RequestSource, request_source
+from switch.store.audit import SOURCE, RequestSource
 
 __all__ = ["create_app"]
 
@@ -66,8 +66,11 @@ async def _audit_source(request: web.Request, handler: Handler) -> web.StreamRes
         request_id=REQUEST_ID.get() or new_request_id(),  # the X-Request-Id of the answer and the log lines
         idempotency_key=key[:256] if key is not None else None,
     )
-    with request_source(source):
+    token = SOURCE.set(source)  # request_source()'s work without a generator: once per request
+    try:
         return await handler(request)
+    finally:
+        SOURCE.reset(token)
 
 
 async def _load_data(app: web.Application) -> AsyncIterator[None]:
@@ -89,7 +92,8 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
             declared_size_middleware(config.client_max_size),
             auth_guard_middleware(config.auth_failure_rate, config.auth_failure_burst),
             auth_middleware(config.realm),
-            project_limit_middleware(config.rate_limit, config.rate_burst),
+            # Off (rate 0), the limit is no layer at all rather than one that passes every request on.
+            *([project_limit_middleware(config.rate_limit, config.rate_burst)] if config.rate_limit > 0 else []),
             _audit_source,
         ],
         client_max_size=config.client_max_size,

@@ -154,6 +154,7 @@ class _Node:
     items: _Node | None = None
     combined: tuple[tuple[str, ...], int] | None = None
     structured: bool = False
+    steps: dict[str, str] = field(default_factory=dict)  # property name -> "/" + its escaped pointer token
 
 
 def _resolve(schema: Any, root: Mapping[str, Any], seen: tuple[str, ...] = ()) -> Any:
@@ -191,6 +192,7 @@ def _compile(schema: Mapping[str, Any]) -> _Node:
     props = schema.get("properties")
     if isinstance(props, dict):
         node.properties = {name: _compile(sub) for name, sub in props.items()}
+        node.steps = {name: "/" + _escape(name) for name in props}
     node.required = tuple(schema.get("required", ()))
     additional = schema.get("additionalProperties", True)
     node.closed = additional is False
@@ -230,8 +232,7 @@ def _walk(node: _Node, value: Any, uri: str, w: _Walk, parent: dict[str, Any] | 
         _check_format(node.fmt, value, uri, w, parent, key)
     if node.structured and isinstance(value, dict):
         for name in node.required:
-            where = f"{uri}/{_escape(name)}"
-            if name not in value and where not in w.optional:
+            if name not in value and (where := f"{uri}/{_escape(name)}") not in w.optional:
                 w.errors.append(FieldError(where, "Required", "required", ("(true)",)))
         if node.closed:
             for name in value:
@@ -241,7 +242,9 @@ def _walk(node: _Node, value: Any, uri: str, w: _Walk, parent: dict[str, Any] | 
         for name, sub_value in value.items():
             child = node.properties.get(name, node.extra)
             if child is not None:
-                _walk(child, sub_value, f"{uri}/{_escape(name)}", w, value, name)
+                # A known property's pointer was escaped once, at compile time.
+                step = node.steps.get(name) or "/" + _escape(name)
+                _walk(child, sub_value, uri + step, w, value, name)
         if node.combined is not None and len(w.errors) == before:
             names, most = node.combined
             total = sum(len(v) for n in names if isinstance(v := value.get(n), str))

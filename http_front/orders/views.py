@@ -19,6 +19,7 @@ everything (:data:`FULL_EXPAND`), as the doc's examples of them do.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,9 @@ OPERATION_EXPANDS = frozenset({"cashflow", "extra"})
 FULL_EXPAND = frozenset({"card", "client", "location", "custom_fields", "issuer", "secure3d", "operations.cashflow"})
 
 
+# An order's view formats its creation, its last change and each operation's time, mostly one
+# instant (a new order's are all the request's): a small cache answers the repeats.
+@functools.lru_cache(maxsize=256)
 def format_time(t: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS`` in UTC.
 

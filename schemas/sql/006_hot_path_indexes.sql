@@ -1,0 +1,11 @@
+-- 006: one index fewer on the hot path (issue 10).
+--
+-- Every authorization inserts a pending operation and then turns it into a
+-- result, so each index of `operations` costs every request an entry (and
+-- vacuum its removal). operations_pending (created, WHERE status = 'pending')
+-- served one query, the recovery scan of intents left pending
+-- (switch/store/saf.py, _ORPHANS: pending, older than a few seconds, oldest
+-- first). operations_one_pending (order_id, WHERE status = 'pending') holds
+-- exactly the same rows, only the operations in flight, so that scan reads
+-- it whole and sorts the few rows it finds; the second index bought nothing.
+DROP INDEX IF EXISTS operations_pending;
