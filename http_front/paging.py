@@ -1,9 +1,8 @@
-"""``page``/``page_size`` of the list endpoints and the links header to neighbour pages.
+"""The links header of the list endpoints to neighbour pages (``page``/``page_size`` are read by
+:func:`http_front.orders.query.page_of`).
 
-seeds/003, "Paged downloads": page 1 and the default size when absent; the
-response's header links the previous and the next page, only the next on
-the first page; a bad ``page`` or ``page_size`` is a 422 with the message
-"Invalid page" / "Invalid page size".
+seeds/003, "Paged downloads": the response's header links the previous and
+the next page, only the next on the first page.
 
 The seed names the header "Pagination" and writes its value in the form of
 RFC 8288's ``Link``; clients that follow links generically read ``Link``.
@@ -21,44 +20,11 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from yarl import URL
 
-from http_front.failures import FieldError, ValidationFailed
-from http_front.orders.query import MAX_PAGE_SIZE
-
-__all__ = ["LINK_HEADERS", "check_paging", "links"]
+__all__ = ["LINK_HEADERS", "links"]
 
 LINK_HEADERS = ("Link", "Pagination")
-# The service takes any 9-digit page; so does this check.
-_MAX_PAGE = 999_999_999
-
-
-def _positive(raw: str | None, most: int) -> int | None:
-    if raw is None or raw == "":
-        return None
-    s = raw.strip()
-    if not (s.isascii() and s.isdigit()) or len(s) > 9:
-        return 0
-    n = int(s)
-    return n if 1 <= n <= most else 0
-
-
-def check_paging(query: Mapping[str, str]) -> None:
-    """``ValidationFailed`` naming every bad one of ``page`` and ``page_size``.
-
-    The orders service reads them (default page 1 of ``DEFAULT_PAGE_SIZE``
-    rows, at most ``MAX_PAGE_SIZE``); checking here first gives the seed's
-    message in the failure *and* in ``errors``, and both problems at once.
-    """
-    errors = []
-    if _positive(query.get("page"), _MAX_PAGE) == 0:
-        errors.append(FieldError("#/page", "Invalid page"))
-    if _positive(query.get("page_size"), MAX_PAGE_SIZE) == 0:
-        errors.append(FieldError("#/page_size", "Invalid page size"))
-    if errors:
-        raise ValidationFailed(errors, errors[0].message)
 
 
 def _url(base: URL, page: int, page_size: int) -> str:

@@ -22,7 +22,7 @@ from http_front.failures import Reply, json_reply
 from http_front.idempotency import idempotent
 from http_front.keys import CONFIG, PROJECT, RATES, RUNTIME, SCHEMAS
 from http_front.orders import parse
-from http_front.orders.query import operations_query, orders_query
+from http_front.orders.query import operations_query, orders_query, page_of
 from http_front.orders.views import (
     FULL_EXPAND,
     OPERATION_EXPANDS,
@@ -31,7 +31,7 @@ from http_front.orders.views import (
     order_view,
     parse_expand,
 )
-from http_front.paging import LINK_HEADERS, check_paging, links
+from http_front.paging import LINK_HEADERS, links
 from http_front.ports import OrdersPort
 from http_front.rates import parse_rates_query
 from switch.orders.model import Order
@@ -113,17 +113,17 @@ def _with_links(request: web.Request, body: Mapping[str, Any], page: Page[Any]) 
 
 async def list_orders(request: web.Request) -> web.Response:
     query = _query(request.query)
-    check_paging(query)
+    paging = page_of(query)  # checked first: its 422 comes before an unknown expand's or filter's
     expand = parse_expand(query.get("expand"))
-    page = await _orders(request).list_orders(request[PROJECT], orders_query(query))
+    page = await _orders(request).list_orders(request[PROJECT], orders_query(query, paging))
     return _with_links(request, {"orders": [order_view(o, expand) for o in page.items]}, page)
 
 
 async def list_operations(request: web.Request) -> web.Response:
     query = _query(request.query)
-    check_paging(query)
+    paging = page_of(query)
     cashflow = "cashflow" in parse_expand(query.get("expand"), OPERATION_EXPANDS)
-    page = await _orders(request).list_operations(request[PROJECT], operations_query(query))
+    page = await _orders(request).list_operations(request[PROJECT], operations_query(query, paging))
     items = [operation_view(None, op, cashflow, with_order_id=True) for op in page.items]
     return _with_links(request, {"operations": items}, page)
 

@@ -36,13 +36,20 @@ _OPERATION_TYPES = frozenset(t.value for t in OperationType)
 
 
 def page_of(query: Mapping[str, str]) -> tuple[int, int]:
-    """``(page, page_size)``; a bad value is the doc's validation error ``Invalid page`` / ``Invalid page size``."""
+    """``(page, page_size)``; bad values are the doc's validation error ``Invalid page`` / ``Invalid page size``.
+
+    Both are checked before failing, so one answer names every bad one (``errors``), the first as the message.
+    """
     page = _positive(query.get("page"), 1, None)
-    if page is None:
-        raise InvalidInput("Invalid page")
     size = _positive(query.get("page_size"), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    problems = []
+    if page is None:
+        problems.append(Problem("Invalid page", "page"))
     if size is None:
-        raise InvalidInput("Invalid page size")
+        problems.append(Problem("Invalid page size", "page_size"))
+    if problems:
+        raise InvalidInput(problems[0].message, problems)
+    assert page is not None and size is not None
     return page, size
 
 
@@ -122,9 +129,9 @@ class _Builder:
         return self.fields
 
 
-def orders_query(query: Mapping[str, str]) -> OrdersQuery:
+def orders_query(query: Mapping[str, str], paging: tuple[int, int] | None = None) -> OrdersQuery:
     """The typed query of a ``GET /orders/`` query string."""
-    page, size = page_of(query)
+    page, size = paging or page_of(query)
     b = _Builder(query)
     b.one_of("status", "status", _ORDER_STATUSES, str.lower)
     b.created()
@@ -141,9 +148,9 @@ def orders_query(query: Mapping[str, str]) -> OrdersQuery:
     return OrdersQuery(page=page, page_size=size, **b.done())
 
 
-def operations_query(query: Mapping[str, str]) -> OperationsQuery:
+def operations_query(query: Mapping[str, str], paging: tuple[int, int] | None = None) -> OperationsQuery:
     """The typed query of a ``GET /operations/`` query string."""
-    page, size = page_of(query)
+    page, size = paging or page_of(query)
     b = _Builder(query)
     b.one_of("status", "status", _OPERATION_STATUSES, str.lower)
     b.one_of("type", "type", _OPERATION_TYPES, str.lower)
