@@ -30,6 +30,9 @@ __all__ = ["AdviceWorker"]
 
 log = logging.getLogger("isoswitch.saf")
 
+# close() lets a running round (a claim, its sends, their results) finish for this long.
+CLOSE_TIMEOUT = 2.0
+
 
 class AdviceWorker:
     """Sends due advices every ``poll_interval`` (or when kicked) and runs recovery every ``recovery_interval``."""
@@ -54,6 +57,7 @@ class AdviceWorker:
         self._recover = recover
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
+        self._stopping = False
 
     def start(self) -> None:
         """Run in the background until :meth:`close`."""
@@ -65,24 +69,35 @@ class AdviceWorker:
         self._kick.set()
 
     async def close(self, *, timeout: float | None = None) -> None:
-        """Stop the loop. ``timeout`` is accepted for the common signature: a cancelled round ends at once
-        (its leased rows are claimed again when the lease runs out)."""
+        """Stop the loop after its round (None: ``CLOSE_TIMEOUT``); a round still running then is cancelled.
+
+        Not a cancel at once: a cancel landing between a transaction's BEGIN and its first statement
+        hands the pool a connection with an open transaction. A cancelled round's leased rows are
+        claimed again when the lease runs out.
+        """
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        self._kick.set()
+        await asyncio.wait({task}, timeout=CLOSE_TIMEOUT if timeout is None else timeout)
+        if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.config
         next_recovery = loop.time() + cfg.recovery_interval
-        while True:
+        while not self._stopping:
             try:
                 claimed = await self.work_once()
             except Exception:
                 log.warning("store-and-forward round failed", exc_info=True)
                 claimed = 0
+            if self._stopping:
+                break
             if loop.time() >= next_recovery:
                 next_recovery = loop.time() + cfg.recovery_interval
                 try:
@@ -91,6 +106,8 @@ class AdviceWorker:
                     log.warning("recovery of pending operations failed", exc_info=True)
             if claimed >= cfg.batch:
                 continue  # more may be due
+            if self._stopping:  # close() set it during the recovery round: do not sleep past it
+                break
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), cfg.poll_interval)
