@@ -115,9 +115,16 @@ class Step:
     msg: Message
     now: datetime
     creates: bool = False  # the operation makes the order (authorize, rebill, credit, ISO start)
+    # Set by perform: the operation makes the order's status, either creating it or as the first
+    # operation of an order that waited for the cardholder (new: hosted page; prepared: 3-D Secure).
+    makes: bool = False
     on_success: Callable[[Operation], None] | None = None
     arn: bool = False  # an approval is given an ARN (charge, refund, sale)
     released: int = 0  # reserve released by a reversal, for the cash flow
+
+
+# Orders that wait for the cardholder before their first operation.
+_WAITING = frozenset({OrderStatus.NEW, OrderStatus.PREPARED})
 
 
 def _utcnow() -> datetime:
@@ -177,6 +184,7 @@ class Engine:
         """Intent, exchange, result (module doc): the outcome, approved or not."""
         if not step.creates:
             self.require_idle(order)
+        step.makes = step.creates or (not order.operations and order.status in _WAITING)
         msg = step.msg
         op = Operation(
             order_id=order.id,
@@ -303,12 +311,12 @@ class Engine:
         if row.error is None:
             if step.arn:
                 op.arn = await self.take(lambda: self.ids.arn(_acquirer_bin(project.settings), now))
-            if step.creates:
+            if step.makes:
                 order.status = MADE_BY.get(op.type, OrderStatus.AUTHORIZED)
                 order.auth_code = op.auth_code
             if step.on_success is not None:
                 step.on_success(op)
-        elif step.creates and row.made_order is not None:
+        elif step.makes and row.made_order is not None:
             order.status = row.made_order
         elif row.other_order is not None:
             order.status = row.other_order

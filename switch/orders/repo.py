@@ -89,6 +89,24 @@ SELECT * FROM unnest($1::text[], $36::integer[], $2::bigint[], {_arrays(37, _OPE
 """
 )
 
+# An order that waits for the cardholder (status new: the hosted page; prepared: 3-D Secure) is
+# written alone, before any operation: its first operation is added later (_ADD_OPERATION) and its
+# result makes the order (Engine.perform). Not on the authorization's hot path.
+_CREATE_WAITING = f"""
+INSERT INTO orders ({_ORDER_COLUMNS})
+VALUES ({", ".join(f"${i}" for i in range(1, len(_ORDER_TYPES) + 1))})
+"""
+
+# A waiting order's changes before its first operation (the card the page took, new -> prepared,
+# the 3-D Secure result shown): only while it still waits and nobody else changed it (version).
+_SAVE_WAITING = """
+UPDATE orders
+SET status = $3, pan_mask = $4, card_key_id = $5, card_blob = $6, card_bin = $7, card_type = $8,
+    card_subtype = $9, card_holder = $10, expiry_month = $11, expiry_year = $12, client = $13, location = $14,
+    secure3d = $15, issuer = $16, recurring = $17, updated = $18, version = version + 1
+WHERE id = $1 AND version = $2 AND status IN ('new', 'prepared')
+"""
+
 # ON CONFLICT DO NOTHING: a lost race inserts nothing instead of raising,
 # since an error would fail every other write of the same group commit.
 _ADD_OPERATION = f"""
@@ -349,6 +367,47 @@ class OrderRepo:
     async def create(self, order: Order, first: Operation) -> None:
         """The order and its first (pending) operation, durable when this returns."""
         await self._writer.execute(_CREATE, (*_order_args(order), first.id, *_operation_args(first)))
+
+    async def create_waiting(self, order: Order) -> None:
+        """An order with no operation yet (status new or prepared), durable when this returns."""
+        await self._writer.execute(_CREATE_WAITING, tuple(_order_args(order)))
+
+    async def save_waiting(self, order: Order) -> bool:
+        """A waiting order's card, status, client and 3-D Secure data, if nobody changed it since it was read.
+
+        On success ``order.version`` is the stored one again; False (nothing written) when another
+        request changed the order first or it no longer waits.
+        """
+        o = order
+        args = (
+            o.id,
+            o.version,
+            o.status.value,
+            o.pan_mask,
+            o.card_key_id,
+            o.card_blob,
+            o.pan_mask[:6] if o.pan_mask else None,
+            o.card_type,
+            o.card_subtype,
+            o.card_holder,
+            o.expiry_month,
+            o.expiry_year,
+            o.client,
+            o.location,
+            o.secure3d,
+            o.issuer,
+            o.recurring,
+            o.updated,
+        )
+
+        async def update(conn: asyncpg.Connection) -> str:
+            status: str = await conn.execute(_SAVE_WAITING, *args)
+            return status
+
+        done = (await self._writer.run(update)) == "UPDATE 1"
+        if done:
+            order.version += 1
+        return done
 
     async def add_operation(self, order: Order, op: Operation) -> bool:
         """A new (pending) operation of an existing order, durable when this returns.
