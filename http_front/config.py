@@ -87,6 +87,12 @@ class FrontConfig:
     #: one WARNING line each without a traceback; beyond the rate they are
     #: counted and one line a second gives the count. Default 10.
     client_failure_log_rate: float = 10.0
+    #: The URL cardholders' browsers and the issuer's ACS reach this front at (the
+    #: hosted payment page's ``Location``, 3-D Secure's ``TermUrl`` and notification
+    #: URLs), e.g. ``https://pay.example.com``. Default None: the scheme and ``Host``
+    #: of the request being answered, right for a developer's box and the tests;
+    #: set it behind a proxy or balancer.
+    public_url: str | None = None
     #: ``GET /metrics`` (Prometheus text, no credentials). Default on; the CLI
     #: sets it from ``[metrics] enabled``.
     metrics: bool = True
@@ -112,6 +118,8 @@ class FrontConfig:
             raise ValueError("max_connections must be at least 1")
         if self.client_failure_log_rate <= 0:
             raise ValueError("client_failure_log_rate must be positive")
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError("public_url must be an http:// or https:// URL")
 
     @property
     def scheme(self) -> str:
