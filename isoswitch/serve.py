@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
@@ -29,11 +30,12 @@ from isoswitch.failures import CannotStart
 from switch.logs import setup_logging
 from switch.process import hostport, run_loop, stop_event
 from switch.settings import ConfigError, Settings
+from switch.wire.threeds import generate_key_pair
 
 if TYPE_CHECKING:
     from switch.runtime import Runtime
 
-__all__ = ["DEMO_PROJECT", "cmd_serve", "cmd_switch", "cmd_up", "sim_process"]
+__all__ = ["DEMO_PROJECT", "acs_keys", "cmd_serve", "cmd_switch", "cmd_up", "sim_process"]
 
 log = logging.getLogger("isoswitch.cli")
 
@@ -64,9 +66,20 @@ def _demo_curl(base: str, login: str, password: str) -> str:
     )
 
 
+def acs_keys(settings: Settings) -> tuple[Path, Path]:
+    """The simulated ACS's signing key pair ``up`` uses, made if missing: ``<data_dir>/keys/acs_signing.pem``
+    (private, 0600; the simulator signs with it) and ``acs_signing.pub.pem`` (the switch checks with it)."""
+    return generate_key_pair(settings.database.data_dir / "keys")
+
+
 @contextlib.contextmanager
 def sim_process(
-    host: str, port: int, admin_port: int | None = None, rules: str | None = None, log_level: str = "info"
+    host: str,
+    port: int,
+    admin_port: int | None = None,
+    rules: str | None = None,
+    log_level: str = "info",
+    acs_key: Path | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Run ``acquirer_sim`` in a process of its own (and so on a core of its own,
     as a real host would be); yields its address; SIGTERM on exit."""
@@ -75,6 +88,8 @@ def sim_process(
         cmd += ["--admin-port", str(admin_port)]
     if rules:
         cmd += ["--rules", rules]
+    if acs_key is not None:
+        cmd += ["--acs-key", str(acs_key)]
     sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert sim.stdout is not None
@@ -160,7 +175,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         ports.append((settings.listener.host, settings.listener.port, "[iso_listener] port"))
     _ensure_free(ports)
     rules = str(sim.rules) if sim.rules else None
-    with sim_process(front.host, sim.port, sim.admin_port, rules, settings.logging.level) as sim_addr:
+    acs_private, _ = acs_keys(settings)
+    with sim_process(front.host, sim.port, sim.admin_port, rules, settings.logging.level, acs_private) as sim_addr:
         return run_loop(lambda: _up(args, settings, sim_addr))
 
 
