@@ -44,7 +44,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from acquirer_sim import SimConfig, SimServer
-from http_front import FrontConfig, create_app
+from http_front import FrontConfig, create_app, testcards
 from http_front.auth import PUBLIC_ROUTE
 from http_front.docs import STATIC_PREFIX
 from http_front.failures import ValidationFailed
@@ -584,3 +584,44 @@ def test_a_nul_character_in_a_body_string_is_refused_not_a_500(running_front: Ru
     oid = running_front.order_ids[0]
     r = requests.post(f"{running_front.base_url}/orders/{oid}/credit", json=body, auth=running_front.auth, timeout=10)
     assert r.status_code == 422, (r.status_code, r.text)
+
+
+# What an example operating on an order needs that order to be (the seed's status table).
+_EXAMPLE_ORDER_STATE = {"refund": "charged", "creditOrder": "charged"}
+
+
+def _fresh_order(front: RunningFront, state: str) -> str:
+    body = {
+        "amount": "9.99",
+        "pan": "4111111111111111",
+        "card": {"cvv": "333", "expiration_month": 12, "expiration_year": 2030, "holder": "John Smith"},
+        "location": {"ip": "6.6.6.6"},
+    }
+    r = requests.post(f"{front.base_url}/orders/authorize", json=body, auth=front.auth, timeout=10)
+    oid: str = r.json()["orders"][0]["id"]
+    if state == "charged":
+        assert requests.put(f"{front.base_url}/orders/{oid}/charge", auth=front.auth, timeout=10).status_code == 200
+    return oid
+
+
+def test_every_request_example_works_as_try_it_out_sends_it(running_front: RunningFront) -> None:
+    """Each example body, sent as it is: approved, or what the test cards page says its card gets."""
+    doc = _doc()
+    by_pan = {card.pan: card.cases[0].outcome for card in testcards.card_rows()}
+    sent = 0
+    for method, path, op in _operations(doc):
+        body = op.get("requestBody")
+        if body is None:
+            continue
+        for label, value in _examples(doc, body["content"]["application/json"]).items():
+            url = running_front.base_url + path
+            if "{order_id}" in path:
+                oid = _fresh_order(running_front, _EXAMPLE_ORDER_STATE.get(op["operationId"], "authorized"))
+                url = url.replace("{order_id}", oid)
+            r = requests.request(method, url, json=value, auth=running_front.auth, timeout=30)
+            want = by_pan[value["pan"]] if "pan" in value else testcards.outcome("00")
+            assert r.status_code == want.http_status, (method, path, label, r.status_code, r.text)
+            if want.failure_type is not None:
+                assert r.json()["failure_type"] == want.failure_type, (method, path, label, r.text)
+            sent += 1
+    assert sent >= 15
