@@ -625,3 +625,15 @@ def test_every_request_example_works_as_try_it_out_sends_it(running_front: Runni
                 assert r.json()["failure_type"] == want.failure_type, (method, path, label, r.text)
             sent += 1
     assert sent >= 15
+
+
+def test_the_validation_examples_are_the_fronts_own_answers(running_front: RunningFront) -> None:
+    examples = _doc()["components"]["examples"]
+    front, auth = running_front.base_url, running_front.auth
+    r = requests.post(f"{front}/orders/authorize", json={"foo": "bar"}, auth=auth, timeout=10)
+    assert (r.status_code, r.json()) == (422, examples["Validation"]["value"])
+    oid = _fresh_order(running_front, "authorized")
+    r = requests.put(f"{front}/orders/{oid}/charge", json={"foo": "bar"}, auth=auth, timeout=10)
+    assert (r.status_code, r.json()) == (422, examples["ValidationUnknown"]["value"])
+    r = requests.get(f"{front}/orders/?page=0", auth=auth, timeout=10)
+    assert (r.status_code, r.json()) == (422, examples["InvalidPage"]["value"])
