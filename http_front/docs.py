@@ -1,4 +1,5 @@
-"""API docs without credentials: the OpenAPI document at ``GET /openapi.json``, Swagger UI at ``GET /docs``.
+"""API docs without credentials: the OpenAPI document at ``GET /openapi.json``, Swagger UI at ``GET /docs``,
+the test cards at ``GET /docs/test-cards`` (:mod:`http_front.testcards`).
 
 The document is ``schemas/openapi.yaml`` as JSON, self-contained: each
 ``$ref`` to a request schema in ``schemas/rest/`` is replaced by that file
@@ -39,9 +40,18 @@ import swagger_ui_bundle
 import yaml
 from aiohttp import hdrs, web
 
+from http_front.testcards import TEST_CARDS_PATH, build_page, page_csp
 from schemas import SCHEMAS_DIR
 
-__all__ = ["DOCS_PATH", "OPENAPI_PATH", "STATIC_PREFIX", "add_docs_routes", "inline_refs", "openapi_document"]
+__all__ = [
+    "DOCS_PATH",
+    "OPENAPI_PATH",
+    "STATIC_PREFIX",
+    "TEST_CARDS_PATH",
+    "add_docs_routes",
+    "inline_refs",
+    "openapi_document",
+]
 
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
@@ -202,6 +212,7 @@ class _Docs:
     openapi: _Asset
     page: _Asset
     static: Mapping[str, _Asset]
+    test_cards: _Asset
 
 
 def _static_url(name: str, asset: _Asset) -> str:
@@ -260,18 +271,24 @@ def _build(document: Path, bundle: Path) -> _Docs:
     static = {name: _Asset.of_file(bundle / name) for name in _BUNDLE_FILES}
     static[_INIT_JS] = _Asset.of_bytes(_init_js(), _CONTENT_TYPES[".js"])
     page = _page(str(doc.get("info", {}).get("title", "API")), static)
-    return _Docs(_Asset.of_bytes(body, "application/json"), _Asset.of_bytes(page, "text/html; charset=utf-8"), static)
+    html_type = "text/html; charset=utf-8"
+    cards = _Asset.of_bytes(build_page(), html_type)
+    return _Docs(_Asset.of_bytes(body, "application/json"), _Asset.of_bytes(page, html_type), static, cards)
 
 
 def add_docs_routes(router: web.UrlDispatcher) -> None:
-    """``GET /openapi.json``, ``GET /docs`` and ``GET /docs/static/{name}``, all public."""
+    """``GET /openapi.json``, ``GET /docs``, ``GET /docs/test-cards`` and ``GET /docs/static/{name}``, all public."""
     docs = _build(_DOCUMENT, Path(str(swagger_ui_bundle.swagger_ui_path)))
+    cards_csp = page_csp()
 
     async def openapi(request: web.Request) -> web.StreamResponse:
         return docs.openapi.response(request, _REVALIDATE)
 
     async def page(request: web.Request) -> web.StreamResponse:
         return docs.page.response(request, _REVALIDATE, {hdrs.CONTENT_SECURITY_POLICY: _PAGE_CSP})
+
+    async def test_cards(request: web.Request) -> web.StreamResponse:
+        return docs.test_cards.response(request, _REVALIDATE, {hdrs.CONTENT_SECURITY_POLICY: cards_csp})
 
     async def static(request: web.Request) -> web.StreamResponse:
         asset = docs.static.get(request.match_info["name"])
@@ -282,4 +299,5 @@ def add_docs_routes(router: web.UrlDispatcher) -> None:
 
     router.add_get(OPENAPI_PATH, openapi, name="public:openapi")
     router.add_get(DOCS_PATH, page, name="public:docs")
+    router.add_get(TEST_CARDS_PATH, test_cards, name="public:docs-test-cards")
     router.add_get(STATIC_PREFIX + "{name}", static, name="public:docs-static")

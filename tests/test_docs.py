@@ -1,4 +1,4 @@
-"""API docs on a real port: /openapi.json and /docs answer without credentials, from local files only.
+"""API docs on a real port: /openapi.json, /docs and /docs/test-cards answer without credentials, from local files only.
 
 The expected document is computed here apart from http_front/docs.py: the
 YAML with each ``rest/*.json`` body put in place and that file's
@@ -8,10 +8,13 @@ YAML with each ``rest/*.json`` body put in place and that file's
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import re
-from collections.abc import AsyncIterator
+import tomllib
+from collections.abc import AsyncIterator, Mapping
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 from test_http_app import AUTH, FakeRuntime, basic
 
-from http_front import FrontConfig, create_app
-from http_front.docs import STATIC_PREFIX, inline_refs
+from acquirer_sim.issuer import Issuer
+from acquirer_sim.rules import load_rules
+from http_front import FrontConfig, create_app, testcards
+from http_front.docs import STATIC_PREFIX, TEST_CARDS_PATH, inline_refs
 from schemas import SCHEMAS_DIR
 
 pytestmark = pytest.mark.timeout(30)
@@ -285,3 +290,183 @@ def test_a_reference_into_another_file_brings_that_files_own_references_along(tm
         "s": {"properties": {"id": {"type": "string"}}},
         "local": {"$ref": "#/s"},
     }
+
+
+# -- /docs/test-cards ---------------------------------------------------------------------
+
+# The seed's Testing table (seeds/003): card -> HTTP status, failure_type, DE 39 without 3-D Secure.
+SEED_CARDS: dict[str, tuple[int, str | None, str]] = {
+    "4111111111111111": (200, None, "00"),  # Success authorization
+    "2222400060000007": (200, None, "00"),  # Success authorization
+    "4276990011343663": (402, "declined", "05"),  # Non 3-D Secure: declined authorization
+    "5555555555555599": (500, "error", "96"),  # Internal system error
+    "4276838748917319": (200, None, "00"),  # 3-D Secure "Not enrolled": the authorization itself approves
+    "4000000000000002": (402, "fraud", "59"),  # Declined as fraud
+}
+# The 3-D Secure test cards of issue 11's shared design (ISSUE11.md), each with an outcome of its own.
+SECURE3D_CARDS = (
+    "4000000000003220",
+    "4000000000003063",
+    "4000000000009235",
+    "4000000000003055",
+    "5200000000001005",
+    "4276838748917319",
+    "4276990011343663",
+)
+# What each class of schemas/response_codes.json is to a merchant (seeds/003, Response codes).
+CLASS_OUTCOME: dict[str, tuple[int, str | None]] = {
+    "approved": (200, None),
+    "declined": (402, "declined"),
+    "fraud": (402, "fraud"),
+    "error": (500, "error"),
+}
+NOT_ON_RULES = {testcards.OTHER_CARD: "4242424242424242", testcards.OTHER_NUMBER: "378282246310005"}
+
+
+class _Table(HTMLParser):
+    """The page's rows, each a list of cell texts; the card's cells (rowspan) repeated on every row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+        self.row: list[str] = []
+        self.first: list[str] = []
+        self.tags: list[str] = []
+        self.style = ""
+        self.in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "tbody":
+            self.first = []
+        elif tag == "tr":
+            self.row = []
+        elif tag in ("td", "th"):
+            self.cell = []
+        self.in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.row.append(" ".join("".join(self.cell).split()))
+            self.cell = None
+        elif tag == "tr" and len(self.row) == 9:
+            self.first = self.row
+            self.rows.append(self.row)
+        elif tag == "tr" and len(self.row) == 5 and self.first:
+            f = self.first
+            self.rows.append([f[0], f[1], *self.row, f[7], f[8]])
+        self.in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+        if self.in_style:
+            self.style += data
+
+
+async def cards_page(http: Http) -> tuple[str, _Table]:
+    resp = await http.get(TEST_CARDS_PATH)
+    assert resp.status == 200
+    parser = _Table()
+    text = await resp.text()
+    parser.feed(text)
+    return text, parser
+
+
+def _seed_testing_cards() -> set[str]:
+    """The card numbers of the seed's Testing table (seeds/003), when the seed is at hand."""
+    places = [Path(os.environ["ISOSWITCH_SEEDS"])] if "ISOSWITCH_SEEDS" in os.environ else []
+    places += [p / "shared" / "seeds" for p in ROOT.parents]
+    for place in places:
+        for found in sorted(place.glob("003_*.txt")):
+            testing = found.read_text(encoding="utf-8").rpartition("\nTesting\n")[2]
+            return set(re.findall(r"^\s*([0-9]{16})\s", testing, re.MULTILINE))
+    pytest.skip("seeds/003 not found (set ISOSWITCH_SEEDS to the seeds directory)")
+
+
+async def test_the_test_cards_page_is_served_without_credentials_with_a_strict_csp(http: Http) -> None:
+    resp = await http.get(TEST_CARDS_PATH)
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["X-Content-Type-Options"] == "nosniff"
+    text = await resp.text()
+    # No script at all, nothing from other hosts, no URL of another host.
+    assert "<script" not in text and "://" not in text
+    csp = resp.headers["Content-Security-Policy"]
+    directives = dict(d.strip().partition(" ")[::2] for d in csp.split(";"))
+    assert directives["default-src"] == "'none'" and "script-src" not in directives
+    assert directives["frame-ancestors"] == "'none'" and directives["form-action"] == "'none'"
+    assert "unsafe" not in csp
+    # The one inline style is allowed by its hash, and by nothing else.
+    parser = _Table()
+    parser.feed(text)
+    digest = base64.b64encode(hashlib.sha256(parser.style.encode()).digest()).decode()
+    assert directives["style-src"] == f"'sha256-{digest}'"
+    # Credentials change nothing; a revalidation is a 304.
+    assert await (await http.get(TEST_CARDS_PATH, headers=basic("nobody", "wrong"))).text() == text
+    again = await http.get(TEST_CARDS_PATH, headers={"If-None-Match": resp.headers["ETag"]})
+    assert again.status == 304
+
+
+async def test_the_docs_link_to_the_test_cards_page(http: Http) -> None:
+    served = await (await http.get("/openapi.json")).json()
+    assert f"]({TEST_CARDS_PATH})" in served["info"]["description"]
+    _, page = await cards_page(http)
+    assert page.rows
+
+
+def test_the_seed_testing_table_is_the_one_these_tests_know() -> None:
+    assert _seed_testing_cards() == set(SEED_CARDS)
+
+
+async def test_every_seed_test_card_is_on_the_page_with_the_seeds_outcome(http: Http) -> None:
+    _, page = await cards_page(http)
+    for pan, (status, failure_type, de39) in SEED_CARDS.items():
+        rows = [r for r in page.rows if r[0] == pan]
+        assert rows, pan
+        assert "seeds/003 test card" in rows[0][1], pan
+        # The first condition of a seed card is the plain authorization the seed speaks of.
+        assert rows[0][3] == str(status) and rows[0][4] == (failure_type or "—"), (pan, rows[0])
+        assert rows[0][6].split()[0] == de39, (pan, rows[0])
+
+
+async def test_every_card_of_the_simulators_rules_and_of_the_3ds_table_is_on_the_page(http: Http) -> None:
+    _, page = await cards_page(http)
+    on_page = {r[0] for r in page.rows}
+    rules = tomllib.loads(testcards.SIM_RULES_FILE.read_text(encoding="utf-8"))
+    assert {c["pan"] for c in rules["cards"]} <= on_page
+    default = json.loads(testcards.CARDS_FILE.read_text(encoding="utf-8"))["secure3d_default"]
+    for pan in SECURE3D_CARDS:
+        row = next(r for r in page.rows if r[0] == pan)
+        assert (row[7], row[8]) != (default["3ds1"], default["3ds2"]), pan
+
+
+def _authorization(pan: str, probe: Mapping[str, Any]) -> dict[str, str]:
+    amount = int(probe.get("amount", 999))
+    msg = {"t": "0100", "2": pan, "3": "000000", "4": f"{amount:012d}", "7": "1206120000", "11": "000001"}
+    msg |= {"14": "3012", "41": "TERM0001", "49": "840"}
+    if "cvv" in probe:
+        msg["120"] = str(probe["cvv"])
+    if "eci" in probe:
+        msg["121"] = str(probe["eci"])
+    return msg
+
+
+def test_every_row_agrees_with_the_simulators_issuer_and_the_response_code_table() -> None:
+    codes = json.loads((SCHEMAS_DIR / "response_codes.json").read_text(encoding="utf-8"))["codes"]
+    rules = load_rules(testcards.SIM_RULES_FILE)
+    cards = testcards.card_rows()
+    assert len(cards) >= len(SEED_CARDS) + len(SECURE3D_CARDS)
+    for card in cards:
+        pans = [NOT_ON_RULES.get(card.pan, card.pan)]
+        if card.pan == testcards.OTHER_NUMBER:
+            pans.append("4111111111111112")  # a wrong Luhn check digit
+        for case, pan in ((c, p) for c in card.cases for p in pans):
+            # A new issuer each time: an authorization holds its amount on the card.
+            answer = Issuer(rules, seed=1).handle(_authorization(pan, case.probe))
+            assert answer is not None and answer["39"] == case.de39, (card.pan, case.condition, answer)
+            row = codes[case.de39]
+            o = case.outcome
+            assert (o.http_status, o.failure_type) == CLASS_OUTCOME[row["class"]], (card.pan, case)
+            assert o.message == row["message"], (card.pan, case)
+            assert o.order_status == ("authorized" if row["class"] == "approved" else row["class"]), (card.pan, case)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import jsonschema
 import pytest
 import requests
 import schemathesis
@@ -42,9 +44,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from acquirer_sim import SimConfig, SimServer
-from http_front import FrontConfig, create_app
+from http_front import FrontConfig, create_app, testcards
 from http_front.auth import PUBLIC_ROUTE
 from http_front.docs import STATIC_PREFIX
+from http_front.failures import ValidationFailed
 from http_front.validation import RequestSchemas
 from schemas import SCHEMAS_DIR
 from switch.config import SwitchConfig
@@ -115,8 +118,14 @@ NOT_YET: dict[Route, str] = {
 NOT_YET_STATUSES: dict[Route, set[str]] = {
     ("POST", "/orders/authorize"): {"201"},  # issue 11: 201 prepared, waiting for 3-D Secure
 }
-# Our own routes, not in the seed: health, metrics, the document and its page.
-OURS: set[Route] = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs")}
+# Our own routes, not in the seed: health, metrics, the document, its page and the test cards page.
+OURS: set[Route] = {
+    ("GET", "/health"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/test-cards"),
+}
 
 _HEADING = re.compile(r"^\S.*?\(\s*(GET|POST|PUT|DELETE|PATCH) (/\S*)\)\s*$", re.MULTILINE)
 
@@ -236,6 +245,108 @@ def test_every_operation_documents_the_failure_body_for_its_errors() -> None:
             # (the success statuses are the seed's: test_each_documented_operation_has_the_seeds_success_statuses)
             assert {"402", "409", "413", "422"} <= codes, (method, path)
             assert any(p.get("$ref", "").endswith("/IdempotencyKey") for p in op["parameters"]), (method, path)
+
+
+# -- the examples (Swagger UI's Try it out sends them) ---------------------------------
+
+
+def _at(doc: dict[str, Any], ref: str) -> Any:
+    node: Any = doc
+    for token in ref[2:].split("/"):
+        node = node[token]
+    return node
+
+
+def _examples(doc: dict[str, Any], holder: dict[str, Any]) -> dict[str, Any]:
+    """The values of a media type's (or parameter's, header's) ``examples``, and its ``example`` as "example"."""
+    out = {name: _follow(doc, ex)["value"] for name, ex in holder.get("examples", {}).items()}
+    if "example" in holder:
+        out["example"] = holder["example"]
+    return out
+
+
+def _follow(doc: dict[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+        node = _at(doc, node["$ref"])
+    return node
+
+
+def _validator(doc: dict[str, Any], schema: dict[str, Any]) -> Any:
+    """A JSON Schema 2020-12 validator (OpenAPI 3.1) of ``schema`` whose ``#/components/...`` resolve in ``doc``."""
+    return jsonschema.Draft202012Validator({"allOf": [schema], "components": doc["components"]})
+
+
+def test_every_request_example_passes_the_fronts_own_validation() -> None:
+    doc = _doc()
+    schemas = RequestSchemas.load(SCHEMAS_DIR / "rest")
+    seen = 0
+    for method, path, op in _operations(doc):
+        body = op.get("requestBody")
+        if body is None:
+            continue
+        media = body["content"]["application/json"]
+        examples = _examples(doc, media)
+        # Try it out starts from a filled body: every operation with a body has at least one example.
+        assert examples, (method, path)
+        name = Path(media["schema"]["$ref"]).stem
+        for label, value in examples.items():
+            try:
+                schemas.check(name, copy.deepcopy(value))
+            except ValidationFailed as e:
+                problems = [x.as_dict() for x in e.errors or ()]
+                raise AssertionError(f"{method} {path} example {label}: {problems}") from None
+            seen += 1
+    assert seen >= 15
+
+
+def test_every_answer_example_matches_its_schema() -> None:
+    doc = _doc()
+    checked = 0
+    for method, path, op in _operations(doc):
+        for code, response in op["responses"].items():
+            response = _follow(doc, response)
+            for media_type, media in response.get("content", {}).items():
+                examples = _examples(doc, media)
+                json_body = media_type == "application/json" and op["operationId"] != "openapi"
+                # Every JSON answer shows what it looks like (but the document itself).
+                assert examples or not json_body, (method, path, code)
+                for label, value in examples.items():
+                    errors = list(_validator(doc, media["schema"]).iter_errors(value))
+                    assert not errors, (method, path, code, label, [e.message for e in errors])
+                    checked += 1
+            for name, header in response.get("headers", {}).items():
+                header = _follow(doc, header)
+                for label, value in _examples(doc, header).items():
+                    assert _validator(doc, header["schema"]).is_valid(value), (method, path, code, name, label)
+        for param in op.get("parameters", ()):
+            param = _follow(doc, param)
+            for label, value in _examples(doc, param).items():
+                assert _validator(doc, param["schema"]).is_valid(value), (method, path, param["name"], label)
+    assert checked >= 60
+
+
+def test_the_failure_examples_show_each_failure_type_the_seed_lists() -> None:
+    doc = _doc()
+    authorize = doc["paths"]["/orders/authorize"]["post"]["responses"]
+
+    def bodies(code: str) -> list[dict[str, Any]]:
+        return list(_examples(doc, _follow(doc, authorize[code])["content"]["application/json"]).values())
+
+    assert {"declined", "fraud"} <= {b["failure_type"] for b in bodies("402")}
+    assert all(b["failure_type"] == "validation" and b["errors"] for b in bodies("422"))
+    assert {b["failure_type"] for b in bodies("500")} == {"error"}
+    shared = _examples(doc, doc["components"]["responses"]["Declined"]["content"]["application/json"])
+    assert {"declined", "fraud", "rejected"} == {b["failure_type"] for b in shared.values()}
+    # The list answers show the paging Link header.
+    listing = doc["paths"]["/orders/"]["get"]["responses"]["200"]["headers"]["Link"]
+    assert 'rel="next"' in _follow(doc, listing)["example"]
+
+
+def test_every_named_example_is_used() -> None:
+    doc = _doc()
+    text = OPENAPI.read_text(encoding="utf-8")
+    for name in doc["components"]["examples"]:
+        assert f"'#/components/examples/{name}'" in text, name
 
 
 # -- the running front ----------------------------------------------------------------
@@ -473,3 +584,56 @@ def test_a_nul_character_in_a_body_string_is_refused_not_a_500(running_front: Ru
     oid = running_front.order_ids[0]
     r = requests.post(f"{running_front.base_url}/orders/{oid}/credit", json=body, auth=running_front.auth, timeout=10)
     assert r.status_code == 422, (r.status_code, r.text)
+
+
+# What an example operating on an order needs that order to be (the seed's status table).
+_EXAMPLE_ORDER_STATE = {"refund": "charged", "creditOrder": "charged"}
+
+
+def _fresh_order(front: RunningFront, state: str) -> str:
+    body = {
+        "amount": "9.99",
+        "pan": "4111111111111111",
+        "card": {"cvv": "333", "expiration_month": 12, "expiration_year": 2030, "holder": "John Smith"},
+        "location": {"ip": "6.6.6.6"},
+    }
+    r = requests.post(f"{front.base_url}/orders/authorize", json=body, auth=front.auth, timeout=10)
+    oid: str = r.json()["orders"][0]["id"]
+    if state == "charged":
+        assert requests.put(f"{front.base_url}/orders/{oid}/charge", auth=front.auth, timeout=10).status_code == 200
+    return oid
+
+
+def test_every_request_example_works_as_try_it_out_sends_it(running_front: RunningFront) -> None:
+    """Each example body, sent as it is: approved, or what the test cards page says its card gets."""
+    doc = _doc()
+    by_pan = {card.pan: card.cases[0].outcome for card in testcards.card_rows()}
+    sent = 0
+    for method, path, op in _operations(doc):
+        body = op.get("requestBody")
+        if body is None:
+            continue
+        for label, value in _examples(doc, body["content"]["application/json"]).items():
+            url = running_front.base_url + path
+            if "{order_id}" in path:
+                oid = _fresh_order(running_front, _EXAMPLE_ORDER_STATE.get(op["operationId"], "authorized"))
+                url = url.replace("{order_id}", oid)
+            r = requests.request(method, url, json=value, auth=running_front.auth, timeout=30)
+            want = by_pan[value["pan"]] if "pan" in value else testcards.outcome("00")
+            assert r.status_code == want.http_status, (method, path, label, r.status_code, r.text)
+            if want.failure_type is not None:
+                assert r.json()["failure_type"] == want.failure_type, (method, path, label, r.text)
+            sent += 1
+    assert sent >= 15
+
+
+def test_the_validation_examples_are_the_fronts_own_answers(running_front: RunningFront) -> None:
+    examples = _doc()["components"]["examples"]
+    front, auth = running_front.base_url, running_front.auth
+    r = requests.post(f"{front}/orders/authorize", json={"foo": "bar"}, auth=auth, timeout=10)
+    assert (r.status_code, r.json()) == (422, examples["Validation"]["value"])
+    oid = _fresh_order(running_front, "authorized")
+    r = requests.put(f"{front}/orders/{oid}/charge", json={"foo": "bar"}, auth=auth, timeout=10)
+    assert (r.status_code, r.json()) == (422, examples["ValidationUnknown"]["value"])
+    r = requests.get(f"{front}/orders/?page=0", auth=auth, timeout=10)
+    assert (r.status_code, r.json()) == (422, examples["InvalidPage"]["value"])
