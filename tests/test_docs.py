@@ -470,3 +470,13 @@ def test_every_row_agrees_with_the_simulators_issuer_and_the_response_code_table
             assert (o.http_status, o.failure_type) == CLASS_OUTCOME[row["class"]], (card.pan, case)
             assert o.message == row["message"], (card.pan, case)
             assert o.order_status == ("authorized" if row["class"] == "approved" else row["class"]), (card.pan, case)
+
+
+def test_the_3ds_column_names_exactly_the_cards_the_simulated_acs_has_rules_for() -> None:
+    """schemas/test_cards.json's 3-D Secure outcomes and the ACS's [[secure3d]] rules name the same cards."""
+    root = Path(__file__).resolve().parents[1]
+    rules = tomllib.loads((root / "acquirer_sim" / "default_rules.toml").read_text())
+    cards = json.loads((root / "schemas" / "test_cards.json").read_text())["cards"]
+    ruled = {r["pan"] for r in rules["secure3d"] if r["pan"] != "4111111111111111"}  # 4111...: the default's row
+    shown = {c["pan"] for c in cards if "secure3d" in c}
+    assert ruled == shown
