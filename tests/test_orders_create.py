@@ -6,6 +6,7 @@ The browser's side of the page is tests/test_hpp_browser.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import timedelta
@@ -15,6 +16,8 @@ import pytest
 from test_http_e2e import Front, seed
 from test_http_e2e import front as front
 
+from http_front.pages.i18n import LANGUAGES
+from schemas import SCHEMAS_DIR
 from switch.orders.engine import Engine
 
 pytestmark = pytest.mark.timeout(60)
@@ -303,3 +306,10 @@ async def test_the_page_speaks_russian_when_asked(front: Front) -> None:
     location, _ = await create(front, {"amount": 1, "options": {"language": "ru"}})
     _, html = await form_of(front, page_path(location))
     assert '<html lang="ru">' in html and "Оплатить" in html
+
+
+def test_the_create_schemas_languages_are_the_pages_and_each_has_every_word() -> None:
+    schema = json.loads((SCHEMAS_DIR / "rest" / "create.json").read_text())
+    assert set(schema["definitions"]["options"]["properties"]["language"]["enum"]) == set(LANGUAGES)
+    words = [set(table) for table in LANGUAGES.values()]
+    assert all(w == words[0] for w in words)

@@ -171,7 +171,9 @@ def show(request: web.Request, checkout: Checkout, outcome: Outcome, action: str
 
 
 def _form(request: web.Request, checkout: Checkout, form: _Form, status: int = 200) -> web.Response:
-    return _render(request, "pay.html", checkout, checkout.language, status, form=form)
+    # form-action governs the redirects after a submission too: the 303 to return_url needs its origin.
+    shop = _origin(checkout.return_url) if checkout.return_url else None
+    return _render(request, "pay.html", checkout, checkout.language, status, [shop] if shop else [], form=form)
 
 
 def _result(request: web.Request, checkout: Checkout, outcome: Outcome, status: int = 200) -> web.Response:
