@@ -6,6 +6,7 @@ The browser's side of the page is tests/test_hpp_browser.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -313,3 +314,16 @@ def test_the_create_schemas_languages_are_the_pages_and_each_has_every_word() ->
     assert set(schema["definitions"]["options"]["properties"]["language"]["enum"]) == set(LANGUAGES)
     words = [set(table) for table in LANGUAGES.values()]
     assert all(w == words[0] for w in words)
+
+
+async def test_two_posts_of_the_same_page_at_once_pay_it_once(front: Front) -> None:
+    location, order = await create(front, MINIMAL)
+    _, html = await form_of(front, page_path(location))
+    form = {**card(), "nonce": nonce_in(html)}
+    first, second = await asyncio.gather(
+        post_form(front, page_path(location), form), post_form(front, page_path(location), form)
+    )
+    assert first.status == second.status == 303
+    assert len(front.iso("0100")) == 1
+    _, doc = await front.call("GET", f"/orders/{order['id']}?expand=operations")
+    assert doc["orders"][0]["status"] == "authorized" and len(doc["orders"][0]["operations"]) == 1

@@ -17,7 +17,7 @@ from http_front.pages.card_form import CardForm
 from http_front.pages.component import Checkout, Outcome
 from http_front.urls import public_url
 from switch.money import from_minor
-from switch.orders.errors import Rejected
+from switch.orders.errors import OrderError
 from switch.orders.pages import PageClosed, PageNotFound, PageView
 
 __all__ = ["page_path", "pay_page", "show_page"]
@@ -64,14 +64,28 @@ async def pay_page(request: web.Request) -> web.StreamResponse:
 
     async def pay(form: CardForm) -> Outcome:
         try:
-            done = await pages.pay(token, form.card, ip=request.remote)
+            done = await pages.pay(token, form.card, browser=_browser(request), ip=request.remote)
         except PageClosed as closed:
             return _outcome(closed.view)
-        except Rejected as e:  # e.g. 3-D Secure required and not available: nothing was authorized
+        except OrderError as e:
+            # 3-D Secure required and not available, or the issuer unreachable: the page says why;
+            # an order the attempt changed shows its state on the next GET.
             return Outcome("unavailable", e.message)
         return _outcome(done)
 
     return await component.submit(request, _checkout(view), _outcome(view), page_path(token), view.row.form_key, pay)
+
+
+def _browser(request: web.Request) -> dict[str, str]:
+    """What the request tells of the browser (3-D Secure 2's browser data; the page has no script for the rest)."""
+    h = request.headers
+    found = {
+        "browser_accept_header": h.get("Accept", ""),
+        "browser_user_agent": h.get("User-Agent", ""),
+        "browser_language": h.get("Accept-Language", "").split(",")[0].strip(),
+        "browser_ip": request.remote or "",
+    }
+    return {k: v[:2048] for k, v in found.items() if v}
 
 
 def page_url(request: web.Request, token: str) -> str:

@@ -16,6 +16,7 @@ payment, nothing authorized, rather than paying without 3-D Secure.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets
@@ -315,8 +316,9 @@ class PaymentPages:
                 order.location = {"ip": ip}
             order.updated = now
             if not await engine.repo.save_waiting(order):
-                # Another process took this order first: show what it made of it.
-                raise PageClosed(await self._view(row))
+                # Another process took this order first: show what it made of it (pending while it pays).
+                taken = await self._view(row)
+                raise PageClosed(dataclasses.replace(taken, closed=taken.closed or "pending"))
             if row.force3d and self.secure3d is not None:
                 started = await self.secure3d.begin(project, order, card, "force3d", browser, row.return_url)
                 if not isinstance(started, Order):
@@ -324,11 +326,24 @@ class PaymentPages:
                 order = started
             else:
                 await self._authorize(project, order, card, now)
-            closed, reason = _closed(row, order, now)
-            if closed == "paid" and row.auto_charge and order.status is OrderStatus.AUTHORIZED:
-                await self._charge(project, order)
-            await self.store.close(order.id, "paid" if closed == "paid" else "declined", engine.clock())
+            closed, reason = await self._settle(project, row, order)
             return PageView(row, order, view.merchant, closed, reason)
+
+    async def settle(self, project: Project, order: Order) -> None:
+        """After a page's order got its authorization elsewhere (3-D Secure's completion): the page's
+        ``auto_charge``, and its pages closed. The caller holds ``engine.lock(order.id)``; a no-op for
+        an order that has no page."""
+        row = await self.store.of_order(project.id, order.id)
+        if row is not None:
+            await self._settle(project, row, order)
+
+    async def _settle(self, project: Project, row: PageRow, order: Order) -> tuple[str | None, str | None]:
+        closed, reason = _closed(row, order, self.engine.clock())
+        if closed == "paid" and row.auto_charge and order.status is OrderStatus.AUTHORIZED:
+            await self._charge(project, order)
+        if closed in ("paid", "declined"):
+            await self.store.close(order.id, closed, self.engine.clock())
+        return closed, reason
 
     async def _authorize(self, project: Project, order: Order, card: Card, now: datetime) -> None:
         engine, settings = self.engine, project.settings
