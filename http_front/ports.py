@@ -9,12 +9,15 @@ orders, pages, idempotency decisions) are the core's own types.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from switch.orders.model import Operation, Order
+from switch.orders.pages import PageView
 from switch.orders.requests import (
     AmountRequest,
     AuthorizeRequest,
+    CreateRequest,
     CreditRequest,
     OperationsQuery,
     OrdersQuery,
@@ -24,8 +27,9 @@ from switch.orders.service import Page
 from switch.saf import SafCounts
 from switch.store.idempotency import Begin
 from switch.store.projects import Project
+from switch.translate import Card
 
-__all__ = ["IdempotencyPort", "OrdersPort", "ProjectsPort", "RuntimePort", "SafCountsPort"]
+__all__ = ["IdempotencyPort", "OrdersPort", "PagesPort", "ProjectsPort", "RuntimePort", "SafCountsPort"]
 
 
 class ProjectsPort(Protocol):
@@ -51,6 +55,17 @@ class OrdersPort(Protocol):
     async def list_operations(self, project: Project, query: OperationsQuery) -> Page[Operation]: ...
 
 
+class PagesPort(Protocol):
+    """The hosted payment pages (switch.orders.pages.PaymentPages)."""
+
+    async def create(self, project: Project, req: CreateRequest) -> tuple[Order, str]: ...
+    async def reissue(self, project: Project, order_id: str) -> str | None: ...
+    async def view(self, token: str) -> PageView: ...
+    async def pay(
+        self, token: str, card: Card, *, browser: Mapping[str, Any] | None = None, ip: str | None = None
+    ) -> PageView: ...
+
+
 class RuntimePort(Protocol):
     @property
     def orders(self) -> OrdersPort: ...
@@ -58,6 +73,8 @@ class RuntimePort(Protocol):
     def projects(self) -> ProjectsPort: ...
     @property
     def idempotency(self) -> IdempotencyPort: ...
+    @property
+    def pages(self) -> PagesPort: ...
 
 
 @runtime_checkable

@@ -30,6 +30,8 @@ from switch.config import SwitchConfig
 from switch.listener import IsoListener, ListenerConfig
 from switch.orders import OrdersService
 from switch.orders.engine import Engine
+from switch.orders.page_store import PageStore
+from switch.orders.pages import PagesConfig, PaymentPages
 from switch.pool import Router
 from switch.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
 from switch.store import (
@@ -67,6 +69,7 @@ class RuntimeConfig:
     saf: SafConfig = field(default_factory=SafConfig)
     env: Mapping[str, str] | None = None  # where the PAN key is looked up; None: os.environ
     listener: ListenerConfig | None = None  # the ISO listener for acquirer hosts/terminals; None: not started
+    pages: PagesConfig = field(default_factory=PagesConfig)  # the hosted payment page ([pages])
 
     def switch_config(self) -> SwitchConfig:
         if self.switch is not None:
@@ -101,6 +104,13 @@ class Runtime:
     audit: AuditLog | None = None  # the audit log of back-office operations (switch.store.audit)
     listener: IsoListener | None = None  # the ISO listener, when RuntimeConfig.listener asks for one
     _step: _StepTimeout | None = None  # what close(timeout=...) changes for the draining steps
+    _pages: PaymentPages | None = None
+
+    @property
+    def pages(self) -> PaymentPages:
+        """The hosted payment pages (``POST /orders/create``, ``/pay/...``)."""
+        assert self._pages is not None
+        return self._pages
 
     @property
     def late_responses(self) -> int:
@@ -179,6 +189,7 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
             router, db, writer, ids, vault, request_timeout=cfg.request_timeout, reversals=reversals, audit=audit
         )
         orders = OrdersService(engine)
+        pages = PaymentPages(orders, PageStore(db.pool, writer), projects.get, cfg.pages)
         runtime = Runtime(
             cfg,
             db,
@@ -195,6 +206,7 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
             late,
             audit,
             _step=step,
+            _pages=pages,
         )
         if cfg.listener is not None:
             # Opened last, closed first: no ISO request is taken once what it needs starts closing.

@@ -39,6 +39,7 @@ from typing import Any
 from schemas import SCHEMAS_DIR
 from switch.config import ConfigError, SwitchConfig, TlsFileError
 from switch.listener import ListenerConfig
+from switch.orders.pages import PagesConfig
 from switch.runtime import RuntimeConfig
 from switch.saf import SafConfig
 from switch.store.db import DbConfig, redact_dsn
@@ -122,8 +123,9 @@ class Section:
 
 SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
-    "runtime": Section(RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener"})),
+    "runtime": Section(RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages"})),
     "saf": Section(SafConfig),
+    "pages": Section(PagesConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -232,7 +234,7 @@ def load_settings(
         extras.update({f"{name}.{k}": v for k, v in extra.items()})
     listener = _listener(built["iso_listener"], extras, str(src)) if extras["iso_listener.enabled"] else None
     runtime = dataclasses.replace(
-        built["runtime"], db=built["database"], saf=built["saf"], switch=switch, listener=listener
+        built["runtime"], db=built["database"], saf=built["saf"], switch=switch, listener=listener, pages=built["pages"]
     )
     return Settings(
         source=str(src),

@@ -30,6 +30,7 @@ from waiting import wait_for
 
 from acquirer_sim import SimServer
 from http_front import FrontConfig, create_app
+from http_front.logs import ACCESS_LOGGER, AccessLog
 from switch.config import SwitchConfig
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
 from switch.store import DbConfig, ProjectSettings
@@ -179,7 +180,10 @@ async def front(sim: SimServer, fresh_dsn: str, scratch_dir: Path) -> AsyncItera
         _, password = await runtime.projects.create("project", shop)
         _, other = await runtime.projects.create("other", ProjectSettings.defaults(2, "other"))
         front_cfg = FrontConfig(port=0)
-        async with TestClient(TestServer(create_app(runtime, front_cfg))) as http:
+        # The production server's access log (tests/browser.py's pages check what it writes).
+        server = TestServer(create_app(runtime, front_cfg))
+        await server.start_server(access_log_class=AccessLog, access_log=ACCESS_LOGGER)
+        async with TestClient(server) as http:
             f = Front(http, runtime, sim, basic("project", password), basic("other", other))
             sim.issuer = _Recorder(sim.issuer, f.sent)  # type: ignore[assignment]
             yield f

@@ -14,12 +14,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
 from http_front.body import read_json
 from http_front.failures import Reply, json_reply
-from http_front.idempotency import idempotent
+from http_front.idempotency import REPLAYED_HEADER, idempotent
 from http_front.keys import CONFIG, PROJECT, RATES, RUNTIME, SCHEMAS
 from http_front.orders import parse
 from http_front.orders.query import operations_query, orders_query, page_of
@@ -31,6 +32,7 @@ from http_front.orders.views import (
     order_view,
     parse_expand,
 )
+from http_front.pages.order_page import page_url
 from http_front.paging import LINK_HEADERS, links
 from http_front.ports import OrdersPort
 from http_front.rates import parse_rates_query
@@ -42,6 +44,7 @@ __all__ = [
     "authorize",
     "cancel",
     "charge",
+    "create",
     "credit",
     "credit_order",
     "exchange_rates",
@@ -141,6 +144,29 @@ async def authorize(request: web.Request) -> web.Response:
     return await _operate(
         request, "authorize", lambda p, b: orders.authorize(p, parse.authorize_request(b)), project_currency=True
     )
+
+
+async def create(request: web.Request) -> web.Response:
+    """``POST /orders/create``: 201, ``Location`` the page's URL, the order in status new.
+
+    A replay (same Idempotency-Key) answers the stored body with a fresh page URL of the same order:
+    the URL's token is never stored in clear, so the first one cannot be given again; both pay it once.
+    """
+    project = request[PROJECT]
+    body = request.app[SCHEMAS].check("create", await read_json(request), default_currency=project.settings.currency)
+    pages = request.app[RUNTIME].pages
+
+    async def produce() -> Reply:
+        order, token = await pages.create(project, parse.create_request(body))
+        return json_reply({"orders": [order_view(order, FULL_EXPAND)]}, 201, {"Location": page_url(request, token)})
+
+    reply = await idempotent(request, request.app[RUNTIME].idempotency, project.id, body, produce)
+    if reply.status == 201 and REPLAYED_HEADER in reply.headers:
+        order_id = orjson.loads(reply.body)["orders"][0]["id"]
+        token = await pages.reissue(project, order_id)
+        if token is not None:
+            reply = Reply(reply.status, reply.body, {**reply.headers, "Location": page_url(request, token)})
+    return reply.response()
 
 
 async def credit(request: web.Request) -> web.Response:

@@ -19,12 +19,15 @@ from typing import Any
 from switch.errors import TranslationError
 from switch.money import Currency, currency, decimal_of
 from switch.orders.errors import InvalidInput
+from switch.orders.pages import parse_timeout
 from switch.orders.requests import (
     AmountRequest,
     AuthorizeRequest,
+    CreateRequest,
     CreditRequest,
     Details,
     DynamicDescriptor,
+    PageOptions,
     RebillRequest,
     SecureData,
 )
@@ -34,6 +37,7 @@ __all__ = [
     "amount_request",
     "authorize_request",
     "card_of",
+    "create_request",
     "credit_request",
     "descriptor_of",
     "rebill_request",
@@ -258,6 +262,51 @@ def authorize_request(body: Mapping[str, Any]) -> AuthorizeRequest:
         secure3d=secure3d_of(body),
         recurring=flag(options.get("recurring")),
         auto_charge=_auto_charge(options),
+    )
+
+
+# Options of /orders/create that would change the page in ways it does not offer: refused when on, never ignored.
+_UNOFFERED = {
+    "apple_pay_enabled": "Apple Pay is not offered on the payment page",
+    "google_pay_enabled": "Google Pay is not offered on the payment page",
+    "static_link": "Static links are not enabled for this project",
+}
+
+
+def page_options(options: Mapping[str, Any]) -> PageOptions:
+    """The hosted page's options of ``POST /orders/create`` (shapes already checked by schemas/rest/create.json)."""
+    for name, message in _UNOFFERED.items():
+        if flag(options.get(name)):
+            raise validation(message, f"options/{name}")
+    timeout = None
+    if options.get("expiration_timeout") is not None:
+        timeout = parse_timeout(options["expiration_timeout"])
+        if timeout is None:
+            raise validation("Must be seconds, or a number with s, m, h or d (30m)", "options/expiration_timeout")
+    template = options.get("template")
+    return PageOptions(
+        expiration=timeout,
+        language=str(options.get("language") or "en"),
+        template=None if template is None or template == "" else str(template),
+        mobile=flag(options.get("mobile")),
+        return_url=options.get("return_url") or None,
+        force3d=flag(options.get("force3d")),
+    )
+
+
+def create_request(body: Mapping[str, Any]) -> CreateRequest:
+    """``POST /orders/create``: an order the cardholder pays on the hosted page."""
+    options = section(body, "options")
+    cur = currency_of(body)
+    amount = amount_of(body)
+    assert amount is not None
+    return CreateRequest(
+        amount=amount,
+        currency=cur,
+        details=details_of(body),
+        recurring=flag(options.get("recurring")),
+        auto_charge=_auto_charge(options),
+        page=page_options(options),
     )
 
 

@@ -103,7 +103,8 @@ _SAVE_WAITING = """
 UPDATE orders
 SET status = $3, pan_mask = $4, card_key_id = $5, card_blob = $6, card_bin = $7, card_type = $8,
     card_subtype = $9, card_holder = $10, expiry_month = $11, expiry_year = $12, client = $13, location = $14,
-    secure3d = $15, issuer = $16, recurring = $17, updated = $18, version = version + 1
+    secure3d = $15, issuer = $16, recurring = $17, updated = $18, rrn = $19, initial_rrn = $20,
+    version = version + 1
 WHERE id = $1 AND version = $2 AND status IN ('new', 'prepared')
 """
 
@@ -398,6 +399,8 @@ class OrderRepo:
             o.issuer,
             o.recurring,
             o.updated,
+            o.rrn,  # a page's order takes its RRN when it is paid (its first operation's)
+            o.initial_rrn,
         )
 
         async def update(conn: asyncpg.Connection) -> str:

@@ -16,7 +16,7 @@ order's. ``currency`` None means the project's (new orders) or the order's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,11 +26,13 @@ from switch.translate import Card, Descriptor, ThreeDSecure
 __all__ = [
     "AmountRequest",
     "AuthorizeRequest",
+    "CreateRequest",
     "CreditRequest",
     "Details",
     "DynamicDescriptor",
     "OperationsQuery",
     "OrdersQuery",
+    "PageOptions",
     "RebillRequest",
     "SecureData",
 ]
@@ -75,6 +77,31 @@ class AuthorizeRequest:
     secure3d: SecureData | None = None
     recurring: bool = False
     auto_charge: bool | None = None  # None: the project's setting
+
+
+@dataclass(frozen=True, slots=True)
+class PageOptions:
+    """How the hosted payment page of a created order looks and ends (seeds/003, Order creation options)."""
+
+    expiration: timedelta | None = None  # None: the configured default; bounded by the service
+    language: str = "en"
+    template: str | None = None  # the merchant's layout id, kept (one layout is served today)
+    mobile: bool = False
+    return_url: str | None = None  # http(s) only; where the cardholder goes when the payment is done
+    force3d: bool = False  # the page's payment goes through 3-D Secure
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """``POST /orders/create``: a new order (status new) that the cardholder pays on the hosted page."""
+
+    amount: Decimal
+    currency: Currency | None = None
+    details: Details = field(default_factory=Details)
+    descriptor: DynamicDescriptor | None = None
+    recurring: bool = False
+    auto_charge: bool | None = None  # None: the project's setting
+    page: PageOptions = field(default_factory=PageOptions)
 
 
 @dataclass(frozen=True, slots=True)

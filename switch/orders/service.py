@@ -54,7 +54,7 @@ from switch.translate import (
 )
 from switch.wire.codec import Message
 
-__all__ = ["IsoResult", "OrdersService", "Page"]
+__all__ = ["IsoResult", "OrdersService", "Page", "fill_details", "minor_of"]
 
 T = TypeVar("T")
 
@@ -97,6 +97,11 @@ def _fill(order: Order, details: Details, settings: ProjectSettings, dynamic: Dy
     order.segment = details.segment
     order.invoice_id = details.invoice_id
     order.descriptor = dynamic.shown if dynamic is not None else settings.descriptor
+
+
+# For other entry points that make orders (the hosted payment page: switch.orders.pages).
+minor_of = _minor
+fill_details = _fill
 
 
 class OrdersService:
@@ -331,6 +336,10 @@ class OrdersService:
             return order
 
     # -- the steps -----------------------------------------------------------
+
+    async def capture(self, project: Project, order: Order, amount: int) -> None:
+        """Charge ``amount`` of ``order``'s authorization (the caller holds the order's lock): a page's auto charge."""
+        await self._capture(project, order, amount)
 
     async def _follow_up(
         self,

@@ -1,0 +1,329 @@
+"""``POST /orders/create`` and its hosted page over plain HTTP (no browser): the seed's examples, validation,
+tokens, another project, Idempotency-Key, and the page paid by a plain form POST.
+
+The browser's side of the page is tests/test_hpp_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from test_http_e2e import Front, seed
+from test_http_e2e import front as front
+
+from http_front.pages.i18n import LANGUAGES
+from schemas import SCHEMAS_DIR
+from switch.orders.engine import Engine
+
+pytestmark = pytest.mark.timeout(60)
+
+PAN = "4111111111111111"
+DECLINED = "4276990011343663"  # the simulator declines it (seeds/003's test card)
+LOCATION = re.compile(r"http://127\.0\.0\.1:[0-9]+/pay/([A-Za-z0-9_-]{43})")
+
+# seeds/003, Order creation: "only required fields provided" and "all the fields provided".
+MINIMAL = {"amount": 9.99}
+MINIMAL_ANSWER = """{ "orders" : [ { "amount" : "9.99", "amount_charged" : "0.00", "amount_refunded" : "0.00", "card" :
+{}, "client" : {}, "created" : "2016-08-22 15:39:42", "currency" : "USD", "custom_fields" : {}, "description" : null,
+"id" : "23014805213622230", "issuer" : {}, "location" : {}, "merchant_order_id" : null, "operations" : [],
+"secure3d" : {}, "status" : "new", "updated" : "2016-08-22 15:39:42" } ] }"""
+ALL = {
+    "amount": 9.99,
+    "client": {
+        "address": "Main ave. 1",
+        "city": "San Francisco",
+        "country": "USA",
+        "email": "foo@bar.com",
+        "name": "John Smith",
+        "phone": "+1 456 890",
+        "state": "CA",
+        "zip": "123456",
+    },
+    "description": "Book sale #453",
+    "location": {"ip": "6.6.6.6"},
+    "merchant_order_id": "5678",
+    "options": {"force3d": 0, "return_url": "http://shop.com", "terminal": ""},
+    "segment": "987654321",
+}
+ALL_ANSWER = """{ "orders" : [ { "amount" : "9.99", "amount_charged" : "0.00", "amount_refunded" : "0.00", "card" : {},
+"client" : { "address" : "Main ave. 1", "city" : "San Francisco", "country" : "USA", "email" : "foo@bar.com", "name" :
+"John Smith", "phone" : "+1 456 890", "state" : "CA", "zip" : "123456" }, "created" : "2016-08-22 15:39:43",
+"currency" : "USD", "custom_fields" : {}, "description" : "Book sale #453", "id" : "23014805439541518", "issuer" : {},
+"location" : { "ip" : "6.6.6.6" }, "merchant_order_id" : "5678", "operations" : [], "secure3d" : {}, "segment" :
+"987654321", "status" : "new", "updated" : "2016-08-22 15:39:43" } ] }"""
+
+
+def ours(order: dict[str, Any]) -> dict[str, Any]:
+    """The project of the rig has a descriptor ("TESTMERCH/TERM", as the seed's authorize examples show one)."""
+    order["descriptor"] = "TESTMERCH/TERM"
+    return order
+
+
+async def create(front: Front, body: dict[str, Any], **headers: str) -> tuple[str, dict[str, Any]]:
+    resp = await front.http.post(
+        "/orders/create", json=body, headers={**front.auth, "Content-Type": "application/json", **headers}
+    )
+    doc = await resp.json()
+    assert resp.status == 201, doc
+    location = resp.headers["Location"]
+    assert LOCATION.fullmatch(location), location
+    return location, doc["orders"][0]
+
+
+def page_path(location: str) -> str:
+    return location[location.index("/pay/") :]
+
+
+async def form_of(front: Front, path: str) -> tuple[int, str]:
+    resp = await front.http.get(path, allow_redirects=False)
+    return resp.status, await resp.text()
+
+
+def nonce_in(html: str) -> str:
+    m = re.search(r'name="nonce" value="([^"]+)"', html)
+    assert m, html
+    return m.group(1)
+
+
+def card(pan: str = PAN, **changes: str) -> dict[str, str]:
+    return {"number": pan, "exp_month": "12", "exp_year": "30", "cvc": "123", "holder": "JOHN SMITH", **changes}
+
+
+async def post_form(front: Front, path: str, form: dict[str, str]) -> Any:
+    return await front.http.post(path, data=form, allow_redirects=False)
+
+
+# -- the seed's examples ---------------------------------------------------------------------
+
+
+async def test_the_seeds_two_examples_answer_201_with_the_pages_location_and_the_order_new(front: Front) -> None:
+    location, order = await create(front, MINIMAL)
+    assert order == ours(seed(MINIMAL_ANSWER)["orders"][0])
+    location2, order2 = await create(front, ALL)
+    assert order2 == ours(seed(ALL_ANSWER)["orders"][0])
+    assert location != location2 and order["id"] not in location
+    status, doc = await front.call("GET", f"/orders/{order2['id']}?expand=client")
+    assert (
+        status == 200 and doc["orders"][0]["status"] == "new" and doc["orders"][0]["client"]["city"] == "San Francisco"
+    )
+    assert front.iso("0100") == []  # nothing sent until the cardholder pays
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "uri"),
+    [
+        ({}, "#/amount"),
+        ({"amount": "0"}, "#/amount"),
+        ({"amount": 1, "options": {"language": "xx"}}, "#/options/language"),
+        ({"amount": 1, "options": {"return_url": "javascript:alert(1)"}}, "#/options/return_url"),
+        ({"amount": 1, "options": {"return_url": "ftp://shop.com"}}, "#/options/return_url"),
+        ({"amount": 1, "options": {"expiration_timeout": "10x"}}, "#/options/expiration_timeout"),
+        ({"amount": 1, "options": {"expiration_timeout": "8d"}}, "#/options/expiration_timeout"),
+        ({"amount": 1, "options": {"expiration_timeout": 5}}, "#/options/expiration_timeout"),
+        ({"amount": 1, "options": {"apple_pay_enabled": 1}}, "#/options/apple_pay_enabled"),
+        ({"amount": 1, "pan": PAN}, "#/pan"),
+        (
+            {"amount": 1, "extra_fields": {"dynamic_descriptor": {"merchant": "A", "city": "B", "country": "US"}}},
+            "#/extra_fields/dynamic_descriptor",
+        ),
+    ],
+)
+async def test_bad_create_requests_answer_422_in_the_seeds_shape(front: Front, body: dict[str, Any], uri: str) -> None:
+    status, doc = await front.call("POST", "/orders/create", body)
+    assert status == 422, doc
+    assert doc["failure_type"] == "validation" and doc["order_id"] is None and doc["failure_message"]
+    assert uri in [e["uri"] for e in doc["errors"]], doc
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("30m", 1800), ("2h", 7200), (600, 600), ("90", 90)])
+async def test_the_expiration_timeout_takes_seconds_minutes_and_hours(front: Front, raw: Any, seconds: int) -> None:
+    location, _ = await create(front, {"amount": 1, "options": {"expiration_timeout": raw}})
+    view = await front.runtime.pages.view(LOCATION.fullmatch(location).group(1))  # type: ignore[union-attr]
+    assert view.row.expires_at - view.order.created == timedelta(seconds=seconds)
+
+
+# -- tokens and projects ------------------------------------------------------------------------
+
+
+async def test_page_tokens_are_random_and_only_their_hash_is_stored(front: Front) -> None:
+    tokens = set()
+    for _ in range(5):
+        location, order = await create(front, MINIMAL)
+        token = LOCATION.fullmatch(location).group(1)  # type: ignore[union-attr]
+        assert order["id"] not in token
+        tokens.add(token)
+    assert len(tokens) == 5
+    async with front.runtime.db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM payment_pages")
+    dump = repr([dict(r) for r in rows])
+    assert not any(t in dump for t in tokens)
+
+
+async def test_the_order_id_alone_opens_no_page_and_another_project_cannot_read_the_order(front: Front) -> None:
+    location, order = await create(front, MINIMAL)
+    for path in (f"/pay/{order['id']}", f"/pay/{'A' * 43}"):
+        status, _ = await form_of(front, path)
+        assert status == 404
+    resp = await post_form(front, f"/pay/{'A' * 43}", card())
+    assert resp.status == 404
+    status, doc = await front.call("GET", f"/orders/{order['id']}", headers=front.other)
+    assert status == 404 or doc["failure_type"] == "rejected", doc
+    status, _ = await form_of(front, page_path(location))
+    assert status == 200
+
+
+async def test_a_create_replayed_with_its_idempotency_key_gives_the_same_order_and_a_page_that_works(
+    front: Front,
+) -> None:
+    first, order = await create(front, MINIMAL, **{"Idempotency-Key": "create-1"})
+    again, same = await create(front, MINIMAL, **{"Idempotency-Key": "create-1"})
+    assert same["id"] == order["id"] and again != first
+    status, html = await form_of(front, page_path(again))
+    assert status == 200 and "9.99" in html
+    resp = await post_form(front, page_path(again), {**card(), "nonce": nonce_in(html)})
+    assert resp.status == 303
+    status, html = await form_of(front, page_path(first))  # the first URL shows the same paid order
+    assert status == 200 and 'data-state="paid"' in html
+
+
+# -- the page over plain HTTP ----------------------------------------------------------------------
+
+
+async def test_the_page_is_paid_by_a_plain_form_post_and_sends_the_cardholder_to_return_url(
+    front: Front, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    location, order = await create(front, {"amount": "9.99", "options": {"return_url": "https://shop.example/ok"}})
+    status, html = await form_of(front, page_path(location))
+    assert status == 200
+    for token in ("cc-number", "cc-exp-month", "cc-exp-year", "cc-csc", "cc-name"):
+        assert f'autocomplete="{token}"' in html
+    resp = await post_form(front, page_path(location), {**card(), "nonce": nonce_in(html)})
+    assert resp.status == 303 and resp.headers["Location"] == "https://shop.example/ok"
+    status, doc = await front.call("GET", f"/orders/{order['id']}?expand=card,operations")
+    got = doc["orders"][0]
+    assert got["status"] == "authorized" and got["pan"] == "411111****1111" and got["card"]["holder"] == "JOHN SMITH"
+    assert [op["type"] for op in got["operations"]] == ["authorize"] and got["rrn"]
+    (msg,) = front.iso("0100")
+    assert msg["2"] == PAN and msg["120"] == "123" and msg["4"] == "000000000999"
+    logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    assert PAN not in logged and "/pay/" in logged  # the access log has the page (its token cut), never the card
+    assert LOCATION.fullmatch(location).group(1) not in logged  # type: ignore[union-attr]
+
+
+async def test_every_page_answer_carries_the_strict_headers(front: Front) -> None:
+    location, _ = await create(front, MINIMAL)
+    for path in (page_path(location), "/pay/static/card.js", "/pay/static/page.css", f"/pay/{'B' * 43}"):
+        resp = await front.http.get(path)
+        h = resp.headers
+        assert h["Content-Security-Policy"].startswith("default-src 'none'; script-src 'self'; style-src 'self'")
+        assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
+        assert h["X-Content-Type-Options"] == "nosniff" and h["Referrer-Policy"] == "no-referrer"
+        assert h["Cache-Control"] in ("no-store", "no-cache")
+    html = await (await front.http.get(page_path(location))).text()
+    assert "<script>" not in html and "http://" not in html.replace('action="/pay/', "")  # nothing from other hosts
+
+
+async def test_a_declined_card_ends_the_page_declined_with_the_reason(front: Front) -> None:
+    location, order = await create(front, MINIMAL)
+    _, html = await form_of(front, page_path(location))
+    resp = await post_form(front, page_path(location), {**card(DECLINED), "nonce": nonce_in(html)})
+    assert resp.status == 303 and resp.headers["Location"] == page_path(location)
+    _, html = await form_of(front, page_path(location))
+    assert 'data-state="declined"' in html and 'id="reason"' in html
+    resp = await post_form(front, page_path(location), {**card(), "nonce": nonce_in(html) if "nonce" in html else ""})
+    assert resp.status == 303
+    assert len(front.iso("0100")) == 1  # the second post authorized nothing
+    _, doc = await front.call("GET", f"/orders/{order['id']}")
+    assert doc["orders"][0]["status"] == "declined"
+
+
+async def test_a_bad_card_is_refused_on_the_server_next_to_its_field_and_nothing_is_sent(front: Front) -> None:
+    location, _ = await create(front, MINIMAL)
+    _, html = await form_of(front, page_path(location))
+    form = {**card("4111111111111112", exp_month="13"), "nonce": nonce_in(html)}
+    resp = await post_form(front, page_path(location), form)
+    html = await resp.text()
+    assert resp.status == 422
+    assert re.search(r'id="err-number" role="alert">[^<]+</p>', html) and re.search(
+        r'id="err-exp" role="alert">[^<]+<', html
+    )
+    assert "4111111111111112" not in html  # the number is never echoed back
+    assert front.iso("0100") == []
+
+
+async def test_a_post_without_the_forms_nonce_pays_nothing(front: Front) -> None:
+    location, _ = await create(front, MINIMAL)
+    resp = await post_form(front, page_path(location), {**card(), "nonce": "1.forged"})
+    assert resp.status == 403 and front.iso("0100") == []
+
+
+async def test_an_expired_page_says_so_and_a_post_to_it_authorizes_nothing(front: Front) -> None:
+    location, order = await create(front, {"amount": 1, "options": {"expiration_timeout": "1m"}})
+    _, html = await form_of(front, page_path(location))
+    engine: Engine = front.runtime.orders.engine
+    clock = engine.clock
+    engine.clock = lambda: clock() + timedelta(minutes=2)
+    try:
+        status, expired = await form_of(front, page_path(location))
+        assert status == 200 and 'data-state="expired"' in expired
+        resp = await post_form(front, page_path(location), {**card(), "nonce": nonce_in(html)})
+        assert resp.status == 303
+    finally:
+        engine.clock = clock
+    assert front.iso("0100") == []
+    _, doc = await front.call("GET", f"/orders/{order['id']}")
+    assert doc["orders"][0]["status"] == "new"
+
+
+async def test_a_force3d_page_refuses_to_pay_without_3d_secure(front: Front) -> None:
+    location, order = await create(front, {"amount": 1, "options": {"force3d": 1}})
+    _, html = await form_of(front, page_path(location))
+    resp = await post_form(front, page_path(location), {**card(), "nonce": nonce_in(html)})
+    assert resp.status == 409 and "3-D Secure" in await resp.text()
+    assert front.iso("0100") == []
+    _, doc = await front.call("GET", f"/orders/{order['id']}?expand=card")
+    assert doc["orders"][0]["status"] == "new" and doc["orders"][0]["card"] == {}
+
+
+async def test_auto_charge_charges_the_page_payment(front: Front) -> None:
+    location, order = await create(front, {"amount": "5.00", "options": {"auto_charge": 1}})
+    _, html = await form_of(front, page_path(location))
+    await post_form(front, page_path(location), {**card(), "nonce": nonce_in(html)})
+    _, doc = await front.call("GET", f"/orders/{order['id']}")
+    assert doc["orders"][0]["status"] == "charged" and doc["orders"][0]["amount_charged"] == "5.00"
+
+
+async def test_the_page_speaks_russian_when_asked(front: Front) -> None:
+    location, _ = await create(front, {"amount": 1, "options": {"language": "ru"}})
+    _, html = await form_of(front, page_path(location))
+    assert '<html lang="ru">' in html and "Оплатить" in html
+
+
+def test_the_create_schemas_languages_are_the_pages_and_each_has_every_word() -> None:
+    schema = json.loads((SCHEMAS_DIR / "rest" / "create.json").read_text())
+    assert set(schema["definitions"]["options"]["properties"]["language"]["enum"]) == set(LANGUAGES)
+    words = [set(table) for table in LANGUAGES.values()]
+    assert all(w == words[0] for w in words)
+
+
+async def test_two_posts_of_the_same_page_at_once_pay_it_once(front: Front) -> None:
+    location, order = await create(front, MINIMAL)
+    _, html = await form_of(front, page_path(location))
+    form = {**card(), "nonce": nonce_in(html)}
+    first, second = await asyncio.gather(
+        post_form(front, page_path(location), form), post_form(front, page_path(location), form)
+    )
+    assert first.status == second.status == 303
+    assert len(front.iso("0100")) == 1
+    _, doc = await front.call("GET", f"/orders/{order['id']}?expand=operations")
+    assert doc["orders"][0]["status"] == "authorized" and len(doc["orders"][0]["operations"]) == 1
