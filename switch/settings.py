@@ -42,6 +42,7 @@ from switch.listener import ListenerConfig
 from switch.runtime import RuntimeConfig
 from switch.saf import SafConfig
 from switch.store.db import DbConfig, redact_dsn
+from switch.webhooks.config import WebhookConfig
 from switch.wire.tls import TlsError, server_context
 
 __all__ = [
@@ -122,8 +123,11 @@ class Section:
 
 SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
-    "runtime": Section(RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener"})),
+    "runtime": Section(
+        RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "webhooks"})
+    ),
     "saf": Section(SafConfig),
+    "webhooks": Section(WebhookConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -232,7 +236,12 @@ def load_settings(
         extras.update({f"{name}.{k}": v for k, v in extra.items()})
     listener = _listener(built["iso_listener"], extras, str(src)) if extras["iso_listener.enabled"] else None
     runtime = dataclasses.replace(
-        built["runtime"], db=built["database"], saf=built["saf"], switch=switch, listener=listener
+        built["runtime"],
+        db=built["database"],
+        saf=built["saf"],
+        switch=switch,
+        listener=listener,
+        webhooks=built["webhooks"],
     )
     return Settings(
         source=str(src),
