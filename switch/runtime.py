@@ -188,14 +188,6 @@ async def open_runtime(
         reversals.start()
         audit = AuditLog(writer, db.pool)
         events = Events(webhook_render)
-        hooks = WebhookWorker(WebhookStore(db.pool, vault), events, cfg.webhooks, webhook_sender)
-        try:
-            await hooks.refresh()  # which projects' orders make events, before the first request
-        except Exception:
-            log.warning("webhook endpoints could not be read; the worker retries", exc_info=True)
-        hooks.start()
-        # Closed before the writer and the pool: a delivery in flight still records its outcome.
-        stack.push_async_callback(_close, hooks, step)
         engine = Engine(
             router,
             db,
@@ -208,6 +200,14 @@ async def open_runtime(
             events=events,
         )
         orders = OrdersService(engine)
+        hooks = WebhookWorker(WebhookStore(db.pool, vault), events, cfg.webhooks, webhook_sender, engine.repo.get)
+        try:
+            await hooks.refresh()  # which projects' orders make events, before the first request
+        except Exception:
+            log.warning("webhook endpoints could not be read; the worker retries", exc_info=True)
+        hooks.start()
+        # Closed before the writer and the pool: a delivery in flight still records its outcome.
+        stack.push_async_callback(_close, hooks, step)
         runtime = Runtime(
             cfg,
             db,

@@ -227,6 +227,28 @@ async def test_a_project_without_endpoints_or_notification_url_writes_no_outbox_
     )
 
 
+async def test_recovery_turning_an_orphaned_order_to_error_is_an_event_rendered_when_sent(hooks: Hooks) -> None:
+    _, secret = await hooks.add("shop", "main", "/main")
+    order = await hooks.authorize()
+    await wait_for(lambda: hooks.endpoint.ok())
+    # As a process killed between the send and the result leaves it (tests/test_saf_reversals.py).
+    async with hooks.runtime.db.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE operations SET status = 'pending', owner = '9:dead-host:4242:0:abc',"
+            " created = now() - interval '1 hour' WHERE order_id = $1",
+            order["id"],
+        )
+        await conn.execute("UPDATE orders SET status = 'new' WHERE id = $1", order["id"])
+    assert hooks.runtime.reversals is not None
+    assert await hooks.runtime.reversals.recover() == 1
+    got = await wait_for(lambda: len(hooks.endpoint.ok()) == 2 and hooks.endpoint.ok()[1], what="the error event")
+    doc = verified(secret, got)
+    assert doc["type"] == "order.error"
+    (shown,) = doc["data"]["orders"]
+    assert shown["id"] == order["id"] and shown["status"] == "error"
+    assert shown["operations"][0]["iso_message"] == "Outcome unknown: the process sending it stopped"
+
+
 # -- retries and restarts --------------------------------------------------------------------------
 
 

@@ -42,7 +42,7 @@ CREATE TABLE webhook_outbox (
     project_id      bigint      NOT NULL,
     order_id        text        NOT NULL,
     event_type      text        NOT NULL,
-    payload         jsonb       NOT NULL,
+    payload         jsonb,      -- the envelope; NULL: rendered from the order when sent (recovery's events)
     endpoint_id     bigint      REFERENCES webhook_endpoints (id),
     url             text,
     state           text        NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),

@@ -68,11 +68,15 @@ class Events:
     def wanted(self, order: Order) -> bool:
         return order.notification_url is not None or order.project_id in self.projects
 
+    def payload(self, order: Order) -> dict[str, Any]:
+        """The envelope of ``order``'s current state."""
+        stamp = order.updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return {"type": f"order.{order.status.value}", "timestamp": stamp, "data": {"orders": [self.render(order)]}}
+
     def event(self, order: Order) -> Event:
         """The event of ``order``'s current state (its version already that of the change)."""
-        kind = f"order.{order.status.value}"
-        stamp = order.updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        payload = {"type": kind, "timestamp": stamp, "data": {"orders": [self.render(order)]}}
+        payload = self.payload(order)
+        kind = payload["type"]
         return Event(
             f"evt_{order.id}_{order.version}", kind, order.project_id, order.id, payload, order.notification_url
         )

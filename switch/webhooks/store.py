@@ -43,7 +43,8 @@ class Delivery:
     id: int
     event_id: str
     project_id: int
-    payload: dict[str, Any]
+    order_id: str
+    payload: dict[str, Any] | None  # None: render the order as it is now (events written by recovery)
     endpoint_id: int | None
     url: str | None  # the endpoint's URL or the order's notification URL; None: the endpoint is gone
     key_id: str | None  # the endpoint's sealed secret (None for a notification URL)
@@ -65,7 +66,7 @@ UPDATE webhook_outbox AS w
 SET attempts = w.attempts + 1, next_attempt_at = now() + $2 * interval '1 second', last_attempt_at = now()
 FROM due LEFT JOIN webhook_endpoints AS e ON e.id = due.endpoint_id
 WHERE w.id = due.id
-RETURNING w.id, w.event_id, w.project_id, w.payload, w.endpoint_id, w.attempts,
+RETURNING w.id, w.event_id, w.project_id, w.order_id, w.payload, w.endpoint_id, w.attempts,
     CASE WHEN w.endpoint_id IS NULL THEN w.url WHEN e.removed_at IS NULL THEN e.url END AS url,
     e.key_id, e.secret_blob
 """
@@ -199,6 +200,7 @@ class WebhookStore:
                 id=r["id"],
                 event_id=r["event_id"],
                 project_id=r["project_id"],
+                order_id=r["order_id"],
                 payload=r["payload"],
                 endpoint_id=r["endpoint_id"],
                 url=r["url"],

@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from standardwebhooks import Webhook
@@ -29,6 +30,12 @@ from switch.webhooks.config import WebhookConfig
 from switch.webhooks.events import Events
 from switch.webhooks.policy import UrlRefused, check_url
 from switch.webhooks.store import Delivery, WebhookStore
+
+if TYPE_CHECKING:
+    from switch.orders.model import Order
+
+# The order of (project id, order id) as it is now: for events written without a payload.
+LoadOrder = Callable[[int, str], Awaitable["Order | None"]]
 
 __all__ = ["Sender", "WebhookWorker", "signed_headers"]
 
@@ -65,8 +72,17 @@ def signed_headers(secret: str, msg_id: str, body: bytes, now: datetime | None =
 class WebhookWorker:
     """Delivers due rows every ``poll_interval`` (or when kicked); refreshes ``events.projects``."""
 
-    def __init__(self, store: WebhookStore, events: Events, config: WebhookConfig, sender: Sender | None) -> None:
+    def __init__(
+        self,
+        store: WebhookStore,
+        events: Events,
+        config: WebhookConfig,
+        sender: Sender | None,
+        load: LoadOrder | None = None,
+    ) -> None:
+        """``load`` renders events written without a payload (recovery's); without it they fail."""
         self.store = store
+        self.load = load
         self.events = events
         self.config = config
         self.sender = sender
@@ -171,7 +187,14 @@ class WebhookWorker:
             except UrlRefused as e:
                 await self._failed(d, None, str(e))
                 return
-            body = orjson.dumps(d.payload, option=orjson.OPT_SORT_KEYS)
+            payload = d.payload
+            if payload is None:
+                order = await self.load(d.project_id, d.order_id) if self.load is not None else None
+                if order is None:
+                    await self._failed(d, None, "order not found", final=True)
+                    return
+                payload = self.events.payload(order)
+            body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
             assert self.sender is not None
             try:
                 status = await asyncio.wait_for(
