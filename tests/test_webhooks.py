@@ -30,8 +30,13 @@ from http_front import FrontConfig, create_app
 from http_front.orders.views import FULL_EXPAND, order_view
 from http_front.outbound.webhooks import AiohttpSender
 from switch.config import SwitchConfig
+from switch.money import currency
+from switch.orders import OrderStatus
+from switch.orders.engine import Step, merchant_of
+from switch.orders.model import OperationType
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
 from switch.store import DbConfig, ProjectSettings
+from switch.translate import Authorize, Card
 from switch.webhooks import UrlRefused, WebhookConfig, WebhookWorker, check_url
 from switch.webhooks import worker as worker_module
 
@@ -247,6 +252,37 @@ async def test_recovery_turning_an_orphaned_order_to_error_is_an_event_rendered_
     (shown,) = doc["data"]["orders"]
     assert shown["id"] == order["id"] and shown["status"] == "error"
     assert shown["operations"][0]["iso_message"] == "Outcome unknown: the process sending it stopped"
+
+
+async def test_an_order_waiting_for_the_cardholder_makes_events_as_it_is_created_prepared_and_paid(
+    hooks: Hooks,
+) -> None:
+    _, secret = await hooks.add("shop", "main", "/main")
+    project = await hooks.runtime.projects.by_login("shop")
+    assert project is not None
+    engine = hooks.runtime.orders.engine
+    now = engine.clock()
+    card = Card(PAN, expiry_month=12, expiry_year=2030, cvv="333")
+    order = engine.cards.new_order(
+        project, await engine.take(engine.ids.order_id), card, 999, currency("USD"), now, rrn="", recurring=False
+    )
+    order.rrn = None
+    await engine.repo.create_waiting(order)
+    order.status = OrderStatus.PREPARED
+    assert await engine.repo.save_waiting(order)
+    assert await engine.repo.save_waiting(order)  # no change of status: no event
+    rrn = await engine.take(lambda: engine.ids.rrn(now))
+    merchant = merchant_of(project.settings)
+    msg = engine.translate(
+        lambda: Authorize(merchant=merchant, card=card, amount=999, currency=currency("USD"), rrn=rrn), now
+    )
+    await engine.perform(project, order, Step(OperationType.AUTHORIZE, 999, msg, now))
+    got = await wait_for(lambda: len(hooks.endpoint.ok()) == 3 and hooks.endpoint.ok(), what="three events")
+    assert sorted(verified(secret, r)["type"] for r in got) == ["order.authorized", "order.new", "order.prepared"]
+    stored = await engine.repo.get(project.id, order.id)
+    assert stored is not None
+    ids = sorted(r.headers["webhook-id"] for r in got)
+    assert ids == sorted(f"evt_{order.id}_{v}" for v in (0, 1, stored.version))
 
 
 # -- retries and restarts --------------------------------------------------------------------------
