@@ -89,7 +89,8 @@ RETURNING state
 _LIST = """
 SELECT w.id, w.event_id, w.project_id, p.name AS project, w.order_id, w.event_type, w.endpoint_id,
        e.name AS endpoint, coalesce(e.url, w.url) AS url, w.state, w.attempts, w.last_status, w.last_error,
-       w.last_attempt_at, w.next_attempt_at, w.delivered_at, w.created
+       w.last_attempt_at, CASE WHEN w.state = 'pending' THEN w.next_attempt_at END AS next_attempt_at,
+       w.delivered_at, w.created
 FROM webhook_outbox w JOIN projects p ON p.id = w.project_id LEFT JOIN webhook_endpoints e ON e.id = w.endpoint_id
 WHERE ($1::text IS NULL OR p.login = $1) AND ($2::text IS NULL OR e.name = $2 OR e.id::text = $2)
   AND ($3::text IS NULL OR w.state = $3)
