@@ -97,12 +97,26 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     since_help = "ISO 8601 date or time (UTC unless it names a zone), or an age: 90s, 15m, 2h, 1d, 1w"
 
     project = sub.add_parser("project", help="manage merchant projects: `isoswitch project add NAME`")
-    actions = project.add_subparsers(dest="_action", required=True, metavar="{add,list}")
+    actions = project.add_subparsers(dest="_action", required=True, metavar="{add,list,webhook}")
     add = actions.add_parser("add", help='create a project; prints {"login": ..., "password": ...} once')
     add.add_argument("name")
     options.add_database(add)
     options.add_database(actions.add_parser("list", help="list projects (no secrets)"))
+    _webhook_endpoint_commands(actions.add_parser("webhook", help="the project's webhook endpoints"))
     _runs(project, "isoswitch.admin", "cmd_project")
+
+    hook = sub.add_parser("webhook", help="webhook deliveries: `isoswitch webhook list`, `redeliver EVENT_ID`")
+    actions = hook.add_subparsers(dest="_action", required=True, metavar="{list,redeliver}")
+    lst = actions.add_parser("list", help="the delivery log: one JSON line per event and destination, oldest first")
+    options.add_database(lst)
+    lst.add_argument("--project", metavar="LOGIN", help="only this project's deliveries")
+    lst.add_argument("--endpoint", metavar="NAME|ID", help="only this endpoint's deliveries")
+    lst.add_argument("--state", choices=("pending", "delivered", "failed"), help="only deliveries in this state")
+    lst.add_argument("--limit", type=int, default=1000, help="at most this many lines (default 1000)")
+    again = actions.add_parser("redeliver", help="send an event again to each of its destinations")
+    again.add_argument("event_id", metavar="EVENT_ID")
+    options.add_database(again)
+    _runs(hook, "isoswitch.admin", "cmd_webhook")
 
     saf = sub.add_parser("saf", help="the store-and-forward queue of reversals: `isoswitch saf list`")
     actions = saf.add_subparsers(dest="_action", required=True, metavar="{list}")
@@ -151,6 +165,28 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     show.add_argument("--workers", type=int)
     show.add_argument("--node-id", type=int)
     _runs(cfg, "isoswitch.admin", "cmd_config")
+
+
+def _webhook_endpoint_commands(p: argparse.ArgumentParser) -> None:
+    """``isoswitch project webhook add|list|remove|secret``."""
+    actions = p.add_subparsers(dest="_webhook_action", required=True, metavar="{add,list,remove,secret}")
+    add = actions.add_parser(
+        "add", help='add an endpoint; prints {"id": ..., "secret": "whsec_..."} (the secret only now)'
+    )
+    add.add_argument("project", metavar="PROJECT", help="the project's login")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("url", metavar="URL", help="http(s) URL; private addresses refused unless [webhooks] allows")
+    lst = actions.add_parser("list", help="the project's endpoints (no secrets)")
+    lst.add_argument("project", metavar="PROJECT")
+    rm = actions.add_parser("remove", help="remove an endpoint (its delivery log stays)")
+    rm.add_argument("project", metavar="PROJECT")
+    rm.add_argument("endpoint", metavar="NAME|ID")
+    sec = actions.add_parser(
+        "secret", help="a new secret for callbacks to orders' notification_url (printed only now; the old stops)"
+    )
+    sec.add_argument("project", metavar="PROJECT")
+    for sp in (add, lst, rm, sec):
+        options.add_database(sp)
 
 
 def _tool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

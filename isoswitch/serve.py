@@ -124,12 +124,17 @@ def _ensure_free(ports: list[tuple[str, int, str]]) -> None:
 
 
 async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
+    from http_front.orders.views import FULL_EXPAND, order_view
+    from http_front.outbound.webhooks import AiohttpSender
     from switch.runtime import open_runtime
 
     cfg = settings.runtime
     if target is not None:
         cfg = dataclasses.replace(cfg, switch=cfg.switch_config().with_target(*target))
-    return await open_runtime(cfg)
+    # Webhooks: events show the order as the API does (everything expanded); this process delivers them.
+    return await open_runtime(
+        cfg, webhook_sender=AiohttpSender(), webhook_render=lambda order: order_view(order, FULL_EXPAND)
+    )
 
 
 async def _serve_front(

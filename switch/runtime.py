@@ -45,6 +45,7 @@ from switch.store import (
     open_database,
 )
 from switch.store.audit import AuditLog
+from switch.webhooks import Events, Render, Sender, WebhookConfig, WebhookStore, WebhookWorker
 
 __all__ = ["Runtime", "RuntimeConfig", "bounded", "open_runtime"]
 
@@ -70,6 +71,9 @@ class RuntimeConfig:
     env: Mapping[str, str] | None = None  # where the PAN key is looked up; None: os.environ
     listener: ListenerConfig | None = None  # the ISO listener for acquirer hosts/terminals; None: not started
     pages: PagesConfig = field(default_factory=PagesConfig)  # the hosted payment page ([pages])
+    # Webhook deliveries: timeout 5 s, backoff 5 s doubling to 1 h, for 3 days; private addresses
+    # refused, loopback allowed (see switch.webhooks.WebhookConfig).
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
 
     def switch_config(self) -> SwitchConfig:
         if self.switch is not None:
@@ -104,6 +108,7 @@ class Runtime:
     audit: AuditLog | None = None  # the audit log of back-office operations (switch.store.audit)
     listener: IsoListener | None = None  # the ISO listener, when RuntimeConfig.listener asks for one
     _step: _StepTimeout | None = None  # what close(timeout=...) changes for the draining steps
+    webhooks: WebhookWorker | None = None  # the webhook outbox's delivery worker (switch.webhooks)
     _pages: PaymentPages | None = None
 
     @property
@@ -136,8 +141,15 @@ class Runtime:
         await self._stack.aclose()
 
 
-async def open_runtime(cfg: RuntimeConfig) -> Runtime:
-    """Open everything; on a failure part-way, what was opened is closed again (last first)."""
+async def open_runtime(
+    cfg: RuntimeConfig, *, webhook_sender: Sender | None = None, webhook_render: Render | None = None
+) -> Runtime:
+    """Open everything; on a failure part-way, what was opened is closed again (last first).
+
+    ``webhook_sender`` (the front's HTTP client) delivers webhooks from this process; without
+    one, events are still written to the outbox for a serving process to deliver.
+    ``webhook_render`` is how an event shows its order (the front's view); None: a short core view.
+    """
     switch_cfg = cfg.switch_config()
     async with contextlib.AsyncExitStack() as stack:
         # Teardown runs in reverse: router (stop new requests, drain, sign
@@ -185,11 +197,28 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
             log.warning("recovery of pending operations failed; the worker retries", exc_info=True)
         reversals.start()
         audit = AuditLog(writer, db.pool)
+        events = Events(webhook_render)
         engine = Engine(
-            router, db, writer, ids, vault, request_timeout=cfg.request_timeout, reversals=reversals, audit=audit
+            router,
+            db,
+            writer,
+            ids,
+            vault,
+            request_timeout=cfg.request_timeout,
+            reversals=reversals,
+            audit=audit,
+            events=events,
         )
         orders = OrdersService(engine)
         pages = PaymentPages(orders, PageStore(db.pool, writer), projects.get, cfg.pages)
+        hooks = WebhookWorker(WebhookStore(db.pool, vault), events, cfg.webhooks, webhook_sender, engine.repo.get)
+        try:
+            await hooks.refresh()  # which projects' orders make events, before the first request
+        except Exception:
+            log.warning("webhook endpoints could not be read; the worker retries", exc_info=True)
+        hooks.start()
+        # Closed before the writer and the pool: a delivery in flight still records its outcome.
+        stack.push_async_callback(_close, hooks, step)
         runtime = Runtime(
             cfg,
             db,
@@ -207,6 +236,7 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
             audit,
             _step=step,
             _pages=pages,
+            webhooks=hooks,
         )
         if cfg.listener is not None:
             # Opened last, closed first: no ISO request is taken once what it needs starts closing.

@@ -43,6 +43,7 @@ from switch.orders.pages import PagesConfig
 from switch.runtime import RuntimeConfig
 from switch.saf import SafConfig
 from switch.store.db import DbConfig, redact_dsn
+from switch.webhooks.config import WebhookConfig
 from switch.wire.tls import TlsError, server_context
 
 __all__ = [
@@ -123,9 +124,12 @@ class Section:
 
 SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
-    "runtime": Section(RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages"})),
+    "runtime": Section(
+        RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks"})
+    ),
     "saf": Section(SafConfig),
     "pages": Section(PagesConfig),
+    "webhooks": Section(WebhookConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -234,7 +238,13 @@ def load_settings(
         extras.update({f"{name}.{k}": v for k, v in extra.items()})
     listener = _listener(built["iso_listener"], extras, str(src)) if extras["iso_listener.enabled"] else None
     runtime = dataclasses.replace(
-        built["runtime"], db=built["database"], saf=built["saf"], switch=switch, listener=listener, pages=built["pages"]
+        built["runtime"],
+        db=built["database"],
+        saf=built["saf"],
+        switch=switch,
+        listener=listener,
+        webhooks=built["webhooks"],
+        pages=built["pages"],
     )
     return Settings(
         source=str(src),

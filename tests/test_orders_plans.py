@@ -45,6 +45,7 @@ _STATEMENTS: dict[str, str | repo.Columns] = {
     "create": repo._CREATE,
     "add": repo._ADD_OPERATION,
     "finish": repo._FINISH,
+    "finish-with-event": repo._FINISH_NOTIFY,  # webhooks: the outbox rows written with the result
     "fk": _FK_CHECK,
     "idempotency-finish": idempotency._FINISH,
     "idempotency-abandon": idempotency._ABANDON,
@@ -61,4 +62,5 @@ async def test_writes_on_empty_tables_are_planned_as_index_lookups(database: Dat
     finally:
         await writer.close()
     assert "Seq Scan on orders" not in plan and "Seq Scan on operations" not in plan, plan
+    assert "Seq Scan on webhook_endpoints" not in plan, plan
     assert "Hash Join" not in plan and "Merge Join" not in plan, plan

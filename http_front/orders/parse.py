@@ -32,6 +32,7 @@ from switch.orders.requests import (
     SecureData,
 )
 from switch.translate import Card, Descriptor, InvalidField, ThreeDSecure
+from switch.webhooks.policy import UrlRefused, check_form
 
 __all__ = [
     "amount_request",
@@ -247,6 +248,18 @@ def _auto_charge(options: Mapping[str, Any]) -> bool | None:
     return flag(options["auto_charge"]) if options.get("auto_charge") is not None else None
 
 
+def notification_url_of(options: Mapping[str, Any]) -> str | None:
+    """``options.notification_url``: an http(s) URL (whether its address is allowed is checked at delivery)."""
+    raw = options.get("notification_url")
+    if raw is None:
+        return None
+    try:
+        check_form(raw)
+    except UrlRefused as e:
+        raise validation(str(e), "options/notification_url") from None
+    return str(raw)
+
+
 def authorize_request(body: Mapping[str, Any]) -> AuthorizeRequest:
     """``POST /orders/authorize``."""
     options = section(body, "options")
@@ -262,6 +275,7 @@ def authorize_request(body: Mapping[str, Any]) -> AuthorizeRequest:
         secure3d=secure3d_of(body),
         recurring=flag(options.get("recurring")),
         auto_charge=_auto_charge(options),
+        notification_url=notification_url_of(options),
     )
 
 
@@ -325,6 +339,7 @@ def rebill_request(body: Mapping[str, Any]) -> RebillRequest:
         descriptor=descriptor_of(body),
         recurring=flag(options.get("recurring")),
         auto_charge=_auto_charge(options),
+        notification_url=notification_url_of(options),
     )
 
 

@@ -58,7 +58,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from switch.errors import (
     DestinationUnavailable,
@@ -85,6 +85,9 @@ from switch.store.errors import SequenceExhausted
 from switch.store.projects import Project, ProjectSettings
 from switch.translate import IsoRequest, Merchant, build, interpret
 from switch.wire.codec import EncodeError, Message
+
+if TYPE_CHECKING:
+    from switch.webhooks.events import Events
 
 __all__ = [
     "VERDICTS",
@@ -157,6 +160,7 @@ class Engine:
         request_timeout: float | None = None,
         reversals: Reversals | None = None,
         audit: AuditLog | None = None,
+        events: Events | None = None,
     ) -> None:
         """``request_timeout`` overrides the links' own timeout (seconds) for every request.
 
@@ -164,10 +168,11 @@ class Engine:
         its reserved STAN, destination and owner, and an unknown outcome is
         reversed (:mod:`switch.saf`); without, DE 11 is the link's and nothing
         is reversed (unit tests of the bare path). With ``audit``, every
-        back-office call (charge, reverse, refund, cancel, credit, rebill) is logged.
+        back-office call (charge, reverse, refund, cancel, credit, rebill) is logged. With
+        ``events``, an order's change of status or amounts is a webhook event, written with it.
         """
         self.router = router
-        self.repo = OrderRepo(db.pool, writer)
+        self.repo = OrderRepo(db.pool, writer, events)
         self.ids = ids
         self.clock = clock or _utcnow
         self.timeout = request_timeout
@@ -268,8 +273,10 @@ class Engine:
                 # Durable before the result: a crash between the two leaves a pending intent whose
                 # reversal recovery finds already queued (one row per operation).
                 saf_id = await reversals.queue(order.id, op.id, op.destination, msg, op.currency)
+            before = (order.status, order.amount_charged, order.amount_refunded)
             await self._apply(project, order, op, step, outcome)
-            await self._write_result(order, op, outcome, note)
+            changed = before != (order.status, order.amount_charged, order.amount_refunded)
+            await self._write_result(order, op, outcome, note, changed)
             if reversals is not None and self._overrun(started, reversals):
                 await self._check_not_overtaken(project, order, op)
             if reversals is not None and saf_id is not None:
@@ -350,15 +357,17 @@ class Engine:
             log.warning("result overtaken by recovery", extra={"order_id": order.id, "operation_id": op.id})
             raise IssuerError("Outcome unknown: the operation was reversed", order_id=order.id)
 
-    async def _write_result(self, order: Order, op: Operation, outcome: Exchanged, note: AuditNote | None) -> None:
+    async def _write_result(
+        self, order: Order, op: Operation, outcome: Exchanged, note: AuditNote | None, changed: bool
+    ) -> None:
         if note is None:
-            await self.repo.finish(order, op)
+            await self.repo.finish(order, op, changed=changed)
             return
         # Queued together: one batch, so the audit row commits with the result it describes.
         failure = self.failure(order, outcome)
         note.written = True
         entry = note.entry("success") if failure is None else note.entry(failure.failure_type, failure.message)
-        await asyncio.gather(self.repo.finish(order, op), self.record(entry))
+        await asyncio.gather(self.repo.finish(order, op, changed=changed), self.record(entry))
 
     async def _send(self, msg: Message) -> Exchanged:
         try:

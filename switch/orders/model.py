@@ -225,6 +225,7 @@ class Order:
     initial_rrn: str | None = None
     recurring: bool = False
     source: Source = Source.REST
+    notification_url: str | None = None  # options.notification_url: this order's events are POSTed there too
     version: int = 0
     operations: list[Operation] = field(default_factory=list)
 

@@ -9,7 +9,7 @@ all. Reads go straight to the pool.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -24,6 +24,9 @@ from switch.orders.model import (
 )
 from switch.orders.requests import OperationsQuery, OrdersQuery
 from switch.store.writer import Columns
+
+if TYPE_CHECKING:  # switch.webhooks imports the order model: no cycle at run time
+    from switch.webhooks.events import Event, Events
 
 __all__ = ["OrderRepo", "SqlFilter", "Writer", "operations_filter", "orders_filter"]
 
@@ -42,7 +45,7 @@ _ORDER_COLUMNS = (
     "id, project_id, status, amount, amount_charged, amount_refunded, currency, auth_code, rrn, pan_mask,"
     " card_key_id, card_blob, card_bin, card_type, card_subtype, card_holder, expiry_month, expiry_year,"
     " client, location, custom_fields, description, merchant_order_id, segment, descriptor, secure3d, issuer,"
-    " invoice_id, parent_order_id, initial_rrn, recurring, source, version, created, updated"
+    " invoice_id, parent_order_id, initial_rrn, recurring, source, version, created, updated, notification_url"
 )
 
 _OPERATION_COLUMNS = (
@@ -62,6 +65,7 @@ INSERT INTO operations (order_id, id, project_id, type, status, amount, currency
 _ORDER_TYPES = (
     "text bigint text bigint bigint bigint text text text text text bytea text text text text smallint smallint"
     " jsonb jsonb jsonb text text text text jsonb jsonb text text text boolean text integer timestamptz timestamptz"
+    " text"
 ).split()
 _OPERATION_TYPES = (
     "text text bigint text text text text text text text text text text text text jsonb timestamptz timestamptz"
@@ -75,9 +79,10 @@ def _arrays(first: int, types: list[str]) -> str:
 
 # New orders and their first (pending) operations: one statement, so each
 # order and its operation (indeed the whole batch's) are written together or
-# not at all. Parameters: the order's 35 (``_order_args``), the operation's
+# not at all. Parameters: the order's 36 (``_order_args``), the operation's
 # id, then its 20 (``_operation_args``); the operation reuses $1 and $2
 # (order id, project id).
+_N_ORDER = len(_ORDER_TYPES)
 _CREATE = Columns(
     f"""
 WITH o AS (
@@ -85,7 +90,7 @@ WITH o AS (
     SELECT * FROM unnest({_arrays(1, _ORDER_TYPES)})
 )
 {_INSERT_OPERATION}
-SELECT * FROM unnest($1::text[], $36::integer[], $2::bigint[], {_arrays(37, _OPERATION_TYPES)})
+SELECT * FROM unnest($1::text[], ${_N_ORDER + 1}::integer[], $2::bigint[], {_arrays(_N_ORDER + 2, _OPERATION_TYPES)})
 """
 )
 
@@ -122,14 +127,13 @@ ON CONFLICT DO NOTHING
 # Only a still-pending operation takes its result: once another node's recovery has settled an
 # orphaned intent (error, reversal queued), a result write that was held up (a node cut off from
 # PostgreSQL longer than the recovery grace) changes neither the operation nor its order.
-_FINISH = Columns(
-    """
+_FINISH_VALUES = """
 WITH v AS (
     SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::jsonb[], $11::timestamptz[], $12::text[], $13::bigint[],
-                         $14::bigint[], $15::text[])
+                         $14::bigint[], $15::text[]{events})
         AS v (order_id, id, status, iso_response_code, iso_message, auth_code, arn, stan, transmission_time,
-              cashflow, updated, order_status, amount_charged, amount_refunded, order_auth_code)
+              cashflow, updated, order_status, amount_charged, amount_refunded, order_auth_code{event_columns})
 ), op AS (
     UPDATE operations AS p
     SET status = v.status, iso_response_code = v.iso_response_code, iso_message = v.iso_message,
@@ -137,14 +141,54 @@ WITH v AS (
         cashflow = v.cashflow, updated = v.updated
     FROM v WHERE p.order_id = v.order_id AND p.id = v.id AND p.status = 'pending'
     RETURNING p.order_id, p.id
-)
+)"""
+
+_FINISH_ORDER = """
 UPDATE orders AS o
 SET status = v.order_status, amount_charged = v.amount_charged, amount_refunded = v.amount_refunded,
     auth_code = v.order_auth_code, updated = v.updated, version = o.version + 1
 FROM v JOIN op ON op.order_id = v.order_id AND op.id = v.id
 WHERE o.id = v.order_id
 """
+
+_FINISH = Columns(_FINISH_VALUES.format(events="", event_columns="") + _FINISH_ORDER)
+
+# The outbox rows of events (switch.webhooks): one per live endpoint of the project, and one for the
+# order's own notification URL. Parameters: the event id, project id, order id, type, payload, URL.
+_OUTBOX_COLUMNS = "event_id, project_id, order_id, event_type, payload, endpoint_id, url"
+_OUTBOX_ROWS = """
+SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type, {v}payload, e.id, NULL
+FROM {src} JOIN webhook_endpoints AS e ON e.project_id = {v}project_id AND e.removed_at IS NULL
+UNION ALL
+SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type, {v}payload, NULL, {v}notify_url
+FROM {src} WHERE {v}notify_url IS NOT NULL
+"""
+
+# _FINISH with the event of each order it changes, in the same statement (so the same commit): used
+# only for orders that make one (Events.wanted), so the others pay nothing for webhooks.
+_FINISH_NOTIFY = Columns(
+    _FINISH_VALUES.format(
+        events=", $16::text[], $17::bigint[], $18::text[], $19::jsonb[], $20::text[]",
+        event_columns=", event_id, project_id, event_type, payload, notify_url",
+    )
+    + ", o AS ("
+    + _FINISH_ORDER
+    + " RETURNING o.id)\n"
+    + f"INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})"
+    + _OUTBOX_ROWS.format(v="v.", src="v JOIN o ON o.id = v.order_id")
 )
+
+# One event alone (waiting orders: their creation and changes; not on the hot path).
+_INSERT_EVENT = f"""
+WITH v AS (SELECT $1::text AS event_id, $2::bigint AS project_id, $3::text AS order_id, $4::text AS event_type,
+                  $5::jsonb AS payload, $6::text AS notify_url)
+INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})
+{_OUTBOX_ROWS.format(v="v.", src="v")}
+"""
+
+
+def _event_args(e: Event) -> tuple[Any, ...]:
+    return (e.id, e.project_id, e.order_id, e.type, e.payload, e.url)
 
 
 def _order_from(row: asyncpg.Record) -> Order:
@@ -183,6 +227,7 @@ def _order_from(row: asyncpg.Record) -> Order:
         version=row["version"],
         created=row["created"],
         updated=row["updated"],
+        notification_url=row["notification_url"],
     )
 
 
@@ -249,6 +294,7 @@ def _order_args(o: Order) -> list[Any]:
         o.version,
         o.created,
         o.updated,
+        o.notification_url,
     ]
 
 
@@ -361,17 +407,36 @@ def operations_filter(project_id: int, query: OperationsQuery) -> SqlFilter:
 class OrderRepo:
     """SQL for orders and operations; knows nothing of ISO 8583 or the API."""
 
-    def __init__(self, pool: asyncpg.Pool, writer: Writer) -> None:
+    def __init__(self, pool: asyncpg.Pool, writer: Writer, events: Events | None = None) -> None:
+        """``events``: which changes make webhook events (written with the change); None: none do."""
         self._pool = pool
         self._writer = writer
+        self.events = events
+
+    def _event(self, order: Order) -> Event | None:
+        events = self.events
+        return events.event(order) if events is not None and events.wanted(order) else None
 
     async def create(self, order: Order, first: Operation) -> None:
         """The order and its first (pending) operation, durable when this returns."""
         await self._writer.execute(_CREATE, (*_order_args(order), first.id, *_operation_args(first)))
 
     async def create_waiting(self, order: Order) -> None:
-        """An order with no operation yet (status new or prepared), durable when this returns."""
-        await self._writer.execute(_CREATE_WAITING, tuple(_order_args(order)))
+        """An order with no operation yet (status new or prepared), durable when this returns.
+
+        Its creation is an event (``order.new``, ``order.prepared``) when it makes events at all.
+        """
+        event = self._event(order)
+        if event is None:
+            await self._writer.execute(_CREATE_WAITING, tuple(_order_args(order)))
+            return
+        args = tuple(_order_args(order))
+
+        async def insert(conn: asyncpg.Connection) -> None:
+            await conn.execute(_CREATE_WAITING, *args)
+            await conn.execute(_INSERT_EVENT, *_event_args(event))
+
+        await self._writer.run(insert)
 
     async def save_waiting(self, order: Order) -> bool:
         """A waiting order's card, status, client and 3-D Secure data, if nobody changed it since it was read.
@@ -403,8 +468,21 @@ class OrderRepo:
             o.initial_rrn,
         )
 
+        wants = self.events is not None and self.events.wanted(order)
+
         async def update(conn: asyncpg.Connection) -> str:
+            before = None
+            if wants:  # a change of status is an event: the status it had (cold path, one more read)
+                before = await conn.fetchval(
+                    "SELECT status FROM orders WHERE id = $1 AND version = $2", o.id, o.version
+                )
             status: str = await conn.execute(_SAVE_WAITING, *args)
+            if status == "UPDATE 1" and before is not None and before != o.status.value and self.events is not None:
+                order.version += 1  # the event's id is the version the change makes
+                try:
+                    await conn.execute(_INSERT_EVENT, *_event_args(self.events.event(order)))
+                finally:
+                    order.version -= 1
             return status
 
         done = (await self._writer.run(update)) == "UPDATE 1"
@@ -426,28 +504,36 @@ class OrderRepo:
 
         return (await self._writer.run(insert)) == "INSERT 0 1"
 
-    async def finish(self, order: Order, op: Operation) -> None:
-        """``op``'s outcome and ``order``'s state (status, amounts, auth code), in one commit."""
-        await self._writer.execute(
-            _FINISH,
-            (
-                op.order_id,
-                op.id,
-                op.status.value,
-                op.iso_response_code,
-                op.iso_message,
-                op.auth_code,
-                op.arn,
-                op.stan,
-                op.transmission_time,
-                op.cashflow.to_json() if op.cashflow is not None else None,
-                op.updated,
-                order.status.value,
-                order.amount_charged,
-                order.amount_refunded,
-                order.auth_code,
-            ),
+    async def finish(self, order: Order, op: Operation, *, changed: bool = True) -> None:
+        """``op``'s outcome and ``order``'s state (status, amounts, auth code), in one commit.
+
+        ``changed`` (the order's status or amounts differ from before the operation): its event, if
+        it makes events, goes to the outbox in the same statement.
+        """
+        event = self._event(order) if changed else None
+        args = (
+            op.order_id,
+            op.id,
+            op.status.value,
+            op.iso_response_code,
+            op.iso_message,
+            op.auth_code,
+            op.arn,
+            op.stan,
+            op.transmission_time,
+            op.cashflow.to_json() if op.cashflow is not None else None,
+            op.updated,
+            order.status.value,
+            order.amount_charged,
+            order.amount_refunded,
+            order.auth_code,
         )
+        if event is None:
+            await self._writer.execute(_FINISH, args)
+        else:
+            await self._writer.execute(
+                _FINISH_NOTIFY, (*args, event.id, event.project_id, event.type, event.payload, event.url)
+            )
 
     async def get(self, project_id: int, order_id: str) -> Order | None:
         async with self._pool.acquire() as conn:

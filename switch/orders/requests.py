@@ -77,6 +77,7 @@ class AuthorizeRequest:
     secure3d: SecureData | None = None
     recurring: bool = False
     auto_charge: bool | None = None  # None: the project's setting
+    notification_url: str | None = None  # options.notification_url: the order's events are POSTed there too
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class RebillRequest:
     descriptor: DynamicDescriptor | None = None
     recurring: bool = False  # or the parent's
     auto_charge: bool | None = None
+    notification_url: str | None = None  # options.notification_url
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,7 @@ class OrdersService:
         order = engine.cards.new_order(project, order_id, card, amount, cur, now, rrn=rrn, recurring=recurring)
         order.initial_rrn = rrn
         _fill(order, req.details, settings, req.descriptor)
+        order.notification_url = req.notification_url
         if secure is not None:
             order.secure3d = secure.shown
         engine.approved(
@@ -228,6 +229,7 @@ class OrdersService:
         order.parent_order_id = parent.id
         order.initial_rrn = first_rrn
         _fill(order, req.details, settings, req.descriptor)
+        order.notification_url = req.notification_url
         engine.approved(
             order, await engine.perform(project, order, Step(OperationType.AUTHORIZE, amount, iso, now, creates=True))
         )

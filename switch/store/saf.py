@@ -101,12 +101,23 @@ _LAST_AUTH_CODE = (
     " AND status = 'success' ORDER BY id DESC LIMIT 1"
 )
 
+# The order's change to `error` is a webhook event like any other (008_webhooks.sql): written in the
+# same statement, for each live endpoint of the project and the order's notification URL. Its
+# payload is left NULL: the delivery worker renders the order when it sends it (recovery has no view).
 _ORPHAN_DONE = """
 WITH op AS (
     UPDATE operations SET status = 'error', iso_message = $3, cashflow = $4, updated = now()
     WHERE order_id = $1 AND id = $2 AND status = 'pending'
+), o AS (
+    UPDATE orders SET status = 'error', updated = now(), version = version + 1 WHERE id = $1
+    RETURNING id, project_id, version, notification_url
 )
-UPDATE orders SET status = 'error', updated = now(), version = version + 1 WHERE id = $1
+INSERT INTO webhook_outbox (event_id, project_id, order_id, event_type, payload, endpoint_id, url)
+SELECT 'evt_' || o.id || '_' || o.version, o.project_id, o.id, 'order.error', NULL::jsonb, e.id, NULL
+FROM o JOIN webhook_endpoints AS e ON e.project_id = o.project_id AND e.removed_at IS NULL
+UNION ALL
+SELECT 'evt_' || o.id || '_' || o.version, o.project_id, o.id, 'order.error', NULL, NULL, o.notification_url
+FROM o WHERE o.notification_url IS NOT NULL
 """
 
 _COUNTS = (
