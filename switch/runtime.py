@@ -32,6 +32,7 @@ from switch.orders import OrdersService
 from switch.orders.engine import Engine
 from switch.pool import Router
 from switch.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
+from switch.secure3d import Secure3D
 from switch.store import (
     Database,
     DbConfig,
@@ -101,6 +102,8 @@ class Runtime:
     audit: AuditLog | None = None  # the audit log of back-office operations (switch.store.audit)
     listener: IsoListener | None = None  # the ISO listener, when RuntimeConfig.listener asks for one
     _step: _StepTimeout | None = None  # what close(timeout=...) changes for the draining steps
+    # 3-D Secure, when the process has a directory server (isoswitch.serve attaches it: its DS client is HTTP).
+    secure3d: Secure3D | None = None
 
     @property
     def late_responses(self) -> int:
@@ -123,6 +126,8 @@ class Runtime:
         self._closed = True
         if timeout is not None and self._step is not None:
             self._step.seconds = timeout
+        if self.secure3d is not None:
+            await self.secure3d.close()  # its DS client: nothing in flight needs it once the front is closed
         await self._stack.aclose()
 
 

@@ -103,7 +103,7 @@ _SAVE_WAITING = """
 UPDATE orders
 SET status = $3, pan_mask = $4, card_key_id = $5, card_blob = $6, card_bin = $7, card_type = $8,
     card_subtype = $9, card_holder = $10, expiry_month = $11, expiry_year = $12, client = $13, location = $14,
-    secure3d = $15, issuer = $16, recurring = $17, updated = $18, version = version + 1
+    secure3d = $15, issuer = $16, recurring = $17, updated = $18, rrn = $19, initial_rrn = $20, version = version + 1
 WHERE id = $1 AND version = $2 AND status IN ('new', 'prepared')
 """
 
@@ -373,7 +373,7 @@ class OrderRepo:
         await self._writer.execute(_CREATE_WAITING, tuple(_order_args(order)))
 
     async def save_waiting(self, order: Order) -> bool:
-        """A waiting order's card, status, client and 3-D Secure data, if nobody changed it since it was read.
+        """A waiting order's card, status, client, 3-D Secure data and RRN, if nobody changed it since it was read.
 
         On success ``order.version`` is the stored one again; False (nothing written) when another
         request changed the order first or it no longer waits.
@@ -398,6 +398,8 @@ class OrderRepo:
             o.issuer,
             o.recurring,
             o.updated,
+            o.rrn,  # the 0100's RRN, when 3-D Secure takes one for an order the page made without
+            o.initial_rrn,
         )
 
         async def update(conn: asyncpg.Connection) -> str:
