@@ -11,6 +11,9 @@ PUT      /faults    a JSON list of fault rules, replacing the active ones
 GET      /metrics   Prometheus text format (:mod:`acquirer_sim.admin_metrics`)
 =======  =========  ==========================================================
 
+The simulated 3-D Secure directory server and ACS (``/ds/...``, ``/acs/...``)
+are served here too: :mod:`acquirer_sim.acs`.
+
 Nothing here ever shows a full PAN.
 """
 
@@ -22,6 +25,7 @@ import orjson
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from acquirer_sim.acs import Acs, add_routes
 from acquirer_sim.admin_metrics import sim_registry
 from acquirer_sim.errors import RulesError
 
@@ -97,6 +101,8 @@ def build_app(sim: SimServer) -> web.Application:
     app.router.add_get("/faults", _get_faults)
     app.router.add_put("/faults", _put_faults)
     app.router.add_get("/metrics", _metrics)
+    cfg = sim.config
+    add_routes(app, Acs.create(cfg.rules, cfg.acs_key, cfg.acs_url))
     return app
 
 

@@ -25,6 +25,7 @@ from acquirer_sim.rules import load_rules
 from acquirer_sim.server import SimServer
 from switch.wire.dialect import DIALECTS
 from switch.wire.framing import FRAMINGS
+from switch.wire.threeds import MessageError, Signer
 from switch.wire.tls import TlsError, server_context
 
 __all__ = ["add_arguments", "build_parser", "main", "run"]
@@ -59,6 +60,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tls-cert", metavar="PEM", help="serve ISO 8583 over TLS with this certificate (chain)")
     p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert (default: in the same file)")
+    p.add_argument(
+        "--acs-key",
+        metavar="PEM",
+        help="P-256 private key the simulated 3-D Secure ACS signs with (default: an ephemeral key; "
+        "its public key at GET /ds/public-key on the admin port)",
+    )
+    p.add_argument(
+        "--acs-url",
+        metavar="URL",
+        help="base URL browsers reach the admin port's ACS at (default: the Host the DS was called with)",
+    )
     # Any case, as every isoswitch command takes it (switch.process.log_level; not imported: the
     # simulator takes only the wire layer from the switch).
     p.add_argument(
@@ -129,10 +141,18 @@ def run(args: argparse.Namespace) -> int:
             rules=load_rules(args.rules),
             seed=args.seed,
             max_records=args.max_records,
+            acs_key=args.acs_key,
+            acs_url=args.acs_url,
         )
     except (RulesError, ValueError) as e:
         print(f"sim: {e}", file=sys.stderr)
         return 2
+    if args.acs_key is not None:
+        try:
+            Signer.load(args.acs_key)  # a missing or unusable key fails the start, as a TLS file does
+        except MessageError as e:
+            print(f"sim: {e}", file=sys.stderr)
+            return 1
     ssl = None
     if args.tls_cert is not None:
         try:

@@ -36,6 +36,11 @@ class SimConfig:
     seed: int | None = None
     #: Listen backlog of the ISO 8583 socket.
     backlog: int = 1024
+    #: PEM private key (P-256) the simulated ACS signs PaRes/ARes/RReq/CRes with; None = an ephemeral key
+    #: made at start (its public key: ``GET /ds/public-key`` on the admin port).
+    acs_key: str | None = None
+    #: Base URL browsers reach the admin port (the ACS) at; None = the scheme and Host of each DS request.
+    acs_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.dialect not in DIALECTS:

@@ -4,13 +4,17 @@ The built-in rules live in ``default_rules.toml`` next to this module. A rules
 file given by the operator is merged over them: ``[issuer]`` keys override
 one by one, ``[[cards]]`` entries replace the default entry with the same
 ``pan`` (others are kept), and a ``faults`` key, when present, replaces the
-default fault list as a whole (so ``faults = []`` clears it).
+default fault list as a whole (so ``faults = []`` clears it). ``[[secure3d]]``
+entries (what the simulated directory server and ACS do with a card, see
+``acs.py``) replace the default entry with the same ``pan``, as cards do.
 
 >>> rules = default_rules()
 >>> rules.issuer.bin_prefixes
 ('2', '4', '5')
 >>> rules.card_table()["4276990011343663"].response
 '05'
+>>> rules.secure3d_for("4276838748917319").v1, rules.secure3d_for("4999999999999996").v2
+('not_enrolled', 'frictionless')
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ __all__ = [
     "FaultRule",
     "IssuerSettings",
     "Rules",
+    "SECURE3D_V1",
+    "SECURE3D_V2",
+    "Secure3dRule",
     "default_rules",
     "load_rules",
     "parse_rules",
@@ -152,6 +159,47 @@ class CardRule:
         )
 
 
+#: What the ACS does with a 3-D Secure 1 enrolment and PaReq.
+SECURE3D_V1 = ("challenge", "attempt", "not_enrolled", "unavailable")
+#: What the ACS answers an AReq (``challenge``: always; ``frictionless``: Y unless challengeIndicator 04).
+SECURE3D_V2 = ("frictionless", "challenge", "rejected", "attempt", "unavailable", "not_supported")
+
+
+@dataclass(frozen=True, slots=True)
+class Secure3dRule:
+    """What the simulated DS/ACS does with one card; a card without an entry gets the defaults."""
+
+    pan: str
+    #: 3DS1: ``challenge`` (enrolled, one-time code), ``attempt`` (enrolled, PaRes A at once),
+    #: ``not_enrolled`` (enrolment N), ``unavailable`` (enrolment U).
+    v1: str = "challenge"
+    #: 3DS2: ``frictionless`` (Y; C when the AReq's challengeIndicator is 04), ``challenge`` (always C),
+    #: ``rejected`` (N), ``attempt`` (A), ``unavailable`` (U), ``not_supported`` (prepare: supported false).
+    v2: str = "frictionless"
+    #: Whether the card has a 3DS Method URL (prepare's ``method_url``); never with ``not_supported``.
+    method: bool = True
+    note: str = ""
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any], index: int = 0) -> Secure3dRule:
+        where = f"[[secure3d]] #{index + 1}"
+        _check_keys(where, doc, ("pan", "v1", "v2", "method", "note"))
+        pan = _digits(where, "pan", doc.get("pan"), range(12, 20))
+        where = f"[[secure3d]] {mask_pan(pan)}"
+        v1, v2 = doc.get("v1", "challenge"), doc.get("v2", "frictionless")
+        if v1 not in SECURE3D_V1:
+            raise _fail(where, f"v1 must be one of {', '.join(SECURE3D_V1)}")
+        if v2 not in SECURE3D_V2:
+            raise _fail(where, f"v2 must be one of {', '.join(SECURE3D_V2)}")
+        method = doc.get("method", v2 != "not_supported")
+        if not isinstance(method, bool):
+            raise _fail(where, "method must be true or false")
+        note = doc.get("note", "")
+        if not isinstance(note, str):
+            raise _fail(where, "note must be a string")
+        return cls(pan=pan, v1=v1, v2=v2, method=method and v2 != "not_supported", note=note)
+
+
 @dataclass(frozen=True, slots=True)
 class FaultRule:
     """A misbehaviour applied to the requests it matches.
@@ -218,15 +266,23 @@ class Rules:
     issuer: IssuerSettings = field(default_factory=IssuerSettings)
     cards: tuple[CardRule, ...] = ()
     faults: tuple[FaultRule, ...] = ()
+    secure3d: tuple[Secure3dRule, ...] = ()
 
     def card_table(self) -> dict[str, CardRule]:
         """PAN -> rule, for the one dict lookup a request costs."""
         return {c.pan: c for c in self.cards}
 
+    def secure3d_for(self, pan: str) -> Secure3dRule:
+        """The card's 3-D Secure rule, or the defaults (enrolled, challenge; method URL, frictionless)."""
+        for rule in self.secure3d:  # a handful of entries, asked once per 3-D Secure message
+            if rule.pan == pan:
+                return rule
+        return Secure3dRule(pan)
+
 
 def parse_rules(doc: Mapping[str, Any]) -> Rules:
     """Rules from a parsed document (the TOML shape), without the defaults."""
-    _check_keys("rules", doc, ("issuer", "cards", "faults"))
+    _check_keys("rules", doc, _SECTIONS)
     issuer = doc.get("issuer", {})
     cards = doc.get("cards", [])
     faults = doc.get("faults", [])
@@ -242,28 +298,45 @@ def parse_rules(doc: Mapping[str, Any]) -> Rules:
         if rule.pan in table:
             raise _fail("rules", f"card {mask_pan(rule.pan)} is listed twice")
         table[rule.pan] = rule
+    secure3d = doc.get("secure3d", [])
+    if not isinstance(secure3d, list) or not all(isinstance(c, Mapping) for c in secure3d):
+        raise _fail("rules", "secure3d must be an array of tables ([[secure3d]])")
+    s3d: dict[str, Secure3dRule] = {}
+    for i, c in enumerate(secure3d):
+        entry = Secure3dRule.from_mapping(c, i)
+        if entry.pan in s3d:
+            raise _fail("rules", f"[[secure3d]] {mask_pan(entry.pan)} is listed twice")
+        s3d[entry.pan] = entry
     return Rules(
         issuer=IssuerSettings.from_mapping(issuer),
         cards=tuple(table.values()),
         faults=tuple(FaultRule.from_mapping(f, i) for i, f in enumerate(faults)),
+        secure3d=tuple(s3d.values()),
     )
 
 
+_SECTIONS = ("issuer", "cards", "faults", "secure3d")
+
+
+def _merge_by_pan(base: list[Any], over: Any, name: str) -> list[Any]:
+    if not isinstance(over, list) or not all(isinstance(c, Mapping) for c in over):
+        raise _fail("rules", f"{name} must be an array of tables ([[{name}]])")
+    entries: dict[Any, Any] = {c.get("pan"): c for c in base}
+    for c in over:
+        entries.pop(c.get("pan"), None)  # re-insert so the file's order wins for its entries
+        entries[c.get("pan")] = c
+    return list(entries.values())
+
+
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    _check_keys("rules", over, ("issuer", "cards", "faults"))
+    _check_keys("rules", over, _SECTIONS)
     merged: dict[str, Any] = dict(base)
     issuer = over.get("issuer", {})
     if not isinstance(issuer, Mapping):
         raise _fail("rules", "[issuer] must be a table")
     merged["issuer"] = {**base.get("issuer", {}), **issuer}
-    cards: dict[Any, Any] = {c.get("pan"): c for c in base.get("cards", [])}
-    over_cards = over.get("cards", [])
-    if not isinstance(over_cards, list) or not all(isinstance(c, Mapping) for c in over_cards):
-        raise _fail("rules", "cards must be an array of tables ([[cards]])")
-    for c in over_cards:
-        cards.pop(c.get("pan"), None)  # re-insert so the file's order wins for its cards
-        cards[c.get("pan")] = c
-    merged["cards"] = list(cards.values())
+    merged["cards"] = _merge_by_pan(base.get("cards", []), over.get("cards", []), "cards")
+    merged["secure3d"] = _merge_by_pan(base.get("secure3d", []), over.get("secure3d", []), "secure3d")
     if "faults" in over:
         merged["faults"] = over["faults"]
     return merged

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
@@ -29,12 +30,14 @@ from isoswitch.failures import CannotStart
 from switch.logs import setup_logging
 from switch.process import hostport, run_loop, stop_event
 from switch.settings import ConfigError, Settings
+from switch.wire.threeds import generate_key_pair
 
 if TYPE_CHECKING:
     from switch.runtime import Runtime
 
 __all__ = [
     "DEMO_PROJECT",
+    "acs_keys",
     "attach_secure3d",
     "cmd_serve",
     "cmd_switch",
@@ -72,9 +75,20 @@ def _demo_curl(base: str, login: str, password: str) -> str:
     )
 
 
+def acs_keys(settings: Settings) -> tuple[Path, Path]:
+    """The simulated ACS's signing key pair ``up`` uses, made if missing: ``<data_dir>/keys/acs_signing.pem``
+    (private, 0600; the simulator signs with it) and ``acs_signing.pub.pem`` (the switch checks with it)."""
+    return generate_key_pair(settings.database.data_dir / "keys")
+
+
 @contextlib.contextmanager
 def sim_process(
-    host: str, port: int, admin_port: int | None = None, rules: str | None = None, log_level: str = "info"
+    host: str,
+    port: int,
+    admin_port: int | None = None,
+    rules: str | None = None,
+    log_level: str = "info",
+    acs_key: Path | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Run ``acquirer_sim`` in a process of its own (and so on a core of its own,
     as a real host would be); yields its address; SIGTERM on exit."""
@@ -83,6 +97,8 @@ def sim_process(
         cmd += ["--admin-port", str(admin_port)]
     if rules:
         cmd += ["--rules", rules]
+    if acs_key is not None:
+        cmd += ["--acs-key", str(acs_key)]
     sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert sim.stdout is not None
@@ -150,13 +166,11 @@ def attach_secure3d(runtime: Runtime, settings: Settings) -> None:
     runtime.secure3d = Secure3D(runtime.orders, runtime.projects, directory, verifier, cfg)
 
 
-def with_simulated_secure3d(settings: Settings, host: str, admin_port: int) -> Settings:
+def with_simulated_secure3d(settings: Settings, host: str, admin_port: int, acs_public: Path) -> Settings:
     """``isoswitch up``: the simulator's DS (its admin port + /ds) and its ACS's public key, unless the file says."""
-    from switch.wire.threeds import generate_key_pair
-
     cfg = settings.secure3d
     ds_url = cfg.ds_url or f"http://{host}:{admin_port}/ds"
-    key = cfg.acs_public_key or generate_key_pair(settings.database.data_dir / "keys")[1]
+    key = cfg.acs_public_key or acs_public
     return dataclasses.replace(settings, secure3d=dataclasses.replace(cfg, ds_url=ds_url, acs_public_key=key))
 
 
@@ -203,8 +217,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         ports.append((settings.listener.host, settings.listener.port, "[iso_listener] port"))
     _ensure_free(ports)
     rules = str(sim.rules) if sim.rules else None
-    settings = with_simulated_secure3d(settings, front.host, sim.admin_port)
-    with sim_process(front.host, sim.port, sim.admin_port, rules, settings.logging.level) as sim_addr:
+    acs_private, acs_public = acs_keys(settings)
+    settings = with_simulated_secure3d(settings, front.host, sim.admin_port, acs_public)
+    with sim_process(front.host, sim.port, sim.admin_port, rules, settings.logging.level, acs_private) as sim_addr:
         return run_loop(lambda: _up(args, settings, sim_addr))
 
 

@@ -9,9 +9,11 @@ import re
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -76,6 +78,11 @@ def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: 
         order = orjson.loads(body)["orders"][0]
         assert order["status"] == "authorized" and re.fullmatch(r"\d{17}", order["id"])
         assert order["pan"] == "411111****1111"
+        # The simulated ACS signs with the key pair kept in <data_dir>/keys (the switch is given the public one).
+        keys = tmp_path / "data" / "keys"
+        assert stat.S_IMODE((keys / "acs_signing.pem").stat().st_mode) == 0o600
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ds/public-key", timeout=10) as resp:
+            assert resp.read() == (keys / "acs_signing.pub.pem").read_bytes()
     finally:
         rc = _interrupt(proc)
     assert rc == 0
