@@ -39,7 +39,7 @@ class DsClient:
             raise DirectoryError(f"{path}: not a JSON object")
         return doc
 
-    async def enrol(self, pan: str, amount: int, currency: str, merchant_id: str) -> Enrolment:
+    async def enrol(self, pan: str, amount: str, currency: str, merchant_id: str) -> Enrolment:
         doc = await self._post(
             "/3ds1/enrol", {"pan": pan, "amount": amount, "currency": currency, "merchant_id": merchant_id}
         )

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from switch.money import currency, to_minor
+from switch.money import currency, from_minor, to_minor
 from switch.orders.engine import Engine, Step, merchant_of
 from switch.orders.errors import Declined, InvalidInput, IssuerError, OrderError, OrderNotFound, Rejected
 from switch.orders.model import OperationType, Order, OrderStatus
@@ -76,6 +76,11 @@ def _minor(req: AuthorizeRequest, settings_currency: str) -> tuple[int, str]:
         return to_minor(req.amount, cur), cur.alpha
     except Exception:
         raise InvalidInput.one("Must be a valid amount of the currency", "amount") from None
+
+
+def _shown(order: Order) -> str:
+    """The amount as the DS, the ACS's page and the PaRes carry it: a decimal string ("9.99")."""
+    return from_minor(order.amount, order.currency)
 
 
 class _CvvKeeper:
@@ -275,7 +280,7 @@ class Secure3D:
         stored: bool,
     ) -> Outcome:
         enrolment = await self._ds(
-            self.directory.enrol(card.pan, order.amount, order.currency, project.settings.merchant_id)
+            self.directory.enrol(card.pan, _shown(order), order.currency, project.settings.merchant_id)
         )
         order.secure3d["version"] = "1"
         if enrolment.enrolled != "Y" or not enrolment.acs_url or not enrolment.acct_id:
@@ -298,7 +303,7 @@ class Secure3D:
                 "version": "1.0.2",
                 "xid": xid,
                 "acct_id": enrolment.acct_id,
-                "amount": order.amount,
+                "amount": _shown(order),
                 "currency": order.currency,
                 "merchant": {"id": merchant.merchant_id, "name": merchant.name},
             }
@@ -345,7 +350,7 @@ class Secure3D:
         areq = {
             "threeDSServerTransID": session.trans_id,
             "pan": card.pan,
-            "amount": order.amount,
+            "amount": _shown(order),
             "currency": order.currency,
             "merchant": {"id": merchant.merchant_id, "name": merchant.name},
             "browser": session.extra.get("browser") or {},
@@ -372,7 +377,8 @@ class Secure3D:
         s = taken[0]
         s.ds_trans_id = ds_id if isinstance(ds_id, str) else None
         eci, cavv = ares.get("eci"), ares.get("authenticationValue")
-        completion = await self._finish(project, order, s, str(status), eci, cavv if status in _AUTHENTICATED else None)
+        cavv = cavv if status in _AUTHENTICATED else None
+        completion = await self._finish(project, order, s, str(status), eci, cavv, frictionless=True)
         if completion.failure is not None:
             raise completion.failure
         return completion.order
@@ -400,13 +406,23 @@ class Secure3D:
     # -- the end: the 0100, or a decline without one -----------------------------------------
 
     async def _finish(
-        self, project: Project, order: Order, session: Session, status: str, eci: Any, cavv: str | None
+        self,
+        project: Project,
+        order: Order,
+        session: Session,
+        status: str,
+        eci: Any,
+        cavv: str | None,
+        *,
+        frictionless: bool = False,
     ) -> Completion:
-        """The session is taken: authorize (Y, A, U) or decline (N, R) the waiting order."""
+        """The session is taken: authorize (Y, A, U) or decline (N, R) the waiting order.
+
+        A frictionless N is the issuer's rejection; after a challenge it is the cardholder's failure.
+        """
         card = self.engine.cards.card(order)
-        order.secure3d.update(
-            scenario=_SCENARIO.get(status, "failed"), authorization_status=status, version=str(session.version)
-        )
+        scenario = "rejected" if frictionless and status in ("N", "R") else _SCENARIO.get(status, "failed")
+        order.secure3d.update(scenario=scenario, authorization_status=status, version=str(session.version))
         ident = session.trans_id if session.version == 1 else session.ds_trans_id
         if session.version == 1:
             order.secure3d["xid"] = session.trans_id
@@ -570,7 +586,10 @@ class Secure3D:
 
     @staticmethod
     def _check_amount(claims: dict[str, Any], session: Session, order: Order) -> None:
-        if claims.get("amount") != session.amount or claims.get("currency") != session.currency:
+        if (
+            claims.get("amount") != from_minor(session.amount, session.currency)
+            or claims.get("currency") != session.currency
+        ):
             raise Rejected("PaRes amount does not match the order", order_id=order.id)
 
     def _verify(self, token: Any, message_type: str, *, field: str | None = None) -> dict[str, Any]:
