@@ -163,7 +163,7 @@ def attach_secure3d(runtime: Runtime, settings: Settings) -> None:
     except MessageError as e:
         raise CannotStart(f"[secure3d] acs_public_key: {e}") from None
     directory = DsClient(cfg.ds_url, timeout=cfg.ds_timeout)
-    runtime.secure3d = Secure3D(runtime.orders, runtime.projects, directory, verifier, cfg)
+    runtime.secure3d = Secure3D(runtime.orders, runtime.projects, runtime.db.pool, directory, verifier, cfg)
 
 
 def with_simulated_secure3d(settings: Settings, host: str, admin_port: int, acs_public: Path) -> Settings:

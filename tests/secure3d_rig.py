@@ -175,8 +175,9 @@ async def open_rig(dsn: str, data_dir: Path, *, session_timeout: float = 900.0) 
                 session_timeout=session_timeout,
                 ds_timeout=3.0,
             )
+            directory = DsClient(cfg.ds_url or "", timeout=3.0)
             runtime.secure3d = Secure3D(
-                runtime.orders, runtime.projects, DsClient(cfg.ds_url or "", timeout=3.0), Verifier.load(public), cfg
+                runtime.orders, runtime.projects, runtime.db.pool, directory, Verifier.load(public), cfg
             )
             shop = ProjectSettings(
                 terminal_id="TERM0001", merchant_id="MERCHANT0000001", descriptor="TESTMERCH/TERM", fee_rate=Decimal(3)
@@ -235,4 +236,4 @@ def replace_secure3d(rig: Rig, **changes: Any) -> None:
     s = rig.secure3d
     cfg = dataclasses.replace(s.config, **changes)
     directory = DsClient(cfg.ds_url or "", timeout=cfg.ds_timeout) if "ds_url" in changes else s.directory
-    rig.runtime.secure3d = Secure3D(s.orders, s.projects, directory, s.verifier, cfg)
+    rig.runtime.secure3d = Secure3D(s.orders, s.projects, rig.runtime.db.pool, directory, s.verifier, cfg)

@@ -18,6 +18,10 @@ import secure3d_rig
 from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
 from secure3d_rig import BROWSER, Rig, Shopper, body, forms_of, replace_secure3d
 
+from switch.money import currency
+from switch.orders.model import Order
+from switch.secure3d import Callbacks, Challenge, Secure3DRequest
+from switch.translate import Card
 from switch.wire.threeds import Signer, Verifier, decode_json, encode_json
 
 pytestmark = pytest.mark.timeout(60)
@@ -475,3 +479,58 @@ async def test_the_method_notification_page_answers_even_for_unknown_data(rig: R
         urljoin(rig.base, "/secure3d/method-done"), {"threeDSMethodData": encode_json({"threeDSServerTransID": "x"})}
     )
     assert status == 200 and "Content-Security-Policy" in headers
+
+
+# -- the hosted page's entry: an order that already waits, its card just attached ---------------------------
+
+
+async def _new_order(rig: Rig, pan: str) -> tuple[Any, Any, Any]:
+    """An order the hosted page made (status new, no RRN yet) and the card the cardholder typed."""
+    project = await rig.runtime.projects.by_login("project")
+    assert project is not None
+    engine = rig.runtime.orders.engine
+    now = engine.clock()
+    order_id = await engine.take(engine.ids.order_id)
+    card = Card(pan, expiry_month=12, expiry_year=secure3d_rig.NEXT_YEAR, cvv="123", holder="John Smith")
+    order = engine.cards.new_order(project, order_id, card, 999, currency("USD"), now, rrn="", recurring=False)
+    order.rrn = None
+    await engine.repo.create_waiting(order)
+    return project, order, card
+
+
+def _callbacks(rig: Rig) -> Callbacks:
+    return Callbacks(
+        term_url=f"{rig.base}/complete/secure3d",
+        notification_url=f"{rig.base}/complete/secure3d20",
+        rreq_url=f"{rig.base}/secure3d/rreq",
+        method_done_url=f"{rig.base}/secure3d/method-done",
+    )
+
+
+async def test_begin_on_a_waiting_order_of_the_hosted_page_challenges_and_completes(rig: Rig, shopper: Shopper) -> None:
+    project, order, card = await _new_order(rig, VISA)
+    want = Secure3DRequest(force3d=True, return_url=RETURN)
+    outcome = await rig.secure3d.begin(project, order, card, reason="force3d", callbacks=_callbacks(rig), want=want)
+    assert isinstance(outcome, Challenge) and outcome.order.status.value == "prepared"
+    status, _, headers = await shopper.through_acs(outcome.form.to_json(), "1234")
+    assert status == 303 and headers["Location"] == RETURN
+    done = await _order(rig, order.id)
+    (msg,) = rig.iso("0100")
+    assert done["status"] == "authorized" and done["rrn"] == msg["37"] and msg["120"] == "123"
+
+
+async def test_begin_on_a_waiting_order_with_a_card_not_enrolled_authorizes_at_once(rig: Rig) -> None:
+    project, order, card = await _new_order(rig, NOT_ENROLLED)
+    outcome = await rig.secure3d.begin(project, order, card, reason="require_3ds", callbacks=_callbacks(rig))
+    assert isinstance(outcome, Order) and outcome.status.value == "authorized"
+    stored = await _order(rig, order.id)
+    assert stored["status"] == "authorized" and stored["secure3d"]["scenario"] == "not_enrolled"
+    assert stored["secure3d"]["reason"] == "require_3ds"
+
+
+async def test_begin_on_a_waiting_order_runs_3ds2_frictionless_without_a_method_url(rig: Rig) -> None:
+    project, order, card = await _new_order(rig, NO_METHOD)
+    want = Secure3DRequest(force3d=True, browser=dict(BROWSER))
+    outcome = await rig.secure3d.begin(project, order, card, reason="force3d", callbacks=_callbacks(rig), want=want)
+    assert isinstance(outcome, Order) and outcome.status.value == "authorized"
+    assert rig.iso("0100")[0]["121"] == "05"

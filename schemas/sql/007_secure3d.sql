@@ -42,5 +42,6 @@ CREATE TABLE secure3d_sessions (
     updated              timestamptz NOT NULL
 );
 
--- The sweep of abandoned sessions reads only those still waiting.
+-- Sessions still waiting, by deadline: for a sweep of abandoned ones (not built yet: an abandoned
+-- session is expired, and its order declined, when someone comes back to it).
 CREATE INDEX secure3d_sessions_waiting ON secure3d_sessions (expires_at) WHERE state IN ('pending', 'method', 'challenge');

@@ -39,12 +39,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import asyncpg
+
 from switch.money import currency, from_minor, to_minor
 from switch.orders.engine import Engine, Step, merchant_of
 from switch.orders.errors import Declined, InvalidInput, IssuerError, OrderError, OrderNotFound, Rejected
 from switch.orders.model import OperationType, Order, OrderStatus
 from switch.orders.requests import AuthorizeRequest
-from switch.orders.service import OrdersService, _fill
+from switch.orders.service import OrdersService, _fill  # a new order's details, as authorize fills them
 from switch.secure3d.config import Secure3DConfig
 from switch.secure3d.model import Callbacks, Challenge, Completion, Form3d, MethodStep, Secure3DRequest
 from switch.secure3d.ports import DirectoryError, DirectoryPort
@@ -86,16 +88,17 @@ def _shown(order: Order) -> str:
 class _CvvKeeper:
     """CVVs of waiting orders, in this process only, each for the session's lifetime (never written anywhere)."""
 
-    def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
+    def __init__(self, ttl: float, maxlen: int = 100_000) -> None:
+        self._ttl, self._maxlen = ttl, maxlen
         self._items: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def put(self, order_id: str, cvv: str | None) -> None:
         now = time.monotonic()
         # Every entry lives as long: the oldest are at the front, so expiry stops at the first live one.
+        # Bounded: a flood of abandoned 3-D Secure orders drops the oldest CVVs (their 0100s go without).
         while self._items:
             first = next(iter(self._items.values()))
-            if first[1] > now:
+            if first[1] > now and len(self._items) < self._maxlen:
                 break
             self._items.popitem(last=False)
         if cvv is not None:
@@ -113,17 +116,20 @@ class Secure3D:
         self,
         orders: OrdersService,
         projects: Projects,
+        pool: asyncpg.Pool,
         directory: DirectoryPort,
         verifier: Verifier,
         config: Secure3DConfig,
     ) -> None:
+        """``orders`` (its engine sends the 0100s), ``projects`` (a browser's completion names no project),
+        ``pool`` (the sessions), the DS client, the ACS's public key, ``[secure3d]``."""
         self.orders = orders
         self.engine: Engine = orders.engine
         self.projects = projects
         self.directory = directory
         self.verifier = verifier
         self.config = config
-        self.sessions = SessionRepo(self.engine.repo._pool)
+        self.sessions = SessionRepo(pool)
         self._cvv = _CvvKeeper(config.session_timeout)
 
     async def close(self) -> None:
@@ -494,6 +500,7 @@ class Secure3D:
         engine.approved(order, outcome)
         auto_charge = extra.get("auto_charge")
         if (settings.auto_charge if auto_charge is None else auto_charge) and order.amount > 0:
+            # The service's own capture step (options.auto_charge): a 1-stage payment after 3-D Secure.
             await self.orders._capture(project, order, order.amount)
         return order
 
