@@ -15,7 +15,7 @@ from acquirer_sim.faults import FaultPlan
 from acquirer_sim.issuer import Issuer
 from acquirer_sim.ledger import CardAccount, Ledger, Record
 from acquirer_sim.pan import mask_pan
-from acquirer_sim.rules import CardRule, FaultRule, IssuerSettings, Rules, default_rules, load_rules
+from acquirer_sim.rules import CardRule, FaultRule, IssuerSettings, Rules, Secure3dRule, default_rules, load_rules
 from acquirer_sim.server import SimServer, SimStats
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "SimConfig",
     "SimError",
     "SimServer",
+    "Secure3dRule",
     "SimStats",
     "default_rules",
     "load_rules",

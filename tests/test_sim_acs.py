@@ -20,6 +20,7 @@ from aiohttp import web
 from sim_helpers import running_sim
 
 from acquirer_sim import RulesError
+from acquirer_sim.acs import _Expiring
 from acquirer_sim.cli import main as sim_main
 from acquirer_sim.rules import load_rules
 from acquirer_sim.server import SimServer
@@ -436,6 +437,17 @@ async def test_the_challenge_still_ends_with_a_cres_when_the_3ds_server_is_unrea
         _assert_autopost(answer, "http://127.0.0.1:9/x/complete/secure3d20").fields["cres"], "CRes"
     )
     assert cres["transStatus"] == "Y"
+
+
+def test_what_the_acs_remembers_is_bounded_and_expires() -> None:
+    bounded: _Expiring[str] = _Expiring(ttl=600.0, maxlen=2)
+    for key in ("a", "b", "c"):
+        bounded.put(key, key.upper())
+    assert (bounded.get("a"), bounded.get("b"), bounded.get("c"), len(bounded)) == (None, "B", "C", 2)
+    assert bounded.pop("b") == "B" and bounded.pop("b") is None
+    expired: _Expiring[str] = _Expiring(ttl=0.0)
+    expired.put("a", "A")
+    assert expired.get("a") is None and len(expired) == 0
 
 
 # -- keys, rules, the command line -------------------------------------------------------------------------
