@@ -17,6 +17,13 @@ PUT      /orders/:id/cancel          reverse or refund by the order's status
 POST     /orders/:id/rebill          new order on the parent's stored card
 POST     /orders/:id/credit          OCT to the order's card
 POST     /orders/credit              OCT to a card given now
+POST     /orders/:id/complete        3-D Secure 1 completion {"PaRes"} (:mod:`http_front.orders.secure3d`)
+POST     /orders/:id/complete3d20    3-D Secure 2 completion {"cres"}
+POST     /orders/:id/resume          3-D Secure 2 after the 3DS Method
+POST     /complete/secure3d          public: 3DS1 TermUrl (PaRes, MD) -> 303 to return_url
+POST     /complete/secure3d20        public: 3DS2 notificationURL (cres, threeDSSessionData) -> 303
+POST     /secure3d/rreq              public: the ACS's RReq
+POST     /secure3d/method-done       public: the 3DS Method's notification
 GET      /operations/                operations by filters, paged
 GET      /exchange_rates/            rates by ``date`` or ``date_from``/``date_to``
 GET      /metrics                    Prometheus metrics, no credentials (:mod:`http_front.metrics`)
@@ -47,7 +54,7 @@ from http_front.idempotency import KEY_HEADER
 from http_front.keys import CONFIG, RATES, RUNTIME, SCHEMAS
 from http_front.logs import request_id_middleware
 from http_front.metrics import health, metrics_handler, metrics_middleware
-from http_front.orders import handlers
+from http_front.orders import handlers, secure3d
 from http_front.pages import add_page_routes
 from http_front.ports import RuntimePort
 from http_front.ratelimit import auth_guard_middleware, project_limit_middleware
@@ -119,6 +126,13 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     r.add_put(f"/orders/{_ID}/cancel", handlers.cancel)
     r.add_post(f"/orders/{_ID}/rebill", handlers.rebill)
     r.add_post(f"/orders/{_ID}/credit", handlers.credit_order)
+    r.add_post(f"/orders/{_ID}/complete", secure3d.complete)
+    r.add_post(f"/orders/{_ID}/complete3d20", secure3d.complete3d20)
+    r.add_post(f"/orders/{_ID}/resume", secure3d.resume)
+    r.add_post(secure3d.TERM_PATH, secure3d.page_complete, name="public:secure3d-term")
+    r.add_post(secure3d.NOTIFICATION_PATH, secure3d.page_complete3d20, name="public:secure3d-notification")
+    r.add_post(secure3d.RREQ_PATH, secure3d.rreq, name="public:secure3d-rreq")
+    r.add_post(secure3d.METHOD_DONE_PATH, secure3d.method_done, name="public:secure3d-method-done")
     for path in ("/operations/", "/operations"):
         r.add_get(path, handlers.list_operations)
     for path in ("/exchange_rates/", "/exchange_rates"):

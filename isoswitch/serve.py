@@ -35,7 +35,16 @@ from switch.wire.threeds import generate_key_pair
 if TYPE_CHECKING:
     from switch.runtime import Runtime
 
-__all__ = ["DEMO_PROJECT", "acs_keys", "cmd_serve", "cmd_switch", "cmd_up", "sim_process"]
+__all__ = [
+    "DEMO_PROJECT",
+    "acs_keys",
+    "attach_secure3d",
+    "cmd_serve",
+    "cmd_switch",
+    "cmd_up",
+    "sim_process",
+    "with_simulated_secure3d",
+]
 
 log = logging.getLogger("isoswitch.cli")
 
@@ -132,9 +141,42 @@ async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
     if target is not None:
         cfg = dataclasses.replace(cfg, switch=cfg.switch_config().with_target(*target))
     # Webhooks: events show the order as the API does (everything expanded); this process delivers them.
-    return await open_runtime(
+    runtime = await open_runtime(
         cfg, webhook_sender=AiohttpSender(), webhook_render=lambda order: order_view(order, FULL_EXPAND)
     )
+    try:
+        attach_secure3d(runtime, settings)
+    except BaseException:
+        await runtime.close()
+        raise
+    return runtime
+
+
+def attach_secure3d(runtime: Runtime, settings: Settings) -> None:
+    """3-D Secure with the aiohttp DS client, when ``[secure3d]`` names a directory server and the ACS's key."""
+    from http_front.outbound.ds import DsClient
+    from switch.secure3d import Secure3D
+    from switch.wire.threeds import MessageError, Verifier
+
+    cfg = settings.secure3d
+    if cfg.ds_url is None:
+        return
+    if cfg.acs_public_key is None:
+        raise ConfigError("[secure3d] ds_url needs acs_public_key (the PEM the ACS's signatures are checked with)")
+    try:
+        verifier = Verifier.load(cfg.acs_public_key)
+    except MessageError as e:
+        raise CannotStart(f"[secure3d] acs_public_key: {e}") from None
+    directory = DsClient(cfg.ds_url, timeout=cfg.ds_timeout)
+    runtime.secure3d = Secure3D(runtime.orders, runtime.projects, runtime.db.pool, directory, verifier, cfg)
+
+
+def with_simulated_secure3d(settings: Settings, host: str, admin_port: int, acs_public: Path) -> Settings:
+    """``isoswitch up``: the simulator's DS (its admin port + /ds) and its ACS's public key, unless the file says."""
+    cfg = settings.secure3d
+    ds_url = cfg.ds_url or f"http://{host}:{admin_port}/ds"
+    key = cfg.acs_public_key or acs_public
+    return dataclasses.replace(settings, secure3d=dataclasses.replace(cfg, ds_url=ds_url, acs_public_key=key))
 
 
 async def _serve_front(
@@ -180,7 +222,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         ports.append((settings.listener.host, settings.listener.port, "[iso_listener] port"))
     _ensure_free(ports)
     rules = str(sim.rules) if sim.rules else None
-    acs_private, _ = acs_keys(settings)
+    acs_private, acs_public = acs_keys(settings)
+    settings = with_simulated_secure3d(settings, front.host, sim.admin_port, acs_public)
     with sim_process(front.host, sim.port, sim.admin_port, rules, settings.logging.level, acs_private) as sim_addr:
         return run_loop(lambda: _up(args, settings, sim_addr))
 
@@ -219,6 +262,9 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
         commands = _workers(args, settings, sim_addr)
         if commands:
             env = options.child_env(options.overrides(args))
+            # The workers read the same file: the simulator's DS and key reach them as the environment.
+            env["ISOSWITCH_SECURE3D__DS_URL"] = str(settings.secure3d.ds_url)
+            env["ISOSWITCH_SECURE3D__ACS_PUBLIC_KEY"] = str(settings.secure3d.acs_public_key)
             starting = Supervisor(commands, env, on_exit=metrics.mark_process_dead)
             starting.start()
             supervisor = starting

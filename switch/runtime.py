@@ -34,6 +34,7 @@ from switch.orders.page_store import PageStore
 from switch.orders.pages import PagesConfig, PaymentPages
 from switch.pool import Router
 from switch.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
+from switch.secure3d import Secure3D
 from switch.store import (
     Database,
     DbConfig,
@@ -117,6 +118,9 @@ class Runtime:
         assert self._pages is not None
         return self._pages
 
+    # 3-D Secure, when the process has a directory server (isoswitch.serve attaches it: its DS client is HTTP).
+    secure3d: Secure3D | None = None
+
     @property
     def late_responses(self) -> int:
         """Responses that came after their request timed out (never applied)."""
@@ -138,6 +142,8 @@ class Runtime:
         self._closed = True
         if timeout is not None and self._step is not None:
             self._step.seconds = timeout
+        if self.secure3d is not None:
+            await self.secure3d.close()  # its DS client: nothing in flight needs it once the front is closed
         await self._stack.aclose()
 
 

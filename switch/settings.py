@@ -42,6 +42,7 @@ from switch.listener import ListenerConfig
 from switch.orders.pages import PagesConfig
 from switch.runtime import RuntimeConfig
 from switch.saf import SafConfig
+from switch.secure3d.config import Secure3DConfig
 from switch.store.db import DbConfig, redact_dsn
 from switch.webhooks.config import WebhookConfig
 from switch.wire.tls import TlsError, server_context
@@ -139,6 +140,7 @@ SECTIONS: dict[str, Section] = {
     "logging": Section(LogConfig),
     "metrics": Section(MetricsConfig),
     "process": Section(ProcessConfig),
+    "secure3d": Section(Secure3DConfig),
 }
 """The core's table sections besides the switch's own (``[switch]``, ``[[destinations]]``,
 ``[routing]``, ``[[routes]]``: :class:`~switch.config.SwitchConfig`). The ``isoswitch``
@@ -166,6 +168,7 @@ class Settings:
     logging: LogConfig
     metrics: MetricsConfig
     process: ProcessConfig
+    secure3d: Secure3DConfig
     extras: Mapping[str, Any]  # "section.key" -> value, of the sections' ``extra`` options
     sections: Mapping[str, Any]  # every table section's object, the registered extra ones included
 
@@ -257,6 +260,7 @@ def load_settings(
         logging=built["logging"],
         metrics=built["metrics"],
         process=built["process"],
+        secure3d=built["secure3d"],
         extras=extras,
         sections=built,
     )

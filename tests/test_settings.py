@@ -49,7 +49,7 @@ def _commented_keys(text: str) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     section = ""
     for line in text.splitlines():
-        m = re.match(r"^\[([a-z_]+)\]", line)
+        m = re.match(r"^\[([a-z0-9_]+)\]", line)
         if m:
             section = m.group(1)
         m = re.match(r"^#\s*([a-z_]+)\s*=", line)

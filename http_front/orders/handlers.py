@@ -4,7 +4,7 @@ Every answer that shows orders is ``{"orders": [...]}`` (one order for the
 operations), operations ``{"operations": [...]}``, rates
 ``{"exchange_rates": [...]}``. An operation's answer shows the order with
 everything expanded, as the seed's examples do, with 200 (the seed's 201
-for an order waiting for 3-D Secure comes with issue 11). Failures are
+for an order waiting for 3-D Secure: :mod:`http_front.orders.secure3d`). Failures are
 raised and shaped by :mod:`http_front.errors`.
 """
 
@@ -23,6 +23,7 @@ from http_front.failures import Reply, json_reply
 from http_front.idempotency import REPLAYED_HEADER, idempotent
 from http_front.keys import CONFIG, PROJECT, RATES, RUNTIME, SCHEMAS
 from http_front.orders import parse
+from http_front.orders import secure3d as s3d
 from http_front.orders.query import operations_query, orders_query, page_of
 from http_front.orders.views import (
     FULL_EXPAND,
@@ -140,10 +141,27 @@ async def exchange_rates(request: web.Request) -> web.Response:
 
 
 async def authorize(request: web.Request) -> web.Response:
+    """``POST /orders/authorize``; with ``options.force3d`` or the project's ``require_3ds`` (and no
+    ``secure3d.eci`` of the merchant's own MPI) 3-D Secure runs first and may answer 201.
+
+    The choice is made from the body and the project already at hand: an authorization without
+    3-D Secure runs exactly as before, with no extra query or await.
+    """
     orders = _orders(request)
-    return await _operate(
-        request, "authorize", lambda p, b: orders.authorize(p, parse.authorize_request(b)), project_currency=True
-    )
+    project = request[PROJECT]
+    raw = await read_json(request)
+    body = request.app[SCHEMAS].check("authorize", raw, default_currency=project.settings.currency)
+
+    async def produce() -> Reply:
+        req = parse.authorize_request(body)
+        want = parse.secure3d_request(body)
+        if req.secure3d is None and (want.force3d or project.settings.require_3ds):
+            secure = s3d.service(request)
+            return s3d.outcome_reply(await secure.authorize(project, req, want, s3d.callbacks(request)))
+        return _order_reply(await orders.authorize(project, req))
+
+    reply = await idempotent(request, request.app[RUNTIME].idempotency, project.id, body, produce)
+    return reply.response()
 
 
 async def create(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ everything (:data:`FULL_EXPAND`), as the doc's examples of them do.
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +28,11 @@ from typing import Any
 from switch.money import from_minor
 from switch.orders.errors import InvalidInput, Problem
 from switch.orders.model import Cashflow, Operation, Order
+from switch.secure3d.model import Challenge, Form3d, MethodStep
 
 __all__ = [
     "FULL_EXPAND",
+    "form3d_html",
     "OPERATION_EXPANDS",
     "ORDER_EXPANDS",
     "cashflow_view",
@@ -37,6 +40,7 @@ __all__ = [
     "operation_view",
     "order_view",
     "parse_expand",
+    "secure3d_view",
 ]
 
 ORDER_EXPANDS = frozenset(
@@ -176,3 +180,29 @@ def order_view(order: Order, expand: Iterable[str] = ()) -> dict[str, Any]:
     out["status"] = order.status.value
     out["updated"] = format_time(order.updated)
     return out
+
+
+def form3d_html(form: Form3d) -> str:
+    """The seed's ``form3d_html``: the form, auto-submitted by a script, with a button when scripts are off."""
+    e = html.escape
+    inputs = "".join(f'<input type="hidden" name="{e(k)}" value="{e(v)}">' for k, v in form.fields)
+    return (
+        f'<form id="form3d" method="{e(form.method)}" action="{e(form.action)}">{inputs}'
+        '<noscript><button type="submit">Continue</button></noscript></form>'
+        "<script>window.onload = function() {document.forms['form3d'].submit();}</script>"
+    )
+
+
+def secure3d_view(outcome: Challenge | MethodStep) -> dict[str, Any]:
+    """The 201 of an order waiting for 3-D Secure: the order with ``form3d``/``form3d_html`` (seeds/003,
+    Authorize, 3-D Secure example), or 3DS2's ``method3d_params`` (Payments with 3-D Secure 2.0)."""
+    if isinstance(outcome, MethodStep):
+        return {
+            "message": "Method3d required",
+            "method3d_params": {"method_data": outcome.method_data, "method_url": outcome.method_url},
+            "order_id": outcome.order.id,
+        }
+    view = order_view(outcome.order, FULL_EXPAND)
+    view["form3d"] = outcome.form.to_json()
+    view["form3d_html"] = form3d_html(outcome.form)
+    return {"orders": [_sorted(view)]}

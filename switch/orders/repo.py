@@ -439,7 +439,7 @@ class OrderRepo:
         await self._writer.run(insert)
 
     async def save_waiting(self, order: Order) -> bool:
-        """A waiting order's card, status, client and 3-D Secure data, if nobody changed it since it was read.
+        """A waiting order's card, status, client, 3-D Secure data and RRN, if nobody changed it since it was read.
 
         On success ``order.version`` is the stored one again; False (nothing written) when another
         request changed the order first or it no longer waits.
@@ -464,7 +464,7 @@ class OrderRepo:
             o.issuer,
             o.recurring,
             o.updated,
-            o.rrn,  # a page's order takes its RRN when it is paid (its first operation's)
+            o.rrn,  # the first operation's RRN: a page's order or a 3-D Secure one takes it when it is paid
             o.initial_rrn,
         )
 

@@ -72,6 +72,7 @@ class ProjectSettings:
     fee_fixed: int = 0  # minor units of fee per charge, on top of fee_rate
     reserve_rate: Decimal = Decimal("0")  # percent of each authorization held as a reserve
     acquirer_id: str = "412345"  # DE 32, the acquiring institution id (the sim's test acquirer BIN)
+    require_3ds: bool = False  # every authorization runs 3-D Secure, as if it said options.force3d
 
     def __post_init__(self) -> None:
         _text("terminal_id", self.terminal_id, 1, 8)
@@ -84,8 +85,9 @@ class ProjectSettings:
             raise InvalidSettings("country must be an ISO 3166-1 alpha-2 code")
         if not (len(self.currency) == 3 and self.currency.isascii() and self.currency.isalpha()):
             raise InvalidSettings("currency must be an ISO 4217 alphabetic code")
-        if not isinstance(self.auto_charge, bool):
-            raise InvalidSettings("auto_charge must be true or false")
+        for name in ("auto_charge", "require_3ds"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidSettings(f"{name} must be true or false")
         for name in ("fee_rate", "reserve_rate"):
             v = getattr(self, name)
             if not isinstance(v, Decimal) or not v.is_finite() or not Decimal(0) <= v <= Decimal(100):

@@ -1,0 +1,24 @@
+"""``[secure3d]``: where the directory server is, the ACS's public key, how long a cardholder may take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Secure3DConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class Secure3DConfig:
+    """3-D Secure of the switch (``isoswitch up`` fills ``ds_url`` and ``acs_public_key`` from the simulator)."""
+
+    ds_url: str | None = None  # the directory server, e.g. http://127.0.0.1:8584/ds; unset: no 3-D Secure
+    acs_public_key: Path | None = None  # PEM of the key the ACS signs PaRes/ARes/RReq/CRes with
+    session_timeout: float = 900.0  # seconds a cardholder has to finish (method, challenge) before it expires
+    ds_timeout: float = 5.0  # seconds per call to the directory server (the AReq waits for the ACS)
+
+    def __post_init__(self) -> None:
+        if self.session_timeout <= 0 or self.ds_timeout <= 0:
+            raise ValueError("session_timeout and ds_timeout must be positive")
+        if self.ds_url is not None and not self.ds_url.startswith(("http://", "https://")):
+            raise ValueError("ds_url must be an http:// or https:// URL")
