@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tls-cert", metavar="PEM", help="serve ISO 8583 over TLS with this certificate (chain)")
     p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert (default: in the same file)")
+    p.add_argument(
+        "--wallet-signing-key", metavar="PEM", help="the simulated wallet's signing key (POST /wallet/token)"
+    )
+    p.add_argument("--wallet-merchant-key", metavar="PUB", help="the gateway's public key wallet tokens are sealed for")
     # Any case, as every isoswitch command takes it (switch.process.log_level; not imported: the
     # simulator takes only the wire layer from the switch).
     p.add_argument(
@@ -129,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             rules=load_rules(args.rules),
             seed=args.seed,
             max_records=args.max_records,
+            wallet_signing_key=args.wallet_signing_key,
+            wallet_merchant_key=args.wallet_merchant_key,
         )
     except (RulesError, ValueError) as e:
         print(f"sim: {e}", file=sys.stderr)

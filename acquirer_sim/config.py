@@ -36,6 +36,10 @@ class SimConfig:
     seed: int | None = None
     #: Listen backlog of the ISO 8583 socket.
     backlog: int = 1024
+    #: The simulated wallet (``POST /wallet/token`` on the admin API): its signing key (private PEM) and
+    #: the gateway's public key it encrypts for; both or neither (:mod:`acquirer_sim.wallet`).
+    wallet_signing_key: str | None = None
+    wallet_merchant_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.dialect not in DIALECTS:
@@ -47,3 +51,5 @@ class SimConfig:
                 raise ValueError(f"{name} must be 0..65535")
         if self.max_records < 1:
             raise ValueError("max_records must be >= 1")
+        if (self.wallet_signing_key is None) != (self.wallet_merchant_key is None):
+            raise ValueError("the wallet needs both --wallet-signing-key and --wallet-merchant-key")

@@ -5,6 +5,8 @@ Routes (every one behind HTTP Basic; ``:id`` is the order id, digits):
 =======  ==========================  =====================================
 GET      /ping                       {"date", "message": "PONG!"}
 POST     /orders/authorize           authorize (2-stage; 1-stage with options.auto_charge)
+POST     /orders/token_pay           authorize with a wallet token (Apple Pay / Google Pay), as DSRP
+GET      /customers/:cid/cards       a oneclick customer's kept cards (masked)
 GET      /orders/:id                 one order, ``expand=card,client,...``
 GET      /orders/                    orders by filters, paged, links header
 PUT      /orders/:id/charge          full or partial charge
@@ -105,6 +107,8 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     r.add_get("/ping", handlers.ping)
     r.add_post("/orders/authorize", handlers.authorize)
     r.add_post("/orders/credit", handlers.credit)
+    r.add_post("/orders/token_pay", handlers.token_pay)
+    r.add_get("/customers/{customer_id:[A-Za-z0-9]{1,40}}/cards", handlers.customer_cards)
     for path in ("/orders/", "/orders"):
         r.add_get(path, handlers.list_orders)
     r.add_get(f"/orders/{_ID}", handlers.get_order)

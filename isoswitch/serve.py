@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
@@ -29,6 +30,7 @@ from isoswitch.failures import CannotStart
 from switch.logs import setup_logging
 from switch.process import hostport, run_loop, stop_event
 from switch.settings import ConfigError, Settings
+from switch.wire.wallet import generate_key_pair
 
 if TYPE_CHECKING:
     from switch.runtime import Runtime
@@ -66,15 +68,25 @@ def _demo_curl(base: str, login: str, password: str) -> str:
 
 @contextlib.contextmanager
 def sim_process(
-    host: str, port: int, admin_port: int | None = None, rules: str | None = None, log_level: str = "info"
+    host: str,
+    port: int,
+    admin_port: int | None = None,
+    rules: str | None = None,
+    log_level: str = "info",
+    *,
+    wallet_keys: tuple[Path, Path] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Run ``acquirer_sim`` in a process of its own (and so on a core of its own,
-    as a real host would be); yields its address; SIGTERM on exit."""
+    as a real host would be); yields its address; SIGTERM on exit.
+
+    ``wallet_keys``: the wallet's signing key and the gateway's public key (its ``POST /wallet/token``)."""
     cmd = [sys.executable, "-m", "acquirer_sim", "--host", host, "--port", str(port), "--log-level", log_level]
     if admin_port is not None:
         cmd += ["--admin-port", str(admin_port)]
     if rules:
         cmd += ["--rules", rules]
+    if wallet_keys is not None:
+        cmd += ["--wallet-signing-key", str(wallet_keys[0]), "--wallet-merchant-key", str(wallet_keys[1])]
     sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert sim.stdout is not None
@@ -160,8 +172,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         ports.append((settings.listener.host, settings.listener.port, "[iso_listener] port"))
     _ensure_free(ports)
     rules = str(sim.rules) if sim.rules else None
-    with sim_process(front.host, sim.port, sim.admin_port, rules, settings.logging.level) as sim_addr:
+    wallet = _wallet_keys(settings)
+    with sim_process(
+        front.host, sim.port, sim.admin_port, rules, settings.logging.level, wallet_keys=wallet
+    ) as sim_addr:
         return run_loop(lambda: _up(args, settings, sim_addr))
+
+
+def _wallet_keys(settings: Settings) -> tuple[Path, Path] | None:
+    """The wallet test keys in ``<data_dir>/keys/`` (made once): the switch finds the gateway's pair there by
+    default (``RuntimeConfig.wallet_keys``); the simulator's wallet gets its signing key and the gateway's public key.
+    None (the simulator mints nothing) when the configuration names wallet keys of its own.
+    """
+    runtime = settings.runtime
+    if runtime.wallet_merchant_key is not None or runtime.wallet_signing_public_key is not None:
+        return None
+    keys = settings.database.data_dir / "keys"
+    _, merchant_public = generate_key_pair(keys, "wallet_merchant")
+    signing, _ = generate_key_pair(keys, "wallet_signing")
+    return signing, merchant_public
 
 
 def _workers(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str, int]) -> list[list[str]]:

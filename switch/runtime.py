@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from switch import metrics
@@ -43,6 +44,7 @@ from switch.store import (
     open_database,
 )
 from switch.store.audit import AuditLog
+from switch.wire.wallet import Gateway
 
 __all__ = ["Runtime", "RuntimeConfig", "bounded", "open_runtime"]
 
@@ -67,6 +69,19 @@ class RuntimeConfig:
     saf: SafConfig = field(default_factory=SafConfig)
     env: Mapping[str, str] | None = None  # where the PAN key is looked up; None: os.environ
     listener: ListenerConfig | None = None  # the ISO listener for acquirer hosts/terminals; None: not started
+    # Wallet tokens (POST /orders/token_pay, switch.wire.wallet): the gateway's decryption key (private PEM)
+    # and the wallet's signing key (public PEM). Unset: <data_dir>/keys/wallet_merchant.pem and
+    # wallet_signing.pub.pem when both exist (`isoswitch up` makes them), else wallet tokens are refused.
+    wallet_merchant_key: Path | None = None
+    wallet_signing_public_key: Path | None = None
+
+    def wallet_keys(self) -> tuple[Path, Path] | None:
+        """The wallet key files to use (see the fields), or None. Configured files must exist (else the start fails)."""
+        keys = self.db.data_dir / "keys"
+        merchant = self.wallet_merchant_key or keys / "wallet_merchant.pem"
+        signing = self.wallet_signing_public_key or keys / "wallet_signing.pub.pem"
+        configured = self.wallet_merchant_key is not None or self.wallet_signing_public_key is not None
+        return (merchant, signing) if configured or (merchant.exists() and signing.exists()) else None
 
     def switch_config(self) -> SwitchConfig:
         if self.switch is not None:
@@ -178,7 +193,8 @@ async def open_runtime(cfg: RuntimeConfig) -> Runtime:
         engine = Engine(
             router, db, writer, ids, vault, request_timeout=cfg.request_timeout, reversals=reversals, audit=audit
         )
-        orders = OrdersService(engine)
+        wallet_keys = cfg.wallet_keys()
+        orders = OrdersService(engine, wallet=Gateway.load(*wallet_keys) if wallet_keys is not None else None)
         runtime = Runtime(
             cfg,
             db,

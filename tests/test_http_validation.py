@@ -54,7 +54,17 @@ def authorize(**changes: Any) -> dict[str, Any]:
 
 
 def test_every_request_body_has_a_schema() -> None:
-    assert SCHEMAS.names == {"authorize", "charge", "reverse", "refund", "cancel", "rebill", "credit", "credit_order"}
+    assert SCHEMAS.names == {
+        "authorize",
+        "charge",
+        "reverse",
+        "refund",
+        "cancel",
+        "rebill",
+        "credit",
+        "credit_order",
+        "token_pay",
+    }
 
 
 def test_the_seeds_unknown_property_example_is_reproduced_byte_for_byte_in_content() -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from switch.money import from_minor
 from switch.orders.errors import InvalidInput, Problem
 from switch.orders.model import Cashflow, Operation, Order
+from switch.orders.oneclick import KeptCard
 
 __all__ = [
     "FULL_EXPAND",
@@ -34,6 +35,7 @@ __all__ = [
     "ORDER_EXPANDS",
     "cashflow_view",
     "format_time",
+    "kept_card_view",
     "operation_view",
     "order_view",
     "parse_expand",
@@ -175,4 +177,14 @@ def order_view(order: Order, expand: Iterable[str] = ()) -> dict[str, Any]:
         out["segment"] = order.segment
     out["status"] = order.status.value
     out["updated"] = format_time(order.updated)
+    return out
+
+
+def kept_card_view(card: KeptCard) -> dict[str, Any]:
+    """A oneclick customer's kept card: its id (``extra_fields.oneclick.card_id``), the masked PAN, expiry, type."""
+    out: dict[str, Any] = {"created": format_time(card.created), "id": card.id, "pan": card.pan_mask}
+    if card.expiry_month is not None and card.expiry_year is not None:
+        out["expiration"] = f"{card.expiry_month}/{card.expiry_year % 100:02d}"
+    out["type"] = card.card_type or "unknown"
+    out["updated"] = format_time(card.updated)
     return out

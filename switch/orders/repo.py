@@ -364,6 +364,11 @@ class OrderRepo:
         self._pool = pool
         self._writer = writer
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool, for the stores beside the orders' (oneclick bindings)."""
+        return self._pool
+
     async def create(self, order: Order, first: Operation) -> None:
         """The order and its first (pending) operation, durable when this returns."""
         await self._writer.execute(_CREATE, (*_order_args(order), first.id, *_operation_args(first)))
