@@ -122,7 +122,9 @@ async def test_a_rebill_takes_trace_id_and_indicator_and_refuses_what_a_mit_cann
     ):
         err = await _invalid(rig.orders.rebill(rig.project, parent.id, {"amount": "1.00", **doc}))
         assert err.problems[0].field == field
-    assert len(rig.sent) == 3
+    off = {"force3d": "0", "return_url": "", "exemption_mit": 1}  # what is off, empty or true of a MIT is no conflict
+    await rig.orders.rebill(rig.project, parent.id, {"amount": "1.00", "options": off})
+    assert len(rig.sent) == 4
 
 
 async def test_a_credit_takes_the_terminal_and_refuses_the_rest(rig: Rig) -> None:

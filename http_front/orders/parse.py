@@ -290,10 +290,12 @@ def _not_applicable(body: Mapping[str, Any], what: str, names: tuple[str, ...]) 
     options = section(body, "options")
     for name in names:
         value = options.get(name)
-        if value is not None and value != "" and (flag(value) or not isinstance(value, int | bool)):
+        on = bool(value) if name in _URL_OPTIONS else flag(value)
+        if on:
             raise validation(f"Not applicable to {what}", f"options/{name}")
 
 
+_URL_OPTIONS = frozenset({"return_url", "secure3d20_return_url"})
 _THREE_DS_OPTIONS = ("force3d", "return_url", "secure3d20_return_url")
 
 
