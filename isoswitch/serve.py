@@ -262,6 +262,15 @@ def _banner(settings: Settings, sim_addr: tuple[str, int], password: str) -> Non
         "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
         "authorize 9.99 USD on a test card:",
         "  " + _demo_curl(base, DEMO_PROJECT, password),
+        *(
+            [
+                "a wallet test token for POST /orders/token_pay (dsrp.type apple_pay):",
+                f"  curl -s -X POST http://{sim_host}:{config.simulator(settings).admin_port}/wallet/token "
+                """-d '{"pan": "4111111111111111", "amount": "9.99"}'""",
+            ]
+            if settings.runtime.wallet_merchant_key is None and settings.runtime.wallet_signing_public_key is None
+            else []
+        ),
         "benchmark it from another terminal:",
         f"  .venv/bin/isoswitch bench rest --url {base} --login {DEMO_PROJECT} --password={password} "
         f"--concurrency 64 --duration 20 --bare --sim {sim_host}:{sim_port}",
