@@ -66,6 +66,13 @@ async def test_a_later_authorize_pays_with_the_kept_card_without_the_pan(rig: Ri
     assert (wire["22"], wire["124"]) == ("100", "CU")  # credential on file, cardholder-initiated
 
 
+async def test_a_merchant_initiated_payment_on_a_kept_card_refers_to_the_order_it_was_kept_from(rig: Rig) -> None:
+    first = await rig.orders.authorize(rig.project, keep())
+    order = await rig.orders.authorize(rig.project, {**pay(cvv=None), "options": {"exemption_mit": 1}})
+    assert rig.sent[-1]["124"] == f"MU{first.rrn}" and "120" not in rig.sent[-1]
+    assert order.parent_order_id == first.id
+
+
 async def test_the_cvv_of_a_kept_card_is_required_unless_the_project_waives_it(rig: Rig) -> None:
     await rig.orders.authorize(rig.project, keep())
     err = await _invalid(rig, rig.project, pay(cvv=None))

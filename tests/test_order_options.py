@@ -166,6 +166,13 @@ async def test_a_project_that_waives_cvv_and_holder_authorizes_without_them_and_
     assert status == 422
     assert [e["uri"] for e in doc["errors"]] == ["#/card/cvv", "#/card/holder"]
     assert len(front.sent) == 1
+    # A merchant-initiated payment has no cardholder to give a CVV, even where the project requires one.
+    status, doc = await front.call("POST", "/orders/authorize", body(), headers=front.other)
+    mit = body(options={"exemption_mit": 1}, recurring_details={"parent_order_id": doc["orders"][0]["id"]})
+    del mit["card"]["cvv"]
+    status, doc = await front.call("POST", "/orders/authorize", mit, headers=front.other)
+    assert status == 200, doc
+    assert front.sent[-1]["124"].startswith("MU") and "120" not in front.sent[-1]
 
 
 async def test_over_http_terminal_and_stored_credential_reach_the_wire_and_unknown_ones_get_the_seeds_422(

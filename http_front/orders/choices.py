@@ -17,7 +17,16 @@ from switch.orders.requests import Oneclick, Recurring
 from switch.store.projects import ProjectSettings
 from switch.translate import CredentialReason, Initiator
 
-__all__ = ["indicator_of", "kept_card_cvv", "oneclick_of", "recurring_of", "terminal_of", "trace_id_of", "waived"]
+__all__ = [
+    "indicator_of",
+    "kept_card_cvv",
+    "merchant_initiated",
+    "oneclick_of",
+    "recurring_of",
+    "terminal_of",
+    "trace_id_of",
+    "waived",
+]
 
 _CUSTOMER_ID = re.compile(r"[A-Za-z0-9]{1,40}", re.ASCII)
 _KEPT_CARD = ("#/pan", "#/card", "#/card/expiration_month", "#/card/expiration_year", "#/card/holder")
@@ -36,11 +45,24 @@ def waived(settings: ProjectSettings, body: object) -> frozenset[str]:
     s3 = body.get("secure3d")
     if isinstance(s3, dict) and flag(s3.get("dsrp")):
         out.update(("#/card/cvv", "#/card/holder"))  # seeds/003, DSRP: "not contained in the token"
+    options, details = body.get("options"), body.get("recurring_details")
+    indicator = details.get("indicator") if isinstance(details, dict) else None
+    if (isinstance(options, dict) and flag(options.get("exemption_mit"))) or (
+        isinstance(indicator, str) and indicator.strip().upper().startswith("M")
+    ):
+        out.add("#/card/cvv")  # a merchant-initiated payment has no cardholder to give one
     extra = body.get("extra_fields")
     oneclick = extra.get("oneclick") if isinstance(extra, dict) else None
     if isinstance(oneclick, dict) and oneclick.get("customer_id") is not None and "pan" not in body:
         out.update(_KEPT_CARD)
     return frozenset(out)
+
+
+def merchant_initiated(stored: Recurring | None) -> bool:
+    """Whether the payment is merchant-initiated: ``exemption_mit``, or an indicator for the merchant."""
+    if stored is None:
+        return False
+    return stored.exemption_mit or (stored.indicator is not None and stored.indicator[0] is Initiator.MERCHANT)
 
 
 def terminal_of(options: Mapping[str, Any]) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any
 from http_front.orders.choices import (
     indicator_of,
     kept_card_cvv,
+    merchant_initiated,
     oneclick_of,
     recurring_of,
     terminal_of,
@@ -257,7 +258,9 @@ def authorize_request(body: Mapping[str, Any], settings: ProjectSettings | None 
     secure = secure3d_of(body)
     oneclick = oneclick_of(body)
     dsrp = secure is not None and secure.tokenized
-    need_cvv = settings is not None and settings.cvv_required and not dsrp
+    stored = recurring_of(body)
+    # Neither a wallet token nor a merchant-initiated payment has a CVV to give (and none is sent for a MIT).
+    need_cvv = settings is not None and settings.cvv_required and not dsrp and not merchant_initiated(stored)
     need_holder = settings is not None and settings.holder_required and not dsrp
     card: Card | None = None
     cvv = None
@@ -279,7 +282,7 @@ def authorize_request(body: Mapping[str, Any], settings: ProjectSettings | None 
         recurring=flag(options.get("recurring")),
         auto_charge=_auto_charge(options),
         terminal=terminal_of(options),
-        stored=recurring_of(body),
+        stored=stored,
         oneclick=oneclick,
         cvv=cvv,
     )

@@ -13,7 +13,9 @@
 - Without those, ``options.recurring`` or a card about to be kept (oneclick)
   is ``CF`` (credential stored now), a kept card paying now ``CU``.
 - ``extra_fields.oneclick`` without a PAN: the customer's kept card
-  (:mod:`switch.orders.oneclick`), the CVV typed now.
+  (:mod:`switch.orders.oneclick`), the CVV typed now; a merchant-initiated
+  payment on it refers to the order the card was kept from, unless it names
+  its own reference.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from switch.errors import TranslationError
 from switch.orders.cards import OrderCards
 from switch.orders.engine import merchant_of
 from switch.orders.errors import InvalidInput
+from switch.orders.model import Order
 from switch.orders.oneclick import OneclickCards
 from switch.orders.repo import OrderRepo
 from switch.orders.requests import AuthorizeRequest, Oneclick
@@ -57,8 +60,12 @@ _CIT = Initiator.CARDHOLDER
 _MIT = Initiator.MERCHANT
 
 
-async def series_of(repo: OrderRepo, project: Project, req: AuthorizeRequest) -> Series:
-    """The stored-credential data of an authorization (module doc); a database read only for a parent order."""
+async def series_of(repo: OrderRepo, project: Project, req: AuthorizeRequest, kept_from: Order | None = None) -> Series:
+    """The stored-credential data of an authorization (module doc); a database read only for a parent order.
+
+    ``kept_from``: the order whose card a oneclick payment uses; a merchant-initiated one refers to it
+    when the request names no parent order nor trace id.
+    """
     kept = req.card is None
     binds = req.oneclick is not None and req.oneclick.bind and not kept
     r = req.stored
@@ -85,6 +92,8 @@ async def series_of(repo: OrderRepo, project: Project, req: AuthorizeRequest) ->
                 )
         return Series(_stored(_CIT, reason, None, None))
     parent_id = first_rrn = None
+    if r.parent_order_id is None and r.trace_id is None and kept_from is not None:
+        parent_id, first_rrn = kept_from.id, kept_from.initial_rrn or kept_from.rrn
     if r.parent_order_id is not None:
         parent = await repo.get(project.id, r.parent_order_id)
         if parent is None:
@@ -110,8 +119,8 @@ def _stored(
 
 async def kept_card(
     store: OneclickCards, repo: OrderRepo, cards: OrderCards, project: Project, oneclick: Oneclick, cvv: str | None
-) -> tuple[Card, str | None]:
-    """The customer's kept card (with the CVV typed now) and its holder; 422 when the customer has none."""
+) -> tuple[Card, Order]:
+    """The customer's kept card (with the CVV typed now) and the order it was kept from; 422 when there is none."""
     kept = await store.find(project.id, oneclick.customer_id, oneclick.card_id)
     source = None if kept is None else await repo.get(project.id, kept.order_id)
     if source is None:
@@ -119,6 +128,6 @@ async def kept_card(
         raise InvalidInput.one("No kept card for this customer", f"extra_fields/oneclick/{where}")
     card = cards.card(source)
     try:
-        return dataclasses.replace(card, cvv=cvv), source.card_holder
+        return dataclasses.replace(card, cvv=cvv), source
     except TranslationError as e:
         raise InvalidInput.of_translation(e, "card/cvv") from None

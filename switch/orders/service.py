@@ -167,14 +167,14 @@ class OrdersService:
         amount = _minor(req.amount, cur, zero_ok=True)
         secure, recurring = req.secure3d, req.recurring
         merchant = merchant_for(settings, req.terminal)
-        holder = None
+        kept_from = None
         if req.card is not None:
             card = req.card
         elif req.oneclick is not None:
-            card, holder = await kept_card(self.oneclick, engine.repo, engine.cards, project, req.oneclick, req.cvv)
+            card, kept_from = await kept_card(self.oneclick, engine.repo, engine.cards, project, req.oneclick, req.cvv)
         else:
             raise InvalidInput.required("pan")
-        series = await series_of(engine.repo, project, req)
+        series = await series_of(engine.repo, project, req, kept_from)
         now, order_id, rrn = await self._begin()
         iso = engine.translate(
             lambda: Authorize(
@@ -193,8 +193,8 @@ class OrdersService:
         order = engine.cards.new_order(project, order_id, card, amount, cur, now, rrn=rrn, recurring=recurring)
         order.initial_rrn = series.first_rrn or rrn
         order.parent_order_id = series.parent_id
-        if holder is not None:
-            order.card_holder = holder
+        if kept_from is not None:
+            order.card_holder = kept_from.card_holder
         _fill(order, req.details, settings, req.descriptor)
         if secure is not None:
             order.secure3d = secure.shown
