@@ -122,8 +122,9 @@ def _b64(raw: bytes) -> str:
 def _unb64(text: object, what: str) -> bytes:
     if not isinstance(text, str):
         raise TokenError(f"token {what} is not a base64 string")
+    compact = "".join(text.split())  # a token pasted over several lines
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=False)
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise TokenError(f"token {what} is not base64") from None
 
