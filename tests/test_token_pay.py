@@ -60,9 +60,11 @@ def _pay(token: str, amount: str = "9.99", kind: str = "apple_pay", **extra: Any
     return {"amount": amount, "dsrp": {"type": kind, "token": token}, "location": {"ip": "6.6.6.6"}, **extra}
 
 
-async def _refused(rig: Rig, body: dict[str, Any]) -> InvalidInput:
+async def _refused(rig: Rig, *args: Any) -> InvalidInput:
+    """``token_pay(project, body)``'s refusal; the rig's project when only the body is given."""
+    project, body = args if len(args) == 2 else (rig.project, args[0])
     with pytest.raises(InvalidInput) as info:
-        await rig.orders.token_pay(rig.project, body)
+        await rig.orders.token_pay(project, body)
     return info.value
 
 
@@ -177,6 +179,16 @@ async def test_a_bad_token_is_refused_as_invalid_and_nothing_is_sent(
     (problem,) = err.problems
     assert problem.field == field and words in problem.message and PAN not in problem.message
     assert wallet_rig.sent == [] and await wallet_rig.rows("SELECT id FROM orders") == []
+
+
+async def test_a_token_pays_once_and_its_copy_is_refused_in_any_project(wallet_rig: Rig, sim: SimServer) -> None:
+    token = await mint(sim, pan=PAN, amount="9.99")
+    await wallet_rig.orders.token_pay(wallet_rig.project, _pay(token["token"]))
+    other = await wallet_rig.project_with("other")
+    for project in (wallet_rig.project, other):
+        err = await _refused(wallet_rig, project, _pay(token["token"]))
+        assert (err.problems[0].field, err.problems[0].message) == ("dsrp/token", "Invalid token: already used")
+    assert len(wallet_rig.sent) == 1
 
 
 async def test_without_wallet_keys_token_pay_is_refused_not_failed(rig: Rig, sim: SimServer) -> None:

@@ -25,3 +25,7 @@ CREATE TABLE oneclick_cards (
 );
 
 CREATE INDEX oneclick_cards_customer ON oneclick_cards (project_id, customer_id, updated DESC, id DESC);
+
+-- A wallet token pays once: token_pay looks its transaction id up before authorizing (switch/orders/wallet.py).
+-- Partial, so that orders without a wallet token (nearly all) cost this index nothing on insert.
+CREATE INDEX orders_wallet_transaction ON orders ((secure3d ->> 'xid')) WHERE secure3d ->> 'reason' = 'dsrp';

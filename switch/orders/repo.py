@@ -451,6 +451,14 @@ class OrderRepo:
             ),
         )
 
+    async def wallet_token_used(self, transaction_id: str) -> bool:
+        """Whether an order of any project was made with the wallet token ``transaction_id`` (token_pay, DSRP)."""
+        found = await self._pool.fetchval(
+            "SELECT 1 FROM orders WHERE secure3d ->> 'reason' = 'dsrp' AND secure3d ->> 'xid' = $1 LIMIT 1",
+            transaction_id,
+        )
+        return found is not None
+
     async def get(self, project_id: int, order_id: str) -> Order | None:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(

@@ -212,7 +212,10 @@ class OrdersService:
         """``POST /orders/token_pay``: the wallet token opened and checked, then authorized as DSRP."""
         cur = req.currency or currency(project.settings.currency)
         amount = _minor(req.amount, cur)
-        card, secure, _ = open_token(self.wallet, req.token, req.wallet_type, amount, cur)
+        card, secure, payment = open_token(self.wallet, req.token, req.wallet_type, amount, cur)
+        if await self.engine.repo.wallet_token_used(payment.transaction_id):
+            # A token pays once (Apple Pay and Google Pay mint a new one per payment): a copy is a replay.
+            raise InvalidInput.one("Invalid token: already used", "dsrp/token")
         return await self.authorize(
             project,
             AuthorizeRequest(

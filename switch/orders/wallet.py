@@ -8,7 +8,8 @@ credential), DE 121 the token's ECI (only when it has one), DE 122 its
 cryptogram, DE 123 its transaction id. The order's ``secure3d`` shows
 ``dsrp_type``, ``reason: dsrp``, ``dsrp: "1"``, ``eci``, ``xid``,
 ``authorization_status``, ``version``, ``scenario`` as the seed's example,
-never the cryptogram.
+never the cryptogram. A token pays once: ``token_pay`` refuses one whose
+transaction id an order already carries (``OrderRepo.wallet_token_used``).
 """
 
 from __future__ import annotations
