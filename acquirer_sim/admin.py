@@ -9,6 +9,7 @@ GET      /ledger    every card's books, PANs masked (see ``ledger.py``)
 GET      /faults    the active fault rules (PANs masked)
 PUT      /faults    a JSON list of fault rules, replacing the active ones
 GET      /metrics   Prometheus text format (:mod:`acquirer_sim.admin_metrics`)
+POST     /wallet/token  a wallet test token (:mod:`acquirer_sim.wallet`), when the wallet has its keys
 =======  =========  ==========================================================
 
 The simulated 3-D Secure directory server and ACS (``/ds/...``, ``/acs/...``)
@@ -19,12 +20,14 @@ Nothing here ever shows a full PAN.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from acquirer_sim import wallet
 from acquirer_sim.acs import Acs, add_routes
 from acquirer_sim.admin_metrics import sim_registry
 from acquirer_sim.errors import RulesError
@@ -90,6 +93,23 @@ async def _put_faults(request: web.Request) -> web.Response:
     return _json([r.to_dict() for r in sim.faults.rules])
 
 
+async def _wallet_token(request: web.Request) -> web.Response:
+    cfg = request.app[_SIM].config
+    if cfg.wallet_signing_key is None or cfg.wallet_merchant_key is None:
+        return _json({"error": "the wallet has no keys (--wallet-signing-key, --wallet-merchant-key)"}, status=404)
+    try:
+        doc = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return _json({"error": "body is not JSON"}, status=400)
+    if not isinstance(doc, dict):
+        return _json({"error": "body must be a JSON object"}, status=400)
+    keys = wallet.WalletKeys(Path(cfg.wallet_signing_key), Path(cfg.wallet_merchant_key))
+    try:
+        return _json(wallet.mint(keys, doc))
+    except ValueError as e:  # MintError, or a bad key file
+        return _json({"error": str(e)}, status=400)
+
+
 def build_app(sim: SimServer) -> web.Application:
     """The aiohttp application serving ``sim``'s admin endpoints."""
     app = web.Application()
@@ -103,6 +123,7 @@ def build_app(sim: SimServer) -> web.Application:
     app.router.add_get("/metrics", _metrics)
     cfg = sim.config
     add_routes(app, Acs.create(cfg.rules, cfg.acs_key, cfg.acs_url))
+    app.router.add_post("/wallet/token", _wallet_token)
     return app
 
 

@@ -71,6 +71,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="base URL browsers reach the admin port's ACS at (default: the Host the DS was called with)",
     )
+    p.add_argument(
+        "--wallet-signing-key", metavar="PEM", help="the simulated wallet's signing key (POST /wallet/token)"
+    )
+    p.add_argument("--wallet-merchant-key", metavar="PUB", help="the gateway's public key wallet tokens are sealed for")
     # Any case, as every isoswitch command takes it (switch.process.log_level; not imported: the
     # simulator takes only the wire layer from the switch).
     p.add_argument(
@@ -143,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
             max_records=args.max_records,
             acs_key=args.acs_key,
             acs_url=args.acs_url,
+            wallet_signing_key=args.wallet_signing_key,
+            wallet_merchant_key=args.wallet_merchant_key,
         )
     except (RulesError, ValueError) as e:
         print(f"sim: {e}", file=sys.stderr)

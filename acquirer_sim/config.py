@@ -41,6 +41,10 @@ class SimConfig:
     acs_key: str | None = None
     #: Base URL browsers reach the admin port (the ACS) at; None = the scheme and Host of each DS request.
     acs_url: str | None = None
+    #: The simulated wallet (``POST /wallet/token`` on the admin API): its signing key (private PEM) and
+    #: the gateway's public key it encrypts for; both or neither (:mod:`acquirer_sim.wallet`).
+    wallet_signing_key: str | None = None
+    wallet_merchant_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.dialect not in DIALECTS:
@@ -52,3 +56,5 @@ class SimConfig:
                 raise ValueError(f"{name} must be 0..65535")
         if self.max_records < 1:
             raise ValueError("max_records must be >= 1")
+        if (self.wallet_signing_key is None) != (self.wallet_merchant_key is None):
+            raise ValueError("the wallet needs both --wallet-signing-key and --wallet-merchant-key")

@@ -8,6 +8,8 @@ POST     /orders/authorize           authorize (2-stage; 1-stage with options.au
 POST     /orders/create              an order paid on the hosted page: 201, Location: the page
 GET      /pay/:token                 the hosted payment page (no credentials: the token is one)
 POST     /pay/:token                 its card form (http_front.pages)
+POST     /orders/token_pay           authorize with a wallet token (Apple Pay / Google Pay), as DSRP
+GET      /customers/:cid/cards       a oneclick customer's kept cards (masked)
 GET      /orders/:id                 one order, ``expand=card,client,...``
 GET      /orders/                    orders by filters, paged, links header
 PUT      /orders/:id/charge          full or partial charge
@@ -117,6 +119,8 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     r.add_post("/orders/authorize", handlers.authorize)
     r.add_post("/orders/create", handlers.create)
     r.add_post("/orders/credit", handlers.credit)
+    r.add_post("/orders/token_pay", handlers.token_pay)
+    r.add_get("/customers/{customer_id:[A-Za-z0-9]{1,40}}/cards", handlers.customer_cards)
     for path in ("/orders/", "/orders"):
         r.add_get(path, handlers.list_orders)
     r.add_get(f"/orders/{_ID}", handlers.get_order)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from switch.orders.model import Operation, Order
+from switch.orders.oneclick import KeptCard
 from switch.orders.pages import PageView
 from switch.orders.requests import (
     AmountRequest,
@@ -22,6 +23,7 @@ from switch.orders.requests import (
     OperationsQuery,
     OrdersQuery,
     RebillRequest,
+    TokenPayRequest,
 )
 from switch.orders.service import Page
 from switch.saf import SafCounts
@@ -44,6 +46,8 @@ class IdempotencyPort(Protocol):
 
 class OrdersPort(Protocol):
     async def authorize(self, project: Project, req: AuthorizeRequest) -> Order: ...
+    async def token_pay(self, project: Project, req: TokenPayRequest) -> Order: ...
+    async def oneclick_cards(self, project: Project, customer_id: str) -> list[KeptCard]: ...
     async def charge(self, project: Project, order_id: str, req: AmountRequest) -> Order: ...
     async def reverse(self, project: Project, order_id: str) -> Order: ...
     async def refund(self, project: Project, order_id: str, req: AmountRequest) -> Order: ...

@@ -30,6 +30,7 @@ from isoswitch.failures import CannotStart
 from switch.logs import setup_logging
 from switch.process import hostport, run_loop, stop_event
 from switch.settings import ConfigError, Settings
+from switch.wire import wallet
 from switch.wire.threeds import generate_key_pair
 
 if TYPE_CHECKING:
@@ -89,9 +90,13 @@ def sim_process(
     rules: str | None = None,
     log_level: str = "info",
     acs_key: Path | None = None,
+    *,
+    wallet_keys: tuple[Path, Path] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Run ``acquirer_sim`` in a process of its own (and so on a core of its own,
-    as a real host would be); yields its address; SIGTERM on exit."""
+    as a real host would be); yields its address; SIGTERM on exit.
+
+    ``wallet_keys``: the wallet's signing key and the gateway's public key (its ``POST /wallet/token``)."""
     cmd = [sys.executable, "-m", "acquirer_sim", "--host", host, "--port", str(port), "--log-level", log_level]
     if admin_port is not None:
         cmd += ["--admin-port", str(admin_port)]
@@ -99,6 +104,8 @@ def sim_process(
         cmd += ["--rules", rules]
     if acs_key is not None:
         cmd += ["--acs-key", str(acs_key)]
+    if wallet_keys is not None:
+        cmd += ["--wallet-signing-key", str(wallet_keys[0]), "--wallet-merchant-key", str(wallet_keys[1])]
     sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert sim.stdout is not None
@@ -224,8 +231,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     rules = str(sim.rules) if sim.rules else None
     acs_private, acs_public = acs_keys(settings)
     settings = with_simulated_secure3d(settings, front.host, sim.admin_port, acs_public)
-    with sim_process(front.host, sim.port, sim.admin_port, rules, settings.logging.level, acs_private) as sim_addr:
+    wallet = _wallet_keys(settings)
+    with sim_process(
+        front.host, sim.port, sim.admin_port, rules, settings.logging.level, acs_private, wallet_keys=wallet
+    ) as sim_addr:
         return run_loop(lambda: _up(args, settings, sim_addr))
+
+
+def _wallet_keys(settings: Settings) -> tuple[Path, Path] | None:
+    """The wallet test keys in ``<data_dir>/keys/`` (made once): the switch finds the gateway's pair there by
+    default (``RuntimeConfig.wallet_keys``); the simulator's wallet gets its signing key and the gateway's public key.
+    None (the simulator mints nothing) when the configuration names wallet keys of its own.
+    """
+    runtime = settings.runtime
+    if runtime.wallet_merchant_key is not None or runtime.wallet_signing_public_key is not None:
+        return None
+    keys = settings.database.data_dir / "keys"
+    _, merchant_public = wallet.generate_key_pair(keys, "wallet_merchant")
+    signing, _ = wallet.generate_key_pair(keys, "wallet_signing")
+    return signing, merchant_public
 
 
 def _workers(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str, int]) -> list[list[str]]:
@@ -300,6 +324,15 @@ def _banner(settings: Settings, sim_addr: tuple[str, int], password: str) -> Non
         "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
         "authorize 9.99 USD on a test card:",
         "  " + _demo_curl(base, DEMO_PROJECT, password),
+        *(
+            [
+                "a wallet test token for POST /orders/token_pay (dsrp.type apple_pay):",
+                f"  curl -s -X POST http://{sim_host}:{config.simulator(settings).admin_port}/wallet/token "
+                """-d '{"pan": "4111111111111111", "amount": "9.99"}'""",
+            ]
+            if settings.runtime.wallet_merchant_key is None and settings.runtime.wallet_signing_public_key is None
+            else []
+        ),
         "benchmark it from another terminal:",
         f"  .venv/bin/isoswitch bench rest --url {base} --login {DEMO_PROJECT} --password={password} "
         f"--concurrency 64 --duration 20 --bare --sim {sim_host}:{sim_port}",

@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from switch import metrics
@@ -47,6 +48,7 @@ from switch.store import (
 )
 from switch.store.audit import AuditLog
 from switch.webhooks import Events, Render, Sender, WebhookConfig, WebhookStore, WebhookWorker
+from switch.wire.wallet import Gateway
 
 __all__ = ["Runtime", "RuntimeConfig", "bounded", "open_runtime"]
 
@@ -75,6 +77,19 @@ class RuntimeConfig:
     # Webhook deliveries: timeout 5 s, backoff 5 s doubling to 1 h, for 3 days; private addresses
     # refused, loopback allowed (see switch.webhooks.WebhookConfig).
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    # Wallet tokens (POST /orders/token_pay, switch.wire.wallet): the gateway's decryption key (private PEM)
+    # and the wallet's signing key (public PEM). Unset: <data_dir>/keys/wallet_merchant.pem and
+    # wallet_signing.pub.pem when both exist (`isoswitch up` makes them), else wallet tokens are refused.
+    wallet_merchant_key: Path | None = None
+    wallet_signing_public_key: Path | None = None
+
+    def wallet_keys(self) -> tuple[Path, Path] | None:
+        """The wallet key files to use (see the fields), or None. Configured files must exist (else the start fails)."""
+        keys = self.db.data_dir / "keys"
+        merchant = self.wallet_merchant_key or keys / "wallet_merchant.pem"
+        signing = self.wallet_signing_public_key or keys / "wallet_signing.pub.pem"
+        configured = self.wallet_merchant_key is not None or self.wallet_signing_public_key is not None
+        return (merchant, signing) if configured or (merchant.exists() and signing.exists()) else None
 
     def switch_config(self) -> SwitchConfig:
         if self.switch is not None:
@@ -215,7 +230,8 @@ async def open_runtime(
             audit=audit,
             events=events,
         )
-        orders = OrdersService(engine)
+        wallet_keys = cfg.wallet_keys()
+        orders = OrdersService(engine, wallet=Gateway.load(*wallet_keys) if wallet_keys is not None else None)
         pages = PaymentPages(orders, PageStore(db.pool, writer), projects.get, cfg.pages)
         hooks = WebhookWorker(WebhookStore(db.pool, vault), events, cfg.webhooks, webhook_sender, engine.repo.get)
         try:

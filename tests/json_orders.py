@@ -36,10 +36,13 @@ class JsonOrders:
         return getattr(self.service, name)
 
     async def authorize(self, project: Project, body: Mapping[str, Any]) -> Order:
-        return await self.service.authorize(project, parse.authorize_request(body))
+        return await self.service.authorize(project, parse.authorize_request(body, project.settings))
+
+    async def token_pay(self, project: Project, body: Mapping[str, Any]) -> Order:
+        return await self.service.token_pay(project, parse.token_pay_request(body))
 
     async def rebill(self, project: Project, order_id: str, body: Mapping[str, Any]) -> Order:
-        return await self.service.rebill(project, order_id, parse.rebill_request(body))
+        return await self.service.rebill(project, order_id, parse.rebill_request(body, order_id))
 
     async def credit(self, project: Project, order_id: str | None, body: Mapping[str, Any]) -> Order:
         return await self.service.credit(project, order_id, parse.credit_request(body, with_card=order_id is None))

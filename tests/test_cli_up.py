@@ -4,6 +4,7 @@ one JSON line. Real processes, real ports on 127.0.0.1, embedded PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shlex
@@ -83,6 +84,20 @@ def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: 
         assert stat.S_IMODE((keys / "acs_signing.pem").stat().st_mode) == 0o600
         with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ds/public-key", timeout=10) as resp:
             assert resp.read() == (keys / "acs_signing.pub.pem").read_bytes()
+        # The wallet keys are in <data_dir>/keys: the simulator mints a token the switch opens (token_pay).
+        mint = [x.strip() for x in lines if x.strip().startswith("curl ")][1]
+        out = subprocess.run(shlex.split(mint), capture_output=True, text=True, timeout=30)
+        token = orjson.loads(out.stdout)["token"]
+        pay = {"amount": "9.99", "dsrp": {"type": "apple_pay", "token": token}, "location": {"ip": "6.6.6.6"}}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{http}/orders/token_pay",
+            data=orjson.dumps(pay),
+            headers={"Content-Type": "application/json", "Authorization": "Basic " + base64.b64encode(
+                f"demo:{creds['password']}".encode()).decode()},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            paid = orjson.loads(resp.read())["orders"][0]
+        assert (paid["status"], paid["secure3d"]["reason"]) == ("authorized", "dsrp")
     finally:
         rc = _interrupt(proc)
     assert rc == 0

@@ -67,6 +67,7 @@ def test_every_request_body_has_a_schema() -> None:
         "complete3d20",
         "resume",
         "create",
+        "token_pay",
     }
 
 

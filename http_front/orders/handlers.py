@@ -11,6 +11,7 @@ raised and shaped by :mod:`http_front.errors`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from http_front.orders.views import (
     FULL_EXPAND,
     OPERATION_EXPANDS,
     format_time,
+    kept_card_view,
     operation_view,
     order_view,
     parse_expand,
@@ -37,9 +39,10 @@ from http_front.pages.order_page import page_url
 from http_front.paging import LINK_HEADERS, links
 from http_front.ports import OrdersPort
 from http_front.rates import parse_rates_query
+from switch.orders.errors import InvalidInput
 from switch.orders.model import Order
 from switch.orders.service import Page
-from switch.store.projects import Project
+from switch.store.projects import Project, ProjectSettings
 
 __all__ = [
     "authorize",
@@ -48,6 +51,7 @@ __all__ = [
     "create",
     "credit",
     "credit_order",
+    "customer_cards",
     "exchange_rates",
     "get_order",
     "list_operations",
@@ -56,6 +60,7 @@ __all__ = [
     "rebill",
     "refund",
     "reverse",
+    "token_pay",
 ]
 
 _Run = Callable[[Project, dict[str, Any]], Awaitable[Order]]
@@ -81,12 +86,19 @@ def _order_reply(order: Order) -> Reply:
     return json_reply({"orders": [order_view(order, FULL_EXPAND)]})
 
 
-async def _operate(request: web.Request, schema: str, run: _Run, *, project_currency: bool = False) -> web.Response:
-    """Validate the body against ``schema``, then run the operation once per Idempotency-Key."""
+_Waived = Callable[[ProjectSettings, object], AbstractSet[str]]
+
+
+async def _operate(
+    request: web.Request, schema: str, run: _Run, *, project_currency: bool = False, waived: _Waived | None = None
+) -> web.Response:
+    """Validate the body against ``schema`` (less what ``waived`` says the project or body need not have),
+    then run the operation once per Idempotency-Key."""
     project = request[PROJECT]
     raw = await read_json(request)
     default = project.settings.currency if project_currency else None
-    body = request.app[SCHEMAS].check(schema, raw, default_currency=default)
+    optional = waived(project.settings, raw) if waived is not None else frozenset()
+    body = request.app[SCHEMAS].check(schema, raw, default_currency=default, optional=optional)
 
     async def produce() -> Reply:
         return _order_reply(await run(project, body))
@@ -150,12 +162,15 @@ async def authorize(request: web.Request) -> web.Response:
     orders = _orders(request)
     project = request[PROJECT]
     raw = await read_json(request)
-    body = request.app[SCHEMAS].check("authorize", raw, default_currency=project.settings.currency)
+    optional = parse.waived(project.settings, raw)
+    body = request.app[SCHEMAS].check("authorize", raw, default_currency=project.settings.currency, optional=optional)
 
     async def produce() -> Reply:
-        req = parse.authorize_request(body)
+        req = parse.authorize_request(body, project.settings)
         want = parse.secure3d_request(body)
         if req.secure3d is None and (want.force3d or project.settings.require_3ds):
+            if req.card is None:
+                raise InvalidInput.one("3-D Secure with a kept (oneclick) card is not offered", "options/force3d")
             secure = s3d.service(request)
             return s3d.outcome_reply(await secure.authorize(project, req, want, s3d.callbacks(request)))
         return _order_reply(await orders.authorize(project, req))
@@ -187,6 +202,19 @@ async def create(request: web.Request) -> web.Response:
     return reply.response()
 
 
+async def token_pay(request: web.Request) -> web.Response:
+    orders = _orders(request)
+    return await _operate(
+        request, "token_pay", lambda p, b: orders.token_pay(p, parse.token_pay_request(b)), project_currency=True
+    )
+
+
+async def customer_cards(request: web.Request) -> web.Response:
+    """``GET /customers/:customer_id/cards``: a oneclick customer's kept cards (masked), most recent first."""
+    cards = await _orders(request).oneclick_cards(request[PROJECT], request.match_info["customer_id"])
+    return json_reply({"cards": [kept_card_view(c) for c in cards]}).response()
+
+
 async def credit(request: web.Request) -> web.Response:
     orders = _orders(request)
     return await _operate(
@@ -215,7 +243,7 @@ charge = _on_order("charge", lambda s, p, oid, b: s.charge(p, oid, parse.amount_
 reverse = _on_order("reverse", lambda s, p, oid, b: s.reverse(p, oid))
 refund = _on_order("refund", lambda s, p, oid, b: s.refund(p, oid, parse.amount_request(b)))
 cancel = _on_order("cancel", lambda s, p, oid, b: s.cancel(p, oid, parse.amount_request(b)))
-rebill = _on_order("rebill", lambda s, p, oid, b: s.rebill(p, oid, parse.rebill_request(b)))
+rebill = _on_order("rebill", lambda s, p, oid, b: s.rebill(p, oid, parse.rebill_request(b, oid)))
 credit_order = _on_order(
     "credit_order", lambda s, p, oid, b: s.credit(p, oid, parse.credit_request(b, with_card=False))
 )

@@ -18,6 +18,17 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from http_front.orders.choices import (
+    indicator_of,
+    kept_card_cvv,
+    merchant_initiated,
+    oneclick_of,
+    recurring_of,
+    terminal_of,
+    trace_id_of,
+    waived,
+)
+from http_front.orders.fields import check_cvv, flag, section, text, translation_error, validation
 from switch.errors import TranslationError
 from switch.money import Currency, currency, decimal_of
 from switch.orders.errors import InvalidInput, Problem
@@ -32,9 +43,12 @@ from switch.orders.requests import (
     PageOptions,
     RebillRequest,
     SecureData,
+    TokenPayRequest,
 )
+from switch.orders.wallet import dsrp_data
 from switch.secure3d.model import BROWSER_FIELDS, Secure3DRequest
-from switch.translate import Card, Descriptor, InvalidField, ThreeDSecure
+from switch.store.projects import ProjectSettings
+from switch.translate import Card, CredentialReason, Descriptor, Initiator, InvalidField, ThreeDSecure
 from switch.webhooks.policy import UrlRefused, check_form
 
 __all__ = [
@@ -47,49 +61,13 @@ __all__ = [
     "rebill_request",
     "secure3d_of",
     "secure3d_request",
+    "token_pay_request",
+    "waived",
 ]
 
 # seeds/003, Dynamic descriptor: merchant <= 22, merchant + city <= 37.
 MAX_DESCRIPTOR_MERCHANT = 22
 MAX_DESCRIPTOR_TOTAL = 37
-
-validation = InvalidInput.one
-
-
-translation_error = InvalidInput.of_translation
-
-
-def section(body: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """``body[name]`` when it is an object, ``{}`` when absent or null; anything else is a 422."""
-    value = body.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise validation("Must be an object", name)
-    return value
-
-
-def flag(value: object) -> bool:
-    """An options flag as the doc sends them: ``1``, ``"1"``, ``true`` (anything else is off)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value != 0
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return False
-
-
-def _text(value: object, field: str, *, limit: int = 255) -> str | None:
-    """An optional string attribute (numbers taken as their text, as the doc's ``segment``)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise validation("Must be a string", field)
-    text = str(value)
-    if len(text) > limit:
-        raise validation(f"Must be at most {limit} characters", field)
-    return text
 
 
 def currency_of(body: Mapping[str, Any]) -> Currency | None:
@@ -123,7 +101,9 @@ def amount_of(body: Mapping[str, Any], *, required: bool = True) -> Decimal | No
         raise translation_error(e, "amount") from None
 
 
-def card_of(body: Mapping[str, Any], *, need_expiry: bool = True, need_cvv: bool = False) -> Card:
+def card_of(
+    body: Mapping[str, Any], *, need_expiry: bool = True, need_cvv: bool = False, need_holder: bool = False
+) -> Card:
     """``pan`` and ``card{cvv, holder, expiration_month, expiration_year}`` as a translate Card."""
     pan = body.get("pan")
     if pan is None:
@@ -141,6 +121,8 @@ def card_of(body: Mapping[str, Any], *, need_expiry: bool = True, need_cvv: bool
     cvv = card.get("cvv")
     if need_cvv and cvv is None:
         raise InvalidInput.required("card/cvv")
+    if need_holder and card.get("holder") is None:
+        raise InvalidInput.required("card/holder")
     return make_card(pan, month, year, cvv, card.get("holder"), cvv_field="card/cvv")
 
 
@@ -162,14 +144,6 @@ def make_card(pan: str, month: object, year: object, cvv: object, holder: object
         )
     except TranslationError as e:
         raise translation_error(e, cvv_field if isinstance(e, InvalidField) and e.field == "120" else None) from None
-
-
-def check_cvv(value: object, field: str) -> None:
-    """A CVV's form (3 or 4 digits) where no card goes with it (a rebill's ``cvv``)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not (isinstance(value, str) and value.isascii() and value.isdigit() and 3 <= len(value) <= 4):
-        raise validation("CVV must be 3 or 4 digits", field)
 
 
 def descriptor_of(body: Mapping[str, Any]) -> DynamicDescriptor | None:
@@ -195,16 +169,48 @@ def descriptor_of(body: Mapping[str, Any]) -> DynamicDescriptor | None:
     return DynamicDescriptor(descriptor, f"{merchant}>{city}" if city else merchant)
 
 
-def secure3d_of(body: Mapping[str, Any]) -> SecureData | None:
-    """``secure3d{eci, cavv, xid, ds_trans_id}`` of a merchant that ran 3-D Secure itself (an external MPI)."""
-    s = section(body, "secure3d")
-    if not s or s.get("eci") is None:
-        return None
-    eci = s["eci"]
-    if isinstance(eci, int) and not isinstance(eci, bool):
-        eci = str(eci)
-    if not isinstance(eci, str) or not (eci.isascii() and eci.isdigit() and 1 <= len(eci) <= 2):
+def _eci(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit() and 1 <= len(value) <= 2):
         raise validation("Must be 1 or 2 digits", "secure3d/eci")
+    return value
+
+
+def _dsrp_of(s: Mapping[str, Any]) -> SecureData:
+    """``secure3d{dsrp: 1, xid, cavv, eci?, dsrp_type?, dsrp_wallet_id?}``: a wallet token the merchant decrypted."""
+    for name in ("xid", "cavv"):
+        if not s.get(name):
+            raise InvalidInput.required(f"secure3d/{name}")
+    if s.get("ds_trans_id") is not None:
+        raise validation("Not used with DSRP: the token's transaction id is xid", "secure3d/ds_trans_id")
+    kind = s.get("dsrp_type") or "apple_pay"  # seeds/003: "If the type ... is not specified, the default is ApplePay"
+    wallet_id = s.get("dsrp_wallet_id")
+    if wallet_id is not None and kind != "masterpass":
+        raise validation("Applies only to dsrp_type masterpass", "secure3d/dsrp_wallet_id")
+    eci = _eci(s["eci"]) if s.get("eci") is not None else None
+    try:
+        return dsrp_data(kind, eci, s["cavv"], s["xid"], None if wallet_id is None else str(wallet_id))
+    except TranslationError as e:
+        raise translation_error(e) from None
+
+
+def secure3d_of(body: Mapping[str, Any]) -> SecureData | None:
+    """``secure3d{eci, cavv, xid, ds_trans_id}`` of a merchant that ran 3-D Secure itself (an external MPI),
+    or ``secure3d{dsrp: 1, ...}`` (DSRP)."""
+    s = section(body, "secure3d")
+    if not s:
+        return None
+    if flag(s.get("dsrp")):
+        return _dsrp_of(s)
+    for name in ("dsrp_type", "dsrp_wallet_id"):
+        if s.get(name) is not None:
+            raise validation("Applies only with secure3d.dsrp 1", f"secure3d/{name}")
+    if s.get("eci") is None:
+        if any(s.get(name) for name in ("cavv", "xid", "ds_trans_id")):
+            raise InvalidInput.required("secure3d/eci")  # an authentication result without its ECI means nothing
+        return None
+    eci = _eci(s["eci"])
     ident = s.get("ds_trans_id") or s.get("xid")
     try:
         three_ds = ThreeDSecure(eci.zfill(2), cavv=s.get("cavv"), xid=ident)
@@ -241,10 +247,10 @@ def details_of(body: Mapping[str, Any]) -> Details:
         client=_scalars(section(body, "client"), "client"),
         location=_scalars(section(body, "location"), "location"),
         custom_fields=dict(custom),
-        description=_text(body.get("description"), "description", limit=1024),
-        merchant_order_id=_text(body.get("merchant_order_id"), "merchant_order_id"),
-        segment=_text(body.get("segment"), "segment"),
-        invoice_id=_text(attributes.get("invoice_id"), "extra_fields/attributes/invoice_id"),
+        description=text(body.get("description"), "description", limit=1024),
+        merchant_order_id=text(body.get("merchant_order_id"), "merchant_order_id"),
+        segment=text(body.get("segment"), "segment"),
+        invoice_id=text(attributes.get("invoice_id"), "extra_fields/attributes/invoice_id"),
     )
 
 
@@ -264,21 +270,42 @@ def notification_url_of(options: Mapping[str, Any]) -> str | None:
     return str(raw)
 
 
-def authorize_request(body: Mapping[str, Any]) -> AuthorizeRequest:
-    """``POST /orders/authorize``."""
+def authorize_request(body: Mapping[str, Any], settings: ProjectSettings | None = None) -> AuthorizeRequest:
+    """``POST /orders/authorize``; ``settings`` (the project's) say whether cvv and holder are required."""
     options = section(body, "options")
     cur = currency_of(body)
     amount = amount_of(body)
     assert amount is not None
+    secure = secure3d_of(body)
+    oneclick = oneclick_of(body)
+    dsrp = secure is not None and secure.tokenized
+    stored = recurring_of(body)
+    # Neither a wallet token nor a merchant-initiated payment has a CVV to give (and none is sent for a MIT).
+    need_cvv = settings is not None and settings.cvv_required and not dsrp and not merchant_initiated(stored)
+    need_holder = settings is not None and settings.holder_required and not dsrp
+    card: Card | None = None
+    cvv = None
+    if body.get("pan") is None and oneclick is not None:
+        if dsrp:
+            raise validation("A kept card (oneclick) is not a wallet token", "secure3d/dsrp")
+        cvv = kept_card_cvv(body, need_cvv)
+    else:
+        card = card_of(body, need_cvv=need_cvv, need_holder=need_holder)
+        if oneclick is not None and oneclick.card_id is not None:
+            raise validation("Pays with a kept card: send no pan", "extra_fields/oneclick/card_id")
     return AuthorizeRequest(
         amount=amount,
-        card=card_of(body),
+        card=card,
         currency=cur,
         details=details_of(body),
         descriptor=descriptor_of(body),
-        secure3d=secure3d_of(body),
+        secure3d=secure,
         recurring=flag(options.get("recurring")),
         auto_charge=_auto_charge(options),
+        terminal=terminal_of(options),
+        stored=stored,
+        oneclick=oneclick,
+        cvv=cvv,
         notification_url=notification_url_of(options),
     )
 
@@ -328,11 +355,42 @@ def create_request(body: Mapping[str, Any]) -> CreateRequest:
     )
 
 
-def rebill_request(body: Mapping[str, Any]) -> RebillRequest:
-    """``POST /orders/:id/rebill``: its ``cvv`` is checked for form and not kept (a MIT carries none)."""
+def _not_applicable(body: Mapping[str, Any], what: str, names: tuple[str, ...]) -> None:
+    """422 for each option of ``names`` that is on (a flag) or set (a URL): it cannot apply to ``what``."""
+    options = section(body, "options")
+    for name in names:
+        value = options.get(name)
+        on = bool(value) if name in _URL_OPTIONS else flag(value)
+        if on:
+            raise validation(f"Not applicable to {what}", f"options/{name}")
+
+
+_URL_OPTIONS = frozenset({"return_url", "secure3d20_return_url"})
+_THREE_DS_OPTIONS = ("force3d", "return_url", "secure3d20_return_url")
+
+
+def rebill_request(body: Mapping[str, Any], order_id: str | None = None) -> RebillRequest:
+    """``POST /orders/:id/rebill``: its ``cvv`` is checked for form and not kept (a MIT carries none).
+
+    A rebill is merchant-initiated: ``exemption_mit`` 0 and an indicator for the cardholder are refused,
+    as is 3-D Secure (nobody is there to authenticate); ``recurring_details.parent_order_id`` must be
+    the order rebilled; ``trace_id`` is DE 124's reference, the indicator's reason DE 124's reason.
+    """
     if body.get("cvv") is not None:
         check_cvv(body["cvv"], "cvv")
     options = section(body, "options")
+    _not_applicable(body, "a rebill (merchant-initiated)", _THREE_DS_OPTIONS)
+    if options.get("exemption_mit") is not None and not flag(options["exemption_mit"]):
+        raise validation("A rebill is merchant-initiated", "options/exemption_mit")
+    details = section(body, "recurring_details")
+    parent = details.get("parent_order_id")
+    if parent is not None and order_id is not None and str(parent) != order_id:
+        raise validation("Must be the order rebilled", "recurring_details/parent_order_id")
+    reason = None
+    if details.get("indicator") is not None:
+        initiator, reason = indicator_of(details["indicator"])
+        if initiator is not Initiator.MERCHANT or reason is CredentialReason.FIRST:
+            raise validation("A rebill is merchant-initiated: MR, MI or MU", "recurring_details/indicator")
     cur = currency_of(body)
     amount = amount_of(body)
     assert amount is not None
@@ -341,20 +399,73 @@ def rebill_request(body: Mapping[str, Any]) -> RebillRequest:
         currency=cur,
         details=details_of(body),
         descriptor=descriptor_of(body),
-        recurring=flag(options.get("recurring")),
+        recurring=flag(options.get("recurring")) or reason is CredentialReason.RECURRING,
         auto_charge=_auto_charge(options),
         notification_url=notification_url_of(options),
+        terminal=terminal_of(options),
+        trace_id=trace_id_of(details.get("trace_id")),
+        reason=reason,
     )
 
 
 def credit_request(body: Mapping[str, Any], *, with_card: bool) -> CreditRequest:
-    """``POST /orders/credit`` (``with_card``: ``pan`` and ``card`` from the body) or ``/orders/:id/credit``."""
+    """``POST /orders/credit`` (``with_card``: ``pan`` and ``card`` from the body) or ``/orders/:id/credit``.
+
+    Of authorize's options a credit (OCT) takes ``terminal``; the others cannot apply and are refused,
+    as is a CVV (an OCT carries none).
+    """
+    what = "a credit (OCT)"
+    _not_applicable(body, what, (*_THREE_DS_OPTIONS, "auto_charge", "recurring", "exemption_mit"))
+    details = section(body, "recurring_details")
+    for name, value in details.items():
+        if value is not None:
+            raise validation(f"Not applicable to {what}", f"recurring_details/{name}")
+    if section(body, "card").get("cvv") is not None:
+        raise validation(f"Not sent with {what}", "card/cvv")
     card = card_of(body, need_expiry=False) if with_card else None
     cur = currency_of(body)
     amount = amount_of(body)
     assert amount is not None
     return CreditRequest(
-        amount=amount, card=card, currency=cur, details=details_of(body), descriptor=descriptor_of(body)
+        amount=amount,
+        card=card,
+        currency=cur,
+        details=details_of(body),
+        descriptor=descriptor_of(body),
+        terminal=terminal_of(section(body, "options")),
+    )
+
+
+def token_pay_request(body: Mapping[str, Any]) -> TokenPayRequest:
+    """``POST /orders/token_pay``: ``dsrp {type, token}`` and authorize's options but the card's and 3-D Secure's."""
+    dsrp = section(body, "dsrp")
+    for name in ("type", "token"):
+        if dsrp.get(name) is None:
+            raise InvalidInput.required(f"dsrp/{name}")
+    kind, token = dsrp["type"], dsrp["token"]
+    if kind not in ("apple_pay", "google_pay"):
+        raise validation("Not in enum list: apple_pay, google_pay", "dsrp/type")
+    if not isinstance(token, str) or not token:
+        raise validation("Must be a string", "dsrp/token")
+    options = section(body, "options")
+    if flag(options.get("exemption_mit")):
+        raise validation("A wallet payment is cardholder-initiated", "options/exemption_mit")
+    for name, value in section(body, "recurring_details").items():
+        if value is not None:
+            raise validation("Not applicable to a wallet payment (cardholder-initiated)", f"recurring_details/{name}")
+    cur = currency_of(body)
+    amount = amount_of(body)
+    assert amount is not None
+    return TokenPayRequest(
+        amount=amount,
+        token=token,
+        wallet_type=kind,
+        currency=cur,
+        details=details_of(body),
+        descriptor=descriptor_of(body),
+        recurring=flag(options.get("recurring")),
+        auto_charge=_auto_charge(options),
+        terminal=terminal_of(options),
     )
 
 

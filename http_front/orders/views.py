@@ -28,6 +28,7 @@ from typing import Any
 from switch.money import from_minor
 from switch.orders.errors import InvalidInput, Problem
 from switch.orders.model import Cashflow, Operation, Order
+from switch.orders.oneclick import KeptCard
 from switch.secure3d.model import Challenge, Form3d, MethodStep
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ORDER_EXPANDS",
     "cashflow_view",
     "format_time",
+    "kept_card_view",
     "operation_view",
     "order_view",
     "parse_expand",
@@ -206,3 +208,13 @@ def secure3d_view(outcome: Challenge | MethodStep) -> dict[str, Any]:
     view["form3d"] = outcome.form.to_json()
     view["form3d_html"] = form3d_html(outcome.form)
     return {"orders": [_sorted(view)]}
+
+
+def kept_card_view(card: KeptCard) -> dict[str, Any]:
+    """A oneclick customer's kept card: its id (``extra_fields.oneclick.card_id``), the masked PAN, expiry, type."""
+    out: dict[str, Any] = {"created": format_time(card.created), "id": card.id, "pan": card.pan_mask}
+    if card.expiry_month is not None and card.expiry_year is not None:
+        out["expiration"] = f"{card.expiry_month}/{card.expiry_year % 100:02d}"
+    out["type"] = card.card_type or "unknown"
+    out["updated"] = format_time(card.updated)
+    return out

@@ -143,4 +143,5 @@ _FIELD_OF_DE = {
     "121": "secure3d/eci",
     "122": "secure3d/cavv",
     "123": "secure3d/xid",
+    "124": "recurring_details/indicator",
 }

@@ -417,6 +417,11 @@ class OrderRepo:
         events = self.events
         return events.event(order) if events is not None and events.wanted(order) else None
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool, for the stores beside the orders' (oneclick bindings)."""
+        return self._pool
+
     async def create(self, order: Order, first: Operation) -> None:
         """The order and its first (pending) operation, durable when this returns."""
         await self._writer.execute(_CREATE, (*_order_args(order), first.id, *_operation_args(first)))
@@ -534,6 +539,14 @@ class OrderRepo:
             await self._writer.execute(
                 _FINISH_NOTIFY, (*args, event.id, event.project_id, event.type, event.payload, event.url)
             )
+
+    async def wallet_token_used(self, transaction_id: str) -> bool:
+        """Whether an order of any project was made with the wallet token ``transaction_id`` (token_pay, DSRP)."""
+        found = await self._pool.fetchval(
+            "SELECT 1 FROM orders WHERE secure3d ->> 'reason' = 'dsrp' AND secure3d ->> 'xid' = $1 LIMIT 1",
+            transaction_id,
+        )
+        return found is not None
 
     async def get(self, project_id: int, order_id: str) -> Order | None:
         async with self._pool.acquire() as conn:

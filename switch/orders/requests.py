@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from switch.money import Currency
-from switch.translate import Card, Descriptor, ThreeDSecure
+from switch.translate import Card, CredentialReason, Descriptor, Initiator, ThreeDSecure
 
 __all__ = [
     "AmountRequest",
@@ -30,11 +30,14 @@ __all__ = [
     "CreditRequest",
     "Details",
     "DynamicDescriptor",
+    "Oneclick",
     "OperationsQuery",
     "OrdersQuery",
     "PageOptions",
     "RebillRequest",
+    "Recurring",
     "SecureData",
+    "TokenPayRequest",
 ]
 
 
@@ -59,18 +62,47 @@ class DynamicDescriptor:
 
 @dataclass(frozen=True, slots=True)
 class SecureData:
-    """3-D Secure a merchant ran itself (an external MPI)."""
+    """3-D Secure a merchant ran itself (an external MPI), or a wallet's cryptogram (DSRP, ``tokenized``)."""
 
     three_ds: ThreeDSecure  # DE 121-123
     shown: dict[str, Any]  # the order's "secure3d" (no CAVV: a cryptogram is never kept)
+    tokenized: bool = False  # DSRP / wallet token: DE 22 810, no CVV or holder needed
+
+
+@dataclass(frozen=True, slots=True)
+class Recurring:
+    """``options.exemption_mit`` and ``recurring_details``: the stored-credential data (DE 124).
+
+    ``indicator`` is the merchant's (initiator, reason) when it named them;
+    ``parent_order_id`` (an order of the project) or ``trace_id`` (the
+    network's id of the series' first transaction) is the reference a
+    merchant-initiated payment carries.
+    """
+
+    exemption_mit: bool = False
+    parent_order_id: str | None = None
+    trace_id: str | None = None
+    indicator: tuple[Initiator, CredentialReason] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Oneclick:
+    """``extra_fields.oneclick``: the merchant's customer, whether to keep the card, which kept card to pay with."""
+
+    customer_id: str  # 1-40 letters and digits
+    bind: bool = True  # prechecked (default on): keep the card for the customer once authorized
+    card_id: str | None = None  # pay with this kept card (no pan): else the customer's most recent one
 
 
 @dataclass(frozen=True, slots=True)
 class AuthorizeRequest:
-    """A new order: 2-stage, or 1-stage (authorize + charge) with ``auto_charge``."""
+    """A new order: 2-stage, or 1-stage (authorize + charge) with ``auto_charge``.
+
+    ``card`` None: the card is the oneclick customer's kept card (``oneclick``), with ``cvv`` if given.
+    """
 
     amount: Decimal
-    card: Card
+    card: Card | None
     currency: Currency | None = None
     details: Details = field(default_factory=Details)
     descriptor: DynamicDescriptor | None = None
@@ -78,6 +110,10 @@ class AuthorizeRequest:
     recurring: bool = False
     auto_charge: bool | None = None  # None: the project's setting
     notification_url: str | None = None  # options.notification_url: the order's events are POSTed there too
+    terminal: str | None = None  # options.terminal: DE 41 among the project's terminals
+    stored: Recurring | None = None
+    oneclick: Oneclick | None = None
+    cvv: str | None = None  # with a kept card (oneclick): the CVV the customer typed now
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +139,22 @@ class CreateRequest:
     recurring: bool = False
     auto_charge: bool | None = None  # None: the project's setting
     page: PageOptions = field(default_factory=PageOptions)
+    notification_url: str | None = None  # options.notification_url
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPayRequest:
+    """``POST /orders/token_pay``: a wallet token (``dsrp.token`` of ``dsrp.type``) instead of card data."""
+
+    amount: Decimal
+    token: str
+    wallet_type: str  # apple_pay | google_pay
+    currency: Currency | None = None
+    details: Details = field(default_factory=Details)
+    descriptor: DynamicDescriptor | None = None
+    recurring: bool = False
+    auto_charge: bool | None = None
+    terminal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +168,9 @@ class RebillRequest:
     recurring: bool = False  # or the parent's
     auto_charge: bool | None = None
     notification_url: str | None = None  # options.notification_url
+    terminal: str | None = None  # options.terminal
+    trace_id: str | None = None  # recurring_details.trace_id: DE 124's reference instead of the first RRN
+    reason: CredentialReason | None = None  # recurring_details.indicator's (initiator M)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +182,7 @@ class CreditRequest:
     currency: Currency | None = None
     details: Details = field(default_factory=Details)
     descriptor: DynamicDescriptor | None = None
+    terminal: str | None = None  # options.terminal
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ with a clean message; across processes the database decides (engine doc).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +25,12 @@ from typing import Generic, TypeVar
 from switch.errors import TranslationError
 from switch.money import Currency, currency, to_minor
 from switch.orders.audited import audited
-from switch.orders.engine import Engine, Step, merchant_of
+from switch.orders.credentials import kept_card, merchant_for, series_of
+from switch.orders.engine import Engine, Step
 from switch.orders.errors import InvalidInput, OrderNotFound, Rejected
 from switch.orders.iso import IsoResult, IsoTransactions
 from switch.orders.model import Operation, OperationType, Order, OrderStatus
+from switch.orders.oneclick import KeptCard, OneclickCards
 from switch.orders.repo import operations_filter, orders_filter
 from switch.orders.requests import (
     AmountRequest,
@@ -38,25 +41,20 @@ from switch.orders.requests import (
     OperationsQuery,
     OrdersQuery,
     RebillRequest,
+    TokenPayRequest,
 )
 from switch.orders.status import cancel_action
+from switch.orders.wallet import open_token
 from switch.store.projects import Project, ProjectSettings
-from switch.translate import (
-    Authorize,
-    Capture,
-    CredentialReason,
-    Credit,
-    Initiator,
-    Rebill,
-    Refund,
-    Reversal,
-    StoredCredential,
-)
+from switch.translate import Authorize, Capture, CredentialReason, Credit, Rebill, Refund, Reversal
 from switch.wire.codec import Message
+from switch.wire.wallet import Gateway
 
 __all__ = ["IsoResult", "OrdersService", "Page", "fill_details", "minor_of"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("isoswitch.orders")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +105,15 @@ fill_details = _fill
 class OrdersService:
     """Authorize, charge, reverse, refund, cancel, rebill, credit, and read orders, per project."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Operations run on ``engine``: router, store, vault, reversals and audit (:mod:`switch.orders.engine`)."""
+    def __init__(self, engine: Engine, wallet: Gateway | None = None) -> None:
+        """Operations run on ``engine``: router, store, vault, reversals and audit (:mod:`switch.orders.engine`).
+
+        ``wallet`` opens wallet tokens (``token_pay``); without it they are refused.
+        """
         self.engine = engine
         self.iso = IsoTransactions(engine)
+        self.wallet = wallet
+        self.oneclick = OneclickCards(engine.repo.pool)
 
     # -- reads ---------------------------------------------------------------
 
@@ -158,27 +161,45 @@ class OrdersService:
         return now, order_id, rrn
 
     async def authorize(self, project: Project, req: AuthorizeRequest) -> Order:
-        """``POST /orders/authorize``: 2-stage, or 1-stage (authorize + charge) with ``auto_charge``."""
+        """``POST /orders/authorize``: 2-stage, or 1-stage (authorize + charge) with ``auto_charge``.
+
+        Terminal, stored credential and a oneclick customer's kept card: :mod:`switch.orders.credentials`
+        (database reads only for a parent order or a kept card). A card to keep (``oneclick``) is kept
+        once the authorization is approved.
+        """
         engine, settings = self.engine, project.settings
         cur = req.currency or currency(settings.currency)
         amount = _minor(req.amount, cur, zero_ok=True)
-        card, secure, recurring = req.card, req.secure3d, req.recurring
+        secure, recurring = req.secure3d, req.recurring
+        merchant = merchant_for(settings, req.terminal)
+        kept_from = None
+        if req.card is not None:
+            card = req.card
+        elif req.oneclick is not None:
+            card, kept_from = await kept_card(self.oneclick, engine.repo, engine.cards, project, req.oneclick, req.cvv)
+        else:
+            raise InvalidInput.required("pan")
+        series = await series_of(engine.repo, project, req, kept_from)
         now, order_id, rrn = await self._begin()
         iso = engine.translate(
             lambda: Authorize(
-                merchant=merchant_of(settings),
+                merchant=merchant,
                 card=card,
                 amount=amount,
                 currency=cur,
                 rrn=rrn,
                 three_ds=secure.three_ds if secure else None,
-                stored_credential=StoredCredential(Initiator.CARDHOLDER, CredentialReason.FIRST) if recurring else None,
+                stored_credential=series.stored,
                 descriptor=req.descriptor.descriptor if req.descriptor else None,
+                tokenized=secure is not None and secure.tokenized,
             ),
             now,
         )
         order = engine.cards.new_order(project, order_id, card, amount, cur, now, rrn=rrn, recurring=recurring)
-        order.initial_rrn = rrn
+        order.initial_rrn = series.first_rrn or rrn
+        order.parent_order_id = series.parent_id
+        if kept_from is not None:
+            order.card_holder = kept_from.card_holder
         _fill(order, req.details, settings, req.descriptor)
         order.notification_url = req.notification_url
         if secure is not None:
@@ -186,10 +207,56 @@ class OrdersService:
         engine.approved(
             order, await engine.perform(project, order, Step(OperationType.AUTHORIZE, amount, iso, now, creates=True))
         )
+        if req.oneclick is not None and req.oneclick.bind and req.card is not None:
+            await self._keep_quietly(project, order, req.oneclick.customer_id)
         auto_charge = settings.auto_charge if req.auto_charge is None else req.auto_charge
         if auto_charge and amount > 0:
             await self._capture(project, order, amount)
         return order
+
+    async def token_pay(self, project: Project, req: TokenPayRequest) -> Order:
+        """``POST /orders/token_pay``: the wallet token opened and checked, then authorized as DSRP."""
+        cur = req.currency or currency(project.settings.currency)
+        amount = _minor(req.amount, cur)
+        card, secure, payment = open_token(self.wallet, req.token, req.wallet_type, amount, cur)
+        if await self.engine.repo.wallet_token_used(payment.transaction_id):
+            # A token pays once (Apple Pay and Google Pay mint a new one per payment): a copy is a replay.
+            raise InvalidInput.one("Invalid token: already used", "dsrp/token")
+        return await self.authorize(
+            project,
+            AuthorizeRequest(
+                amount=req.amount,
+                card=card,
+                currency=cur,
+                details=req.details,
+                descriptor=req.descriptor,
+                secure3d=secure,
+                recurring=req.recurring,
+                auto_charge=req.auto_charge,
+                terminal=req.terminal,
+            ),
+        )
+
+    # -- oneclick --------------------------------------------------------------
+
+    async def oneclick_bind(self, project: Project, order: Order, customer_id: str) -> KeptCard:
+        """Keep ``order``'s card for the project's customer ``customer_id`` (:meth:`OneclickCards.keep`).
+
+        For the hosted page too: call it once the page's payment is authorized and the cardholder ticked the box.
+        """
+        return await self.oneclick.keep(project, order, customer_id, self.engine.clock())
+
+    async def oneclick_cards(self, project: Project, customer_id: str) -> list[KeptCard]:
+        """The project's customer's kept cards, most recent first (none for an unknown customer)."""
+        return await self.oneclick.list(project.id, customer_id)
+
+    async def _keep_quietly(self, project: Project, order: Order, customer_id: str) -> None:
+        # The authorization is done and answered as such: a card that could not be kept is logged,
+        # never turned into the merchant's error (a retry would authorize twice).
+        try:
+            await self.oneclick_bind(project, order, customer_id)
+        except Exception:
+            log.error("card not kept for the oneclick customer", extra={"order_id": order.id}, exc_info=True)
 
     @audited("rebill")
     async def rebill(self, project: Project, order_id: str, req: RebillRequest) -> Order:
@@ -210,16 +277,19 @@ class OrdersService:
         first_rrn = parent.initial_rrn or parent.rrn
         if first_rrn is None:
             raise Rejected("Order has no transaction to repeat", order_id=parent.id)
+        merchant = merchant_for(settings, req.terminal)
+        reason = req.reason or (CredentialReason.RECURRING if recurring else CredentialReason.UNSCHEDULED)
         now, new_id, rrn = await self._begin()
         iso = engine.translate(
             lambda: Rebill(
-                merchant=merchant_of(settings),
+                merchant=merchant,
                 card=card,
                 amount=amount,
                 currency=cur,
                 rrn=rrn,
                 first_rrn=first_rrn,
-                reason=CredentialReason.RECURRING if recurring else CredentialReason.UNSCHEDULED,
+                trace_id=req.trace_id,
+                reason=reason,
                 descriptor=req.descriptor.descriptor if req.descriptor else None,
             ),
             now,
@@ -261,6 +331,7 @@ class OrdersService:
             card = req.card
             cur = req.currency or currency(settings.currency)
         amount = _minor(req.amount, cur)
+        merchant = merchant_for(settings, req.terminal)
         original = None
         if parent is not None:
             capture = parent.last(OperationType.CHARGE)
@@ -269,7 +340,7 @@ class OrdersService:
         now, new_id, rrn = await self._begin()
         iso = engine.translate(
             lambda: Credit(
-                merchant=merchant_of(settings),
+                merchant=merchant,
                 card=card,
                 amount=amount,
                 currency=cur,

@@ -142,12 +142,15 @@ class Secure3D:
     ) -> Outcome:
         """``POST /orders/authorize`` with 3-D Secure (force3d or the project's ``require_3ds``)."""
         engine, settings = self.engine, project.settings
+        if req.card is None:  # a oneclick kept card: the front refuses 3-D Secure for it first
+            raise InvalidInput.one("3-D Secure with a kept (oneclick) card is not offered", "options/force3d")
+        card = req.card
         amount, cur = _minor(req, settings.currency)
         now = engine.clock()
         order_id = await engine.take(engine.ids.order_id)
         rrn = await engine.take(lambda: engine.ids.rrn(now))
         order = engine.cards.new_order(
-            project, order_id, req.card, amount, currency(cur), now, rrn=rrn, recurring=req.recurring
+            project, order_id, card, amount, currency(cur), now, rrn=rrn, recurring=req.recurring
         )
         order.initial_rrn = rrn
         _fill(order, req.details, settings, req.descriptor)
@@ -155,7 +158,7 @@ class Secure3D:
         return await self.begin(
             project,
             order,
-            req.card,
+            card,
             reason=reason,
             callbacks=callbacks,
             want=want,

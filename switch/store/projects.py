@@ -73,6 +73,10 @@ class ProjectSettings:
     reserve_rate: Decimal = Decimal("0")  # percent of each authorization held as a reserve
     acquirer_id: str = "412345"  # DE 32, the acquiring institution id (the sim's test acquirer BIN)
     require_3ds: bool = False  # every authorization runs 3-D Secure, as if it said options.force3d
+    # More DE 41 terminals the merchant may choose with options.terminal (terminal_id is always one).
+    terminals: tuple[str, ...] = ()
+    cvv_required: bool = True  # card.cvv required on authorize (seeds/003: "can be configured as optional")
+    holder_required: bool = True  # card.holder required on authorize (the same)
 
     def __post_init__(self) -> None:
         _text("terminal_id", self.terminal_id, 1, 8)
@@ -96,6 +100,24 @@ class ProjectSettings:
             raise InvalidSettings("fee_fixed must be a non-negative integer of minor units")
         if not (0 < len(self.acquirer_id) <= 11 and self.acquirer_id.isascii() and self.acquirer_id.isdigit()):
             raise InvalidSettings("acquirer_id must be 1-11 digits")
+        if not isinstance(self.terminals, tuple):
+            raise InvalidSettings("terminals must be a list of terminal ids")
+        for terminal in self.terminals:
+            _text("terminals", terminal, 1, 8)
+        for name in ("cvv_required", "holder_required"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidSettings(f"{name} must be true or false")
+
+    def terminal(self, chosen: str | None) -> str | None:
+        """DE 41 for ``options.terminal``: None when not chosen (or the default), else one of the project's.
+
+        Raises ``LookupError`` for a terminal that is not the project's.
+        """
+        if not chosen or chosen == self.terminal_id:
+            return None
+        if chosen in self.terminals:
+            return chosen
+        raise LookupError(chosen)
 
     @classmethod
     def defaults(cls, project_id: int, name: str) -> ProjectSettings:
@@ -111,6 +133,7 @@ class ProjectSettings:
         doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         doc["fee_rate"] = str(self.fee_rate)
         doc["reserve_rate"] = str(self.reserve_rate)
+        doc["terminals"] = list(self.terminals)
         return doc
 
     @classmethod
@@ -124,6 +147,8 @@ class ProjectSettings:
         for name in ("fee_rate", "reserve_rate"):
             if name in values:
                 values[name] = _decimal(name, values[name])
+        if isinstance(values.get("terminals"), list):
+            values["terminals"] = tuple(values["terminals"])
         try:
             return cls(**values)
         except TypeError as e:  # a required field missing

@@ -22,6 +22,7 @@ from switch.translate.values import (
     _ON_FILE,
     _PURCHASE,
     _REFUND,
+    _TOKENIZED,
     Card,
     Channel,
     CredentialReason,
@@ -84,6 +85,7 @@ def _card_request(
     three_ds: ThreeDSecure | None = None,
     stored: StoredCredential | None = None,
     original: OriginalRef | None = None,
+    tokenized: bool = False,
 ) -> Message:
     """The 0100/0200 shape shared by authorize, sale, rebill, refund and credit."""
     de7, de12, de13 = _times(now)
@@ -95,7 +97,10 @@ def _card_request(
     if expiry is not None:
         msg["14"] = expiry
     msg["18"] = acceptor["18"]
-    msg["22"] = _ON_FILE if stored is not None and stored.from_file else _KEYED
+    if tokenized:
+        msg["22"] = _TOKENIZED
+    else:
+        msg["22"] = _ON_FILE if stored is not None and stored.from_file else _KEYED
     msg["25"] = channel.value
     msg["32"] = acceptor["32"]
     msg["37"] = rrn
@@ -131,6 +136,7 @@ class _Purchase:
     stored_credential: StoredCredential | None = None
     descriptor: Descriptor | None = None
     channel: Channel = Channel.ECOMMERCE
+    tokenized: bool = False  # a wallet token / DSRP: DE 22 810, its cryptogram in DE 122 (three_ds)
 
     _MTI: ClassVar[str] = ""
     _LOWEST: ClassVar[int] = 1
@@ -139,6 +145,8 @@ class _Purchase:
         _check_amount(self.amount, self._LOWEST)
         _check_rrn(self.rrn)
         _need_expiry(self.card)
+        if self.tokenized and (self.three_ds is None or self.three_ds.cavv is None):
+            raise InvalidField("a tokenized credential needs its cryptogram", field="122")
 
     def _message(self, now: datetime) -> Message:
         return _card_request(
@@ -155,6 +163,7 @@ class _Purchase:
             cvv=True,
             three_ds=self.three_ds,
             stored=self.stored_credential,
+            tokenized=self.tokenized,
         )
 
 
@@ -190,6 +199,7 @@ class Rebill:
     first_rrn: str
     reason: CredentialReason = CredentialReason.RECURRING
     mti: str = "0100"
+    trace_id: str | None = None  # the network's id of the series' first transaction: DE 124's reference if given
     descriptor: Descriptor | None = None
     channel: Channel = Channel.ECOMMERCE
 
@@ -199,11 +209,11 @@ class Rebill:
         _check_amount(self.amount, 1)
         _check_rrn(self.rrn)
         _need_expiry(self.card)
-        StoredCredential(Initiator.MERCHANT, self.reason, self.first_rrn)  # validates now
+        self.stored_credential  # validates now  # noqa: B018
 
     @property
     def stored_credential(self) -> StoredCredential:
-        return StoredCredential(Initiator.MERCHANT, self.reason, self.first_rrn)
+        return StoredCredential(Initiator.MERCHANT, self.reason, self.first_rrn, self.trace_id)
 
     def _message(self, now: datetime) -> Message:
         return _card_request(

@@ -44,6 +44,9 @@ _CREDIT = "260000"
 # DE 22 POS entry mode: card keyed now (e-commerce/MOTO) vs. taken from file.
 _KEYED = "010"
 _ON_FILE = "100"
+# A tokenized e-commerce credential with its cryptogram (wallet token, DSRP): the card network
+# convention "81" (PAN entered via e-commerce, including remote chip), no PIN capability.
+_TOKENIZED = "810"
 
 # DE 90's last part: no forwarding institution.
 _NO_FORWARDER = "0" * 11
@@ -223,14 +226,17 @@ def _as_int(value: int | str, min_digits: int, max_digits: int) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class ThreeDSecure:
-    """3-D Secure results: ECI (DE 121), CAVV/AAV (DE 122), XID or 3DS2 DS transaction id (DE 123)."""
+    """3-D Secure results: ECI (DE 121), CAVV/AAV (DE 122), XID or 3DS2 DS transaction id (DE 123).
 
-    eci: str
+    ``eci`` None: none is sent (a wallet token without an ``eciIndicator``).
+    """
+
+    eci: str | None
     cavv: str | None = None
     xid: str | None = None
 
     def __post_init__(self) -> None:
-        if not _is_digits(self.eci, 2, 2):
+        if self.eci is not None and not _is_digits(self.eci, 2, 2):
             raise InvalidField("ECI must be 2 digits", field="121")
         if self.cavv is not None and not _is_text(self.cavv, 1, 40):
             raise InvalidField("CAVV must be 1-40 printable ASCII characters", field="122")
@@ -238,7 +244,7 @@ class ThreeDSecure:
             raise InvalidField("XID / DS transaction id must be 1-40 printable ASCII characters", field="123")
 
     def _fields(self) -> Message:
-        out = {"121": self.eci}
+        out = {"121": self.eci} if self.eci is not None else {}
         if self.cavv is not None:
             out["122"] = self.cavv
         if self.xid is not None:
@@ -264,15 +270,22 @@ class CredentialReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StoredCredential:
-    """DE 124: initiator + reason, then the first transaction's RRN when merchant-initiated.
+    """DE 124: initiator + reason, then the first transaction's reference when merchant-initiated.
+
+    The reference is the network trace id of the first transaction when the
+    merchant gave one (``trace_id``: Mastercard's Trace ID, Visa's
+    Transaction ID), else its RRN (``first_rrn``).
 
     >>> StoredCredential(Initiator.MERCHANT, CredentialReason.RECURRING, "431822000001").field124()
     'MR431822000001'
+    >>> StoredCredential(Initiator.MERCHANT, CredentialReason.UNSCHEDULED, trace_id="MCC8454300719").field124()
+    'MUMCC8454300719'
     """
 
     initiator: Initiator
     reason: CredentialReason
     first_rrn: str | None = None
+    trace_id: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -283,11 +296,18 @@ class StoredCredential:
         if self.initiator is Initiator.MERCHANT:
             if self.reason is CredentialReason.FIRST:
                 raise InvalidField("a merchant-initiated transaction cannot be the first one", field="124")
-            if self.first_rrn is None:
-                raise InvalidField("a merchant-initiated transaction needs the first transaction's RRN", field="124")
-            _check_rrn(self.first_rrn, field="124")
-        elif self.first_rrn is not None:
-            raise InvalidField("only merchant-initiated transactions carry the first RRN", field="124")
+            if self.first_rrn is None and self.trace_id is None:
+                raise InvalidField(
+                    "a merchant-initiated transaction needs the first transaction's RRN or trace id", field="124"
+                )
+            if self.first_rrn is not None:
+                _check_rrn(self.first_rrn, field="124")
+            if self.trace_id is not None and not (_is_text(self.trace_id, 1, 38) and self.trace_id.isalnum()):
+                raise InvalidField("trace id must be 1-38 letters or digits", field="124")
+        elif self.first_rrn is not None or self.trace_id is not None:
+            raise InvalidField(
+                "only merchant-initiated transactions carry the first transaction's reference", field="124"
+            )
 
     @property
     def from_file(self) -> bool:
@@ -295,7 +315,7 @@ class StoredCredential:
         return self.reason is not CredentialReason.FIRST
 
     def field124(self) -> str:
-        return f"{self.initiator}{self.reason}{self.first_rrn or ''}"
+        return f"{self.initiator}{self.reason}{self.trace_id or self.first_rrn or ''}"
 
 
 class Channel(Enum):
