@@ -27,7 +27,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 from test_http_app import AUTH, FakeRuntime, basic
-from test_openapi import DOCS_PENDING
 
 from acquirer_sim.issuer import Issuer
 from acquirer_sim.rules import load_rules
@@ -145,8 +144,7 @@ async def test_every_route_of_the_app_is_in_the_served_document(http: Http) -> N
         for r in http.app.router.routes()
         if r.resource is not None and r.method != "HEAD" and r.resource.name not in _PAGE_FILES
     }
-    # 3-D Secure's routes wait for issue 11's docs pass (tests/test_openapi.py, DOCS_PENDING).
-    assert routes and routes - DOCS_PENDING <= documented, routes - documented
+    assert routes and routes <= documented, routes - documented
 
 
 async def test_an_unchanged_document_revalidates_to_a_304(http: Http) -> None:
