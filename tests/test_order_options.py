@@ -80,13 +80,23 @@ async def test_a_trace_id_is_the_reference_and_the_indicator_names_initiator_and
     assert [m["124"] for m in rig.sent] == [f"MU{TRACE}", f"MI{TRACE}", "CU"]
 
 
+async def test_the_networks_mit_and_cit_indicators_of_the_seeds_form_map_to_de124(rig: Rig) -> None:
+    # seeds/003's example is "m101": Mastercard's MIT indicator (M101 unscheduled credential on file).
+    for indicator in ("m101", "M103", "m104", "M206"):
+        await rig.orders.authorize(rig.project, body(recurring_details={"indicator": indicator, "trace_id": TRACE}))
+    for indicator in ("c101", "C103"):  # cardholder-initiated: no reference
+        await rig.orders.authorize(rig.project, body(recurring_details={"indicator": indicator}))
+    assert [m["124"][:2] for m in rig.sent] == ["MU", "MR", "MI", "MU", "CU", "CR"]
+
+
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
         ({"options": {"exemption_mit": 1}}, "options/exemption_mit"),
         ({"recurring_details": {"parent_order_id": "12345678901234567"}}, "recurring_details/parent_order_id"),
         ({"recurring_details": {"trace_id": TRACE}}, "recurring_details/trace_id"),
-        ({"recurring_details": {"indicator": "m101"}}, "recurring_details/indicator"),
+        ({"recurring_details": {"indicator": "m999", "trace_id": TRACE}}, "recurring_details/indicator"),
+        ({"recurring_details": {"indicator": "c205"}}, "recurring_details/indicator"),
         ({"recurring_details": {"indicator": "MF", "trace_id": TRACE}}, "recurring_details/indicator"),
         ({"options": {"exemption_mit": 1}, "recurring_details": {"indicator": "CU"}}, "recurring_details/indicator"),
         ({"recurring_details": {"trace_id": "not a trace"}}, "recurring_details/trace_id"),

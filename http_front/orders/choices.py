@@ -70,14 +70,35 @@ def terminal_of(options: Mapping[str, Any]) -> str | None:
     return text(options.get("terminal"), "options/terminal", limit=32) or None
 
 
+# The card networks' MIT/CIT indicators (Mastercard DE 48 SE 22 SF 5, the form of the seed's example "m101"):
+# their category as DE 124's reason. 1xx are credential-on-file kinds; M2xx are industry practices
+# (partial shipment, delayed charge, no-show, resubmission), unscheduled to the issuer.
+_NETWORK_INDICATORS = {
+    "101": CredentialReason.UNSCHEDULED,  # credential on file, ad hoc
+    "102": CredentialReason.RECURRING,  # standing order (variable amount and frequency)
+    "103": CredentialReason.RECURRING,  # subscription (fixed amount and frequency)
+    "104": CredentialReason.INSTALMENT,
+}
+_INDUSTRY_PRACTICE = frozenset({"205", "206", "207", "208"})
+
+
 def indicator_of(value: object) -> tuple[Initiator, CredentialReason]:
+    """``recurring_details.indicator``: a network MIT/CIT code (``M101``, ``C103``...; the seed's ``m101``) or
+    DE 124's own pair (``MR``: merchant, recurring)."""
     text = value.strip().upper() if isinstance(value, str) else ""
-    if len(text) != 2 or text[0] not in "CM" or text[1] not in "FRIU":
-        raise validation(
-            "Must be the initiator C|M and the reason F|R|I|U of DE 124 (e.g. MR: merchant, recurring)",
-            "recurring_details/indicator",
-        )
-    return Initiator(text[0]), CredentialReason(text[1])
+    if len(text) == 4 and text[0] in "CM" and text[1:].isdigit():
+        code = text[1:]
+        if code in _NETWORK_INDICATORS:
+            return Initiator(text[0]), _NETWORK_INDICATORS[code]
+        if text[0] == "M" and code in _INDUSTRY_PRACTICE:
+            return Initiator.MERCHANT, CredentialReason.UNSCHEDULED
+    elif len(text) == 2 and text[0] in "CM" and text[1] in "FRIU":
+        return Initiator(text[0]), CredentialReason(text[1])
+    raise validation(
+        "Must be a network MIT/CIT indicator (C101-C104, M101-M104, M205-M208) or DE 124's initiator C|M and"
+        " reason F|R|I|U (e.g. MR: merchant, recurring)",
+        "recurring_details/indicator",
+    )
 
 
 def trace_id_of(value: object) -> str | None:
