@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -55,6 +55,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_project(args: argparse.Namespace) -> int:
     if args._action == "webhook":
         return _project_webhook(args)
+    if args._action == "settings":
+        return _project_settings(args)
 
     async def work(db: Database) -> int:
         from switch.store import InvalidSettings, ProjectExists, Projects
@@ -73,6 +75,42 @@ def cmd_project(args: argparse.Namespace) -> int:
         return 0
 
     return _with_database(args, work)
+
+
+def _project_settings(args: argparse.Namespace) -> int:
+    """``isoswitch project settings PROJECT [--set KEY=VALUE ...]``: the settings as JSON, after the changes."""
+    from switch.store import InvalidSettings, ProjectSettings
+
+    prog = "isoswitch project settings"
+    changes: dict[str, Any] = {}
+    try:
+        for pair in args.changes:
+            key, eq, text = pair.partition("=")
+            if not eq:
+                raise InvalidSettings(f"--set takes KEY=VALUE, not {pair!r}")
+            changes[key.strip()] = ProjectSettings.parse_setting(key.strip(), text)
+    except InvalidSettings as e:  # before the database is opened: a typo costs nothing
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+
+    async def work(db: Database) -> int:
+        from switch.store import Projects
+
+        projects = Projects(db.pool)
+        project = await projects.by_login(args.project)
+        if project is None:
+            print(f"{prog}: no project with login {args.project!r}", file=sys.stderr)
+            return 1
+        if changes:
+            try:
+                project = await projects.update_settings(project.id, **changes)
+            except (InvalidSettings, LookupError) as e:
+                print(f"{prog}: {e}", file=sys.stderr)
+                return 1
+        _line(project.settings.to_json())
+        return 0
+
+    return _with_database(args, work, pool_size=2)
 
 
 def cmd_saf(args: argparse.Namespace) -> int:

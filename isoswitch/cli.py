@@ -97,11 +97,21 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     since_help = "ISO 8601 date or time (UTC unless it names a zone), or an age: 90s, 15m, 2h, 1d, 1w"
 
     project = sub.add_parser("project", help="manage merchant projects: `isoswitch project add NAME`")
-    actions = project.add_subparsers(dest="_action", required=True, metavar="{add,list,webhook}")
+    actions = project.add_subparsers(dest="_action", required=True, metavar="{add,list,settings,webhook}")
     add = actions.add_parser("add", help='create a project; prints {"login": ..., "password": ...} once')
     add.add_argument("name")
     options.add_database(add)
     options.add_database(actions.add_parser("list", help="list projects (no secrets)"))
+    conf = actions.add_parser(
+        "settings",
+        help="print a project's settings as JSON, or change some: --set require_3ds=true",
+        description="Print the project's settings (JSON), or change them with --set KEY=VALUE (repeatable; "
+        "true/false, comma-separated lists, numbers as written) and print the new ones. Running processes "
+        "see a change within [runtime] project_refresh seconds.",
+    )
+    conf.add_argument("project", metavar="PROJECT", help="the project's login")
+    conf.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE")
+    options.add_database(conf)
     _webhook_endpoint_commands(actions.add_parser("webhook", help="the project's webhook endpoints"))
     _runs(project, "isoswitch.admin", "cmd_project")
 

@@ -90,6 +90,7 @@ def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error(capsys: py
         ["saf", "list"],
         ["audit", "list"],
         ["project", "webhook", "list", "shop"],
+        ["project", "settings", "shop"],
         ["webhook", "list"],
         ["webhook", "redeliver", "evt_1_1"],
         ["reconcile", "--sim-admin", "http://127.0.0.1:1"],
