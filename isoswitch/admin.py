@@ -23,7 +23,7 @@ from switch.process import run_loop
 if TYPE_CHECKING:
     from switch.store import Database
 
-__all__ = ["cmd_audit", "cmd_config", "cmd_project", "cmd_reconcile", "cmd_saf", "cmd_webhook"]
+__all__ = ["cmd_audit", "cmd_config", "cmd_keys", "cmd_project", "cmd_reconcile", "cmd_saf", "cmd_webhook"]
 
 
 def _with_database(args: argparse.Namespace, work: Callable[[Database], Awaitable[int]], pool_size: int = 10) -> int:
@@ -49,6 +49,43 @@ def cmd_config(args: argparse.Namespace) -> int:
     from isoswitch import config
 
     print(config.show(options.settings(args)), end="")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``isoswitch keys --sim-dir DIR --switch-dir DIR``: each private key made where its owner reads it, the
+    public halves copied across (run again: nothing changes, the public copies are refreshed)."""
+    import shutil
+
+    from switch.wire import wallet
+    from switch.wire.threeds import generate_key_pair
+
+    sim, switch = args.sim_dir, args.switch_dir
+    acs, acs_public = generate_key_pair(sim)  # the ACS signs; the switch verifies
+    signing, signing_public = wallet.generate_key_pair(sim, "wallet_signing")  # the wallet signs; the switch verifies
+    merchant, merchant_public = wallet.generate_key_pair(switch, "wallet_merchant")  # the switch decrypts
+    copies = ((acs_public, switch), (signing_public, switch), (merchant_public, sim))
+    placed = {}
+    for public, directory in copies:
+        target = directory / public.name
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(public, tmp)
+        tmp.replace(target)  # a reader never sees half a file
+        placed[public.stem.removesuffix(".pub")] = target
+    _line(
+        {
+            "sim": {
+                "acs_key": str(acs),
+                "wallet_signing_key": str(signing),
+                "wallet_merchant_key": str(placed["wallet_merchant"]),
+            },
+            "switch": {
+                "acs_public_key": str(placed["acs_signing"]),
+                "wallet_merchant_key": str(merchant),
+                "wallet_signing_public_key": str(placed["wallet_signing"]),
+            },
+        }
+    )
     return 0
 
 

@@ -203,6 +203,23 @@ def _tool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     from acquirer_sim import cli as sim_cli
     from bench import cli as bench_cli
 
+    keys = sub.add_parser(
+        "keys",
+        help="make the simulator's test keys (3-D Secure ACS, wallet) for a simulator and a switch run apart",
+        description="Make, if missing, the key pairs `isoswitch up` makes for itself, for a simulator and a "
+        "switch that do not share a directory (docker-compose.yml): each directory gets only the private keys "
+        "of its side and the other side's public keys. Prints the paths as JSON.",
+    )
+    keys.add_argument(
+        "--sim-dir", type=Path, required=True, metavar="DIR",
+        help="the simulator's: acs_signing.pem, wallet_signing.pem (private), wallet_merchant.pub.pem",
+    )  # fmt: skip
+    keys.add_argument(
+        "--switch-dir", type=Path, required=True, metavar="DIR",
+        help="the switch's: wallet_merchant.pem (private), acs_signing.pub.pem, wallet_signing.pub.pem",
+    )  # fmt: skip
+    _runs(keys, "isoswitch.admin", "cmd_keys")
+
     sim = sub.add_parser("sim", help="run the simulated issuer host (acquirer_sim)", description=sim_cli.DESCRIPTION)
     sim_cli.add_arguments(sim)
     sim.set_defaults(_run=sim_cli.run)

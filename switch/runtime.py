@@ -149,6 +149,11 @@ class Runtime:
         assert self.reversals is not None
         return await self.reversals.counts()
 
+    async def webhook_counts(self) -> tuple[int, int]:
+        """Webhook deliveries (pending, failed) in the outbox (for metrics)."""
+        assert self.webhooks is not None
+        return await self.webhooks.store.depth()
+
     async def close(self, *, timeout: float | None = None) -> None:
         """Drain and sign off the links, flush the writer, stop the id leases, close the database. Idempotent.
 
