@@ -45,7 +45,10 @@ RUN groupadd --system --gid ${UID} isoswitch \
  && useradd --system --uid ${UID} --gid isoswitch --home-dir /var/lib/isoswitch --no-create-home \
         --shell /usr/sbin/nologin isoswitch \
  && install -d -o isoswitch -g isoswitch -m 0700 /var/lib/isoswitch \
+ && install -d -o isoswitch -g isoswitch -m 0700 /var/lib/acquirer-sim /var/lib/acquirer-sim/keys \
  && install -d -m 0755 /etc/isoswitch
+# /var/lib/acquirer-sim/keys: compose's sim-keys volume is mounted there; a new named volume takes the
+# directory's owner from the image, so the (non-root) `keys` service may write the simulator's keys into it.
 COPY --from=build /opt/isoswitch /opt/isoswitch
 # Every isoswitch command in the container reads it (ISOSWITCH_CONFIG below);
 # the compose file mounts the repository's copy over it (edit without rebuilding).

@@ -11,8 +11,9 @@ before the answer (cancelled) is not counted. The requests in flight are a
 plain integer, read when the metrics are flushed.
 
 ``/metrics`` first refreshes the store-and-forward gauges from
-``runtime.saf_counts()`` -- one query at a time per runtime however many
-scrapers ask, waited for at most :data:`SAF_TIMEOUT` seconds so a slow
+``runtime.saf_counts()`` and the webhook outbox's from
+``runtime.webhook_counts()`` -- each one query at a time per runtime however
+many scrapers ask, waited for at most :data:`SAF_TIMEOUT` seconds so a slow
 database cannot hang a scrape (the gauges then keep their last values) --
 then answers :func:`switch.metrics.render` (every worker's sum in
 multi-process mode).
@@ -22,19 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from time import perf_counter
+from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from http_front.keys import RUNTIME
-from http_front.ports import SafCountsPort
+from http_front.ports import SafCountsPort, WebhookCountsPort
 from switch import metrics
-from switch.saf import SafCounts
 
 __all__ = ["SAF_TIMEOUT", "health", "metrics_handler", "metrics_middleware"]
 
 log = logging.getLogger("isoswitch.http")
+
+T = TypeVar("T")
 
 #: Seconds a scrape waits for the store-and-forward counts before answering without them.
 SAF_TIMEOUT = 1.0
@@ -123,39 +127,56 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-_saf_reads: dict[int, asyncio.Task[SafCounts]] = {}  # id(runtime) -> the read in progress
+_reads: dict[tuple[int, str], asyncio.Task[Any]] = {}  # (id(runtime), what) -> the read in progress
 
 
-def _read_done(key: int, task: asyncio.Task[SafCounts]) -> None:
-    if _saf_reads.get(key) is task:
-        del _saf_reads[key]
+def _read_done(key: tuple[int, str], task: asyncio.Task[Any]) -> None:
+    if _reads.get(key) is task:
+        del _reads[key]
     if not task.cancelled():
         task.exception()  # retrieved: every scraper may have stopped waiting for it
+
+
+async def _read_once(runtime: object, what: str, read: Callable[[], Awaitable[T]]) -> T | None:
+    """``read()``'s value, one read at a time per runtime and ``what``, waited for at most ``SAF_TIMEOUT``;
+    None (logged) when it failed or took longer: the gauges then keep their last values."""
+    key = (id(runtime), what)
+    task = _reads.get(key)
+    if task is None or task.get_loop() is not asyncio.get_running_loop():
+        task = asyncio.ensure_future(read())
+        _reads[key] = task
+        task.add_done_callback(lambda t: _read_done(key, t))
+    try:
+        # Shielded: one scraper giving up must not cancel the read the others wait for.
+        value: T = await asyncio.wait_for(asyncio.shield(task), SAF_TIMEOUT)
+    except TimeoutError:
+        log.warning("%s not read within %.1f s; metrics keep the last ones", what, SAF_TIMEOUT)
+        return None
+    except Exception as e:
+        log.warning("%s not read (%s); metrics keep the last ones", what, e.__class__.__name__)
+        return None
+    return value
 
 
 async def _refresh_saf(runtime: object) -> None:
     if not isinstance(runtime, SafCountsPort):
         return  # a runtime without store-and-forward (the app's unit tests run over small fakes)
-    key = id(runtime)
-    task = _saf_reads.get(key)
-    if task is None or task.get_loop() is not asyncio.get_running_loop():
-        task = asyncio.ensure_future(runtime.saf_counts())
-        _saf_reads[key] = task
-        task.add_done_callback(lambda t: _read_done(key, t))
-    try:
-        # Shielded: one scraper giving up must not cancel the read the others wait for.
-        counts = await asyncio.wait_for(asyncio.shield(task), SAF_TIMEOUT)
-    except TimeoutError:
-        log.warning("store-and-forward counts not read within %.1f s; metrics keep the last ones", SAF_TIMEOUT)
-        return
-    except Exception as e:
-        log.warning("store-and-forward counts not read (%s); metrics keep the last ones", e.__class__.__name__)
-        return
-    metrics.set_saf(counts.pending, counts.manual, counts.oldest_pending_seconds)
+    counts = await _read_once(runtime, "store-and-forward counts", runtime.saf_counts)
+    if counts is not None:
+        metrics.set_saf(counts.pending, counts.manual, counts.oldest_pending_seconds)
+
+
+async def _refresh_webhooks(runtime: object) -> None:
+    if not isinstance(runtime, WebhookCountsPort) or getattr(runtime, "webhooks", None) is None:
+        return  # a runtime without the webhook worker
+    counts = await _read_once(runtime, "webhook outbox counts", runtime.webhook_counts)
+    if counts is not None:
+        metrics.set_webhook_depth(*counts)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
     """Prometheus text format: this process's metrics, or every worker's in multi-process mode."""
-    await _refresh_saf(request.app[RUNTIME])
+    runtime = request.app[RUNTIME]
+    await asyncio.gather(_refresh_saf(runtime), _refresh_webhooks(runtime))
     body, content_type = metrics.render()
     return web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})

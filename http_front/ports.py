@@ -31,7 +31,15 @@ from switch.store.idempotency import Begin
 from switch.store.projects import Project
 from switch.translate import Card
 
-__all__ = ["IdempotencyPort", "OrdersPort", "PagesPort", "ProjectsPort", "RuntimePort", "SafCountsPort"]
+__all__ = [
+    "IdempotencyPort",
+    "OrdersPort",
+    "PagesPort",
+    "ProjectsPort",
+    "RuntimePort",
+    "SafCountsPort",
+    "WebhookCountsPort",
+]
 
 
 class ProjectsPort(Protocol):
@@ -86,3 +94,10 @@ class SafCountsPort(Protocol):
     """A runtime with store-and-forward: ``/metrics`` reads its queue's counts (others are scraped without)."""
 
     async def saf_counts(self) -> SafCounts: ...
+
+
+@runtime_checkable
+class WebhookCountsPort(Protocol):
+    """A runtime with the webhook outbox: ``/metrics`` reads its (pending, failed) counts."""
+
+    async def webhook_counts(self) -> tuple[int, int]: ...

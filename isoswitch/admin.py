@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -23,7 +23,7 @@ from switch.process import run_loop
 if TYPE_CHECKING:
     from switch.store import Database
 
-__all__ = ["cmd_audit", "cmd_config", "cmd_project", "cmd_reconcile", "cmd_saf", "cmd_webhook"]
+__all__ = ["cmd_audit", "cmd_config", "cmd_keys", "cmd_project", "cmd_reconcile", "cmd_saf", "cmd_webhook"]
 
 
 def _with_database(args: argparse.Namespace, work: Callable[[Database], Awaitable[int]], pool_size: int = 10) -> int:
@@ -52,9 +52,48 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``isoswitch keys --sim-dir DIR --switch-dir DIR``: each private key made where its owner reads it, the
+    public halves copied across (run again: nothing changes, the public copies are refreshed)."""
+    import shutil
+
+    from switch.wire import wallet
+    from switch.wire.threeds import generate_key_pair
+
+    sim, switch = args.sim_dir, args.switch_dir
+    acs, acs_public = generate_key_pair(sim)  # the ACS signs; the switch verifies
+    signing, signing_public = wallet.generate_key_pair(sim, "wallet_signing")  # the wallet signs; the switch verifies
+    merchant, merchant_public = wallet.generate_key_pair(switch, "wallet_merchant")  # the switch decrypts
+    copies = ((acs_public, switch), (signing_public, switch), (merchant_public, sim))
+    placed = {}
+    for public, directory in copies:
+        target = directory / public.name
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(public, tmp)
+        tmp.replace(target)  # a reader never sees half a file
+        placed[public.stem.removesuffix(".pub")] = target
+    _line(
+        {
+            "sim": {
+                "acs_key": str(acs),
+                "wallet_signing_key": str(signing),
+                "wallet_merchant_key": str(placed["wallet_merchant"]),
+            },
+            "switch": {
+                "acs_public_key": str(placed["acs_signing"]),
+                "wallet_merchant_key": str(merchant),
+                "wallet_signing_public_key": str(placed["wallet_signing"]),
+            },
+        }
+    )
+    return 0
+
+
 def cmd_project(args: argparse.Namespace) -> int:
     if args._action == "webhook":
         return _project_webhook(args)
+    if args._action == "settings":
+        return _project_settings(args)
 
     async def work(db: Database) -> int:
         from switch.store import InvalidSettings, ProjectExists, Projects
@@ -73,6 +112,42 @@ def cmd_project(args: argparse.Namespace) -> int:
         return 0
 
     return _with_database(args, work)
+
+
+def _project_settings(args: argparse.Namespace) -> int:
+    """``isoswitch project settings PROJECT [--set KEY=VALUE ...]``: the settings as JSON, after the changes."""
+    from switch.store import InvalidSettings, ProjectSettings
+
+    prog = "isoswitch project settings"
+    changes: dict[str, Any] = {}
+    try:
+        for pair in args.changes:
+            key, eq, text = pair.partition("=")
+            if not eq:
+                raise InvalidSettings(f"--set takes KEY=VALUE, not {pair!r}")
+            changes[key.strip()] = ProjectSettings.parse_setting(key.strip(), text)
+    except InvalidSettings as e:  # before the database is opened: a typo costs nothing
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+
+    async def work(db: Database) -> int:
+        from switch.store import Projects
+
+        projects = Projects(db.pool)
+        project = await projects.by_login(args.project)
+        if project is None:
+            print(f"{prog}: no project with login {args.project!r}", file=sys.stderr)
+            return 1
+        if changes:
+            try:
+                project = await projects.update_settings(project.id, **changes)
+            except (InvalidSettings, LookupError) as e:
+                print(f"{prog}: {e}", file=sys.stderr)
+                return 1
+        _line(project.settings.to_json())
+        return 0
+
+    return _with_database(args, work, pool_size=2)
 
 
 def cmd_saf(args: argparse.Namespace) -> int:

@@ -97,11 +97,21 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     since_help = "ISO 8601 date or time (UTC unless it names a zone), or an age: 90s, 15m, 2h, 1d, 1w"
 
     project = sub.add_parser("project", help="manage merchant projects: `isoswitch project add NAME`")
-    actions = project.add_subparsers(dest="_action", required=True, metavar="{add,list,webhook}")
+    actions = project.add_subparsers(dest="_action", required=True, metavar="{add,list,settings,webhook}")
     add = actions.add_parser("add", help='create a project; prints {"login": ..., "password": ...} once')
     add.add_argument("name")
     options.add_database(add)
     options.add_database(actions.add_parser("list", help="list projects (no secrets)"))
+    conf = actions.add_parser(
+        "settings",
+        help="print a project's settings as JSON, or change some: --set require_3ds=true",
+        description="Print the project's settings (JSON), or change them with --set KEY=VALUE (repeatable; "
+        "true/false, comma-separated lists, numbers as written) and print the new ones. Running processes "
+        "see a change within [runtime] project_refresh seconds.",
+    )
+    conf.add_argument("project", metavar="PROJECT", help="the project's login")
+    conf.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE")
+    options.add_database(conf)
     _webhook_endpoint_commands(actions.add_parser("webhook", help="the project's webhook endpoints"))
     _runs(project, "isoswitch.admin", "cmd_project")
 
@@ -192,6 +202,23 @@ def _webhook_endpoint_commands(p: argparse.ArgumentParser) -> None:
 def _tool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from acquirer_sim import cli as sim_cli
     from bench import cli as bench_cli
+
+    keys = sub.add_parser(
+        "keys",
+        help="make the simulator's test keys (3-D Secure ACS, wallet) for a simulator and a switch run apart",
+        description="Make, if missing, the key pairs `isoswitch up` makes for itself, for a simulator and a "
+        "switch that do not share a directory (docker-compose.yml): each directory gets only the private keys "
+        "of its side and the other side's public keys. Prints the paths as JSON.",
+    )
+    keys.add_argument(
+        "--sim-dir", type=Path, required=True, metavar="DIR",
+        help="the simulator's: acs_signing.pem, wallet_signing.pem (private), wallet_merchant.pub.pem",
+    )  # fmt: skip
+    keys.add_argument(
+        "--switch-dir", type=Path, required=True, metavar="DIR",
+        help="the switch's: wallet_merchant.pem (private), acs_signing.pub.pem, wallet_signing.pub.pem",
+    )  # fmt: skip
+    _runs(keys, "isoswitch.admin", "cmd_keys")
 
     sim = sub.add_parser("sim", help="run the simulated issuer host (acquirer_sim)", description=sim_cli.DESCRIPTION)
     sim_cli.add_arguments(sim)

@@ -67,6 +67,9 @@ class RuntimeConfig:
     purge_interval: float = 3600.0  # seconds between deletions of idempotency keys older than 24 h
     close_timeout: float = 5.0  # seconds close() lets in-flight requests and queued writes finish
     id_block_size: int = 1000  # identifiers leased per database round trip
+    # Seconds a project's cached settings are used before they are read again: how long a change made by
+    # another process (`isoswitch project settings`) may take to reach this one.
+    project_refresh: float = 5.0
     # Reversals of unknown outcomes and their store-and-forward worker: poll_interval 1 s,
     # max_attempts 50, backoff_base 1 s doubling to backoff_cap 300 s, recovery_grace 60 s
     # (see switch.saf.SafConfig).
@@ -146,6 +149,11 @@ class Runtime:
         assert self.reversals is not None
         return await self.reversals.counts()
 
+    async def webhook_counts(self) -> tuple[int, int]:
+        """Webhook deliveries (pending, failed) in the outbox (for metrics)."""
+        assert self.webhooks is not None
+        return await self.webhooks.store.depth()
+
     async def close(self, *, timeout: float | None = None) -> None:
         """Drain and sign off the links, flush the writer, stop the id leases, close the database. Idempotent.
 
@@ -190,7 +198,7 @@ async def open_runtime(
         stack.push_async_callback(ids.close)
         writer = GroupWriter(db.pool)
         stack.push_async_callback(_close, writer, step)
-        projects = Projects(db.pool)
+        projects = Projects(db.pool, refresh=cfg.project_refresh)
         idempotency = Idempotency(db.pool, writer=writer)
         purger = asyncio.ensure_future(_purge_idempotency_keys(idempotency, cfg.purge_interval))
         stack.push_async_callback(_cancel, purger)

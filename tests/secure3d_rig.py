@@ -143,7 +143,9 @@ def body(pan: str, *, amount: str = "9.99", options: Mapping[str, Any] | None = 
     return doc
 
 
-async def open_rig(dsn: str, data_dir: Path, *, session_timeout: float = 900.0) -> AsyncIterator[Rig]:
+async def open_rig(
+    dsn: str, data_dir: Path, *, session_timeout: float = 900.0, project_refresh: float = 5.0
+) -> AsyncIterator[Rig]:
     """Everything started on 127.0.0.1 ephemeral ports; closed in reverse."""
     private, public = generate_key_pair(data_dir / "keys")
     sim = SimServer(SimConfig(port=0, admin_port=0, seed=1, acs_key=str(private)))
@@ -164,6 +166,7 @@ async def open_rig(dsn: str, data_dir: Path, *, session_timeout: float = 900.0) 
                 request_timeout=2.0,
                 close_timeout=2.0,
                 id_block_size=50,
+                project_refresh=project_refresh,
                 env={"ISOSWITCH_PAN_KEY": base64.b64encode(secrets.token_bytes(32)).decode()},
             )
         )

@@ -76,7 +76,20 @@ def test_version_is_the_installed_packages() -> None:
 def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    commands = ("up", "serve", "switch", "project", "saf", "audit", "webhook", "reconcile", "config", "sim", "bench")
+    commands = (
+        "up",
+        "serve",
+        "switch",
+        "project",
+        "saf",
+        "audit",
+        "webhook",
+        "reconcile",
+        "config",
+        "keys",
+        "sim",
+        "bench",
+    )
     assert all(f"\n    {name}" in text for name in commands)
     assert main(["frobnicate"]) == 2
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
@@ -90,6 +103,7 @@ def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error(capsys: py
         ["saf", "list"],
         ["audit", "list"],
         ["project", "webhook", "list", "shop"],
+        ["project", "settings", "shop"],
         ["webhook", "list"],
         ["webhook", "redeliver", "evt_1_1"],
         ["reconcile", "--sim-admin", "http://127.0.0.1:1"],

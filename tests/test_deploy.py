@@ -41,6 +41,8 @@ GRAFANA_PROVIDERS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "isoswi
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "isoswitch.json"
 
 SERVICES = {"postgres", "acquirer-sim", "isoswitch", "prometheus", "grafana"}
+#: One-shot services: run to completion before the others start (no health check, never restarted).
+INIT_SERVICES = {"keys"}
 PYTHON_IMAGE = "python:3.11-slim"
 
 # -- reading the files -------------------------------------------------------------
@@ -489,8 +491,8 @@ def seconds(duration: str) -> float:
 # == docker-compose.yml ================================================================
 
 
-def test_compose_has_the_five_services_and_every_variable_has_a_default() -> None:
-    assert set(compose()["services"]) == SERVICES
+def test_compose_has_the_five_services_the_keys_step_and_every_variable_has_a_default() -> None:
+    assert set(compose()["services"]) == SERVICES | INIT_SERVICES
     raw = COMPOSE.read_text()
     for line in raw.splitlines():
         if line.lstrip().startswith("#"):
@@ -519,7 +521,7 @@ def test_every_service_has_a_health_check_and_none_needs_curl() -> None:
 def test_own_image_health_checks_are_python_urllib_on_health() -> None:
     _, settings = serve_settings()
     ports = {"isoswitch": settings.sections["http"].port, "acquirer-sim": sim_args().admin_port}
-    assert own_image_services() == set(ports)
+    assert own_image_services() - INIT_SERVICES == set(ports)
     for name, port in ports.items():
         test = health_test(name)
         assert test[:3] == ["CMD", "python", "-c"] and len(test) == 4, f"{name}: use `python -c` with urllib"
@@ -558,6 +560,7 @@ def test_isoswitch_service_reads_the_mounted_config_and_keeps_data_on_a_volume()
     assert {k: v["condition"] for k, v in deps.items()} == {
         "postgres": "service_healthy",
         "acquirer-sim": "service_healthy",
+        "keys": "service_completed_successfully",
     }
 
 
@@ -625,19 +628,24 @@ def test_postgres_health_check_is_pg_isready_and_data_on_a_named_volume() -> Non
 
 
 def test_depends_on_names_services_and_healthy_ones_have_checks() -> None:
-    for name in SERVICES:
+    for name in SERVICES | INIT_SERVICES:
         deps = service(name).get("depends_on", {})
         items = {d: {"condition": "service_started"} for d in deps} if isinstance(deps, list) else deps
         for dep, spec in items.items():
-            assert dep in SERVICES, f"{name} depends on unknown service {dep}"
+            assert dep in SERVICES | INIT_SERVICES, f"{name} depends on unknown service {dep}"
             if spec["condition"] == "service_healthy":
                 assert "healthcheck" in service(dep), f"{name} waits for {dep} to be healthy; it has no check"
+            if dep in INIT_SERVICES:
+                assert spec["condition"] == "service_completed_successfully", f"{name} must wait for {dep} to end"
+    for name in INIT_SERVICES:
+        assert str(service(name).get("restart")) == "no", f"{name} runs once: restart would loop it"
+        assert "ports" not in service(name) and "healthcheck" not in service(name)
 
 
 def test_named_volumes_are_declared_and_bind_mounts_exist_read_only() -> None:
     declared = set(compose().get("volumes") or {})
     used = set()
-    for name in SERVICES:
+    for name in SERVICES | INIT_SERVICES:
         for source, target, ro in mounts(name):
             assert target.startswith("/"), f"{name}: mount target {target} must be absolute"
             if is_bind(source):
@@ -651,7 +659,7 @@ def test_named_volumes_are_declared_and_bind_mounts_exist_read_only() -> None:
 
 def test_own_image_services_share_one_build() -> None:
     names = own_image_services()
-    assert names == {"isoswitch", "acquirer-sim"}
+    assert names == {"isoswitch", "acquirer-sim", "keys"}
     images = {service(n)["image"] for n in names}
     assert len(images) == 1, f"one image for both: {images}"
     for name in SERVICES - names:
@@ -800,6 +808,98 @@ def test_switch_config_points_at_the_sim_service() -> None:
     assert "url" not in ours.get("database", {}), "the database password stays out of the file"
 
 
+# == the keys step: 3-D Secure and wallet keys of the simulator and the switch ================
+
+
+def keys_args() -> argparse.Namespace:
+    cmd = command("keys")
+    assert cmd[:2] == ["isoswitch", "keys"], f"the keys service must run `isoswitch keys`, not {cmd}"
+    return isoswitch_parser("keys").parse_args(cmd[2:])
+
+
+def volume_at(name: str, path: str) -> tuple[str, str, bool]:
+    """(source, target, read-only) of the mount of service ``name`` that holds ``path`` (the deepest one)."""
+    holding = [m for m in mounts(name) if path == m[1] or path.startswith(m[1].rstrip("/") + "/")]
+    assert holding, f"service {name}: nothing mounted holds {path}"
+    return max(holding, key=lambda m: len(m[1]))
+
+
+def test_the_keys_step_writes_on_volumes_the_simulator_and_the_switch_mount() -> None:
+    args = keys_args()
+    sim_dir, switch_dir = str(args.sim_dir), str(args.switch_dir)
+    source, target, ro = volume_at("keys", sim_dir)
+    assert source in compose()["volumes"] and not ro, "the simulator's keys: a named volume the step writes"
+    assert volume_at("acquirer-sim", sim_dir) == (source, target, True), "the simulator reads them, read-only"
+    source, target, ro = volume_at("keys", switch_dir)
+    assert source in compose()["volumes"] and not ro
+    assert volume_at("isoswitch", switch_dir)[:2] == (source, target), "the switch reads the same volume"
+    # Each side holds only its own private keys: neither mounts the other's key directory.
+    assert not any(sim_dir.startswith(t.rstrip("/")) for _, t, _ in mounts("isoswitch")), "the ACS's keys"
+    assert not any(switch_dir.startswith(t.rstrip("/")) for _, t, _ in mounts("acquirer-sim")), "the gateway's"
+    for name in ("acquirer-sim", "isoswitch"):
+        assert service(name)["depends_on"]["keys"]["condition"] == "service_completed_successfully"
+    # A new named volume takes its owner from the image's directory: the non-root step must own it.
+    runs = " ".join(rest for instr, rest in dockerfile_stages()[-1][2] if instr == "RUN")
+    for path in (sim_dir, str(Path(switch_dir).parent)):
+        assert re.search(rf"install -d -o isoswitch -g isoswitch[^&]*{re.escape(path)}\b", runs), path
+
+
+def test_the_keys_the_step_makes_are_the_ones_the_simulator_and_the_switch_use(tmp_path: Path) -> None:
+    """The real `isoswitch keys` into two directories standing for the volumes; then what the sim's flags and
+    the switch's effective settings name exists there, and each pair works across: an ACS signature
+    verifies, a wallet token opens."""
+    from isoswitch.cli import main
+    from switch.wire.threeds import Signer, Verifier
+    from switch.wire.wallet import Gateway, PaymentData, Wallet
+
+    args = keys_args()
+    places = {str(args.sim_dir): tmp_path / "sim", str(args.switch_dir): tmp_path / "switch"}
+    assert (
+        main(["keys", "--sim-dir", str(places[str(args.sim_dir)]), "--switch-dir", str(places[str(args.switch_dir)])])
+        == 0
+    )
+
+    def here(inside: object) -> Path:
+        text = str(inside)
+        for prefix, local in places.items():
+            if text.startswith(prefix + "/"):
+                return local / text[len(prefix) + 1 :]
+        raise AssertionError(f"{text} is in neither key directory")
+
+    sim = sim_args()
+    for path in (sim.acs_key, sim.wallet_signing_key, sim.wallet_merchant_key):
+        assert path is not None and here(path).parent == places[str(args.sim_dir)] and here(path).exists(), path
+    _, settings = serve_settings()
+    s3d, runtime = settings.secure3d, settings.runtime
+    keys = runtime.wallet_keys()
+    assert keys is not None and s3d.acs_public_key is not None
+    for path in (s3d.acs_public_key, *keys):
+        assert here(path).parent == places[str(args.switch_dir)] and here(path).exists(), path
+    assert {p.name for p in places[str(args.switch_dir)].iterdir()} >= {"wallet_merchant.pem"}
+    assert not (places[str(args.switch_dir)] / "acs_signing.pem").exists(), "the ACS's private key stays with it"
+    assert not (places[str(args.sim_dir)] / "wallet_merchant.pem").exists(), "the gateway's key stays with the switch"
+
+    signed = Signer.load(here(sim.acs_key)).sign({"messageType": "PaRes", "xid": "x"})
+    assert Verifier.load(here(s3d.acs_public_key)).verify(signed, "PaRes")["xid"] == "x"
+    data = PaymentData(pan="4111111111111111", expiration="301231", currency_code="840", amount=999, cryptogram="AAAA")
+    token = Wallet.load(here(sim.wallet_signing_key)).mint(data, here(sim.wallet_merchant_key))
+    assert Gateway.load(*(here(p) for p in keys)).open(token, wallet_type="apple_pay").pan == "4111111111111111"
+
+
+def test_the_switch_reaches_the_simulators_directory_server_and_browsers_its_acs() -> None:
+    _, settings = serve_settings()
+    s3d, sim = settings.secure3d, sim_args()
+    ds = urlsplit(str(s3d.ds_url))
+    assert (ds.scheme, ds.hostname, ds.port, ds.path) == ("http", "acquirer-sim", sim.admin_port, "/ds")
+    # The RReq comes from the simulator's container: to the switch's service name and port.
+    server = urlsplit(str(s3d.server_url))
+    assert (server.hostname, server.port) == ("isoswitch", settings.sections["http"].port)
+    # Browsers reach the ACS at the simulator's published admin port, on this machine by default.
+    acs = urlsplit(str(sim.acs_url))
+    published = {int(h) for h, p in _port_entries(service("acquirer-sim")) if h is not None and p == sim.admin_port}
+    assert acs.hostname in ("127.0.0.1", "localhost") and acs.port in published
+
+
 # == Prometheus ===============================================================================
 
 
@@ -932,6 +1032,12 @@ def test_dashboard_covers_the_switch_metrics() -> None:
         "isoswitch_db_write_duration_seconds",
         "isoswitch_listener_connections",
         "isoswitch_listener_messages",
+        "isoswitch_webhook_outbox_depth",
+        "isoswitch_webhook_deliveries",
+        "isoswitch_webhook_delivery_duration_seconds",
+        "isoswitch_secure3d_sessions",
+        "isoswitch_secure3d_outcomes",
+        "isoswitch_secure3d_refused",
     }
     assert required <= used, f"not on the dashboard: {sorted(required - used)}"
     assert any(m.startswith(SIM_PREFIX) for m in used) and dashboard_metrics() & PROCESS_METRICS

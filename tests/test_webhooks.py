@@ -495,3 +495,51 @@ async def test_the_commands_add_list_and_remove_endpoints_show_the_log_and_redel
     assert code == 0 and orjson.loads(out)["secret"].startswith("whsec_")
     code, _, err = await _isoswitch(hooks, "webhook", "redeliver", "evt_nothing_1")
     assert code == 1 and "no event" in err
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+async def _scrape(hooks: Hooks) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    resp = await hooks.http.get("/metrics")
+    assert resp.status == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(await resp.text())
+        for s in fam.samples
+    }
+
+
+def _sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_count_deliveries_by_outcome_time_the_posts_and_read_the_outbox_depth(hooks: Hooks) -> None:
+    await hooks.add("shop", "main", "/main")
+    hooks.endpoint.fail_first = 2
+    before = await _scrape(hooks)
+    await hooks.authorize()
+    await wait_for(lambda: hooks.endpoint.ok(), what="the delivery after two failures")
+    await wait_for(lambda: _count(hooks, "SELECT id FROM webhook_outbox WHERE state = 'delivered'", 1))
+
+    after = await _scrape(hooks)
+
+    def grew(name: str, **labels: str) -> float:
+        return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    assert grew("isoswitch_webhook_deliveries_total", outcome="delivered") == 1
+    assert grew("isoswitch_webhook_deliveries_total", outcome="retried") == 2
+    assert grew("isoswitch_webhook_deliveries_total", outcome="failed") == 0
+    assert grew("isoswitch_webhook_delivery_duration_seconds_count") == 3
+    assert _sample(after, "isoswitch_webhook_outbox_depth", state="pending") == 0
+    assert _sample(after, "isoswitch_webhook_outbox_depth", state="failed") == 0
+
+    # The depth is read from the database at each scrape, whoever changed the rows.
+    await hooks.runtime.db.pool.execute("UPDATE webhook_outbox SET state = 'failed'")
+    assert _sample(await _scrape(hooks), "isoswitch_webhook_outbox_depth", state="failed") == 1
+    await hooks.runtime.db.pool.execute("UPDATE webhook_outbox SET state = 'pending', next_attempt_at = now() + '1h'")
+    now = await _scrape(hooks)
+    assert _sample(now, "isoswitch_webhook_outbox_depth", state="pending") == 1
+    assert _sample(now, "isoswitch_webhook_outbox_depth", state="failed") == 0

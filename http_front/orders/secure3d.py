@@ -81,11 +81,14 @@ def service(request: web.Request) -> Secure3D:
 
 
 def callbacks(request: web.Request) -> Callbacks:
-    """Our own absolute URLs for the ACS and the browser (``[http] public_url`` or the request's host)."""
+    """Our own absolute URLs for the ACS and the browser (``[http] public_url`` or the request's host); the RReq's
+    at ``[secure3d] server_url`` when set (the ACS may reach us at another address than browsers do)."""
+    s = getattr(request.app[RUNTIME], "secure3d", None)
+    server = s.config.server_url if isinstance(s, Secure3D) else None
     return Callbacks(
         term_url=public_url(request, TERM_PATH),
         notification_url=public_url(request, NOTIFICATION_PATH),
-        rreq_url=public_url(request, RREQ_PATH),
+        rreq_url=server.rstrip("/") + RREQ_PATH if server else public_url(request, RREQ_PATH),
         method_done_url=public_url(request, METHOD_DONE_PATH),
     )
 

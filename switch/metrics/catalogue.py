@@ -84,6 +84,30 @@ _SPECS: dict[str, _Spec] = {
         "counter", "Requests received by the ISO listener, by MTI ('other': unsupported) and the DE 39 answered",
         ("mti", "rc"),
     ),
+    # webhooks (switch.webhooks)
+    "isoswitch_webhook_outbox_depth": _Spec(
+        "gauge", "Webhook deliveries by state, pending or failed (read from the database at scrape)", ("state",),
+        mode="mostrecent",
+    ),
+    "isoswitch_webhook_deliveries": _Spec(
+        "counter", "Webhook delivery attempts by outcome: delivered (2xx), retried (to be tried again), failed "
+        "(given up: retry window over or destination gone)", ("outcome",),
+    ),
+    "isoswitch_webhook_delivery_duration_seconds": _Spec(
+        "histogram", "Round trip of a webhook POST, answered or not (timeouts at the configured timeout)",
+        buckets=LATENCY_BUCKETS,
+    ),
+    # 3-D Secure (switch.secure3d)
+    "isoswitch_secure3d_sessions": _Spec(
+        "counter", "3-D Secure begun, by protocol version (1, 2)", ("version",)
+    ),
+    "isoswitch_secure3d_outcomes": _Spec(
+        "counter", "3-D Secure results by scenario (full, attempt, not_enrolled, unable_to_verify, failed, rejected, "
+        "expired) and transStatus (Y, A, N, U, R; none)", ("scenario", "status"),
+    ),
+    "isoswitch_secure3d_refused": _Spec(
+        "counter", "3-D Secure completions (PaRes, CRes, RReq, resume) refused, by reason", ("reason",)
+    ),
     # multi-process mode only (single-process mode exports the standard process_* collector instead)
     "isoswitch_process_cpu_seconds_total": _Spec(
         "gauge", "CPU time (user + system) of one worker process", mode="liveall"

@@ -22,7 +22,7 @@ from switch.metrics.process import ProcessSampler, add_standard_collectors, per_
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["flush", "set_saf"]
+__all__ = ["flush", "set_saf", "set_webhook_depth"]
 
 log = logging.getLogger("isoswitch.metrics")
 
@@ -113,3 +113,11 @@ def set_saf(pending: int, manual: int, oldest_pending_seconds: float) -> None:
         fams.child("isoswitch_saf_depth", ("pending",)).set(pending)
         fams.child("isoswitch_saf_depth", ("manual",)).set(manual)
         fams.child("isoswitch_saf_oldest_age_seconds", ()).set(oldest_pending_seconds)
+
+
+def set_webhook_depth(pending: int, failed: int) -> None:
+    """The webhook outbox gauges (from ``Runtime.webhook_counts()``), set when read: the latest read wins."""
+    fams = _families()
+    with _lock:
+        fams.child("isoswitch_webhook_outbox_depth", ("pending",)).set(pending)
+        fams.child("isoswitch_webhook_outbox_depth", ("failed",)).set(failed)

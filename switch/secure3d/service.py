@@ -30,6 +30,7 @@ the 0100, and reading one flow top to bottom is worth more than two files.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import secrets
 import time
@@ -37,10 +38,11 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
+from switch import metrics
 from switch.money import currency, from_minor, to_minor
 from switch.orders.engine import Engine, Step, merchant_of
 from switch.orders.errors import Declined, InvalidInput, IssuerError, OrderError, OrderNotFound, Rejected
@@ -60,6 +62,8 @@ __all__ = ["AlreadyCompleted", "Secure3D"]
 log = logging.getLogger("isoswitch.secure3d")
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 Outcome = Order | Challenge | MethodStep
 
@@ -70,6 +74,61 @@ _AUTHENTICATED = frozenset({"Y", "A"})
 
 class AlreadyCompleted(Rejected):
     """A second completion of one order (seeds/003: "Order already completed")."""
+
+
+# isoswitch_secure3d_refused{reason}: why a completion (PaRes, CRes, RReq, resume) was refused, by the start
+# of the messages raised in this module (a forged, expired or wrong-type message is "signature").
+_REFUSALS = (
+    ("Invalid ", "signature"),
+    ("PaRes does not belong", "mismatch"),
+    ("PaRes amount does not match", "mismatch"),
+    ("CRes does not", "mismatch"),
+    ("3-D Secure session expired", "expired"),
+    ("No RReq result", "no_rreq"),
+    ("RReq matches no challenge", "unknown_session"),
+)
+
+
+def _refusal(e: OrderError) -> str | None:
+    """The reason label of a refused completion; None for what is no refusal (the DS down, a decline)."""
+    if isinstance(e, AlreadyCompleted):
+        return "already_completed"
+    if isinstance(e, OrderNotFound):
+        return "unknown_session"
+    if not isinstance(e, Rejected | InvalidInput):
+        return None
+    text = e.problems[0].message if isinstance(e, InvalidInput) and e.problems else e.message
+    for start, reason in _REFUSALS:
+        if text.startswith(start):
+            return reason
+    return "malformed" if isinstance(e, InvalidInput) else "wrong_state"
+
+
+def _counts_refusals(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The completion ``method`` with its refusals counted (isoswitch_secure3d_refused{reason})."""
+
+    @functools.wraps(method)
+    async def counted(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except OrderError as e:
+            reason = _refusal(e)
+            if reason is not None:
+                metrics.counter("isoswitch_secure3d_refused", reason).inc()
+            raise
+
+    return counted
+
+
+def _count_outcome(order: Order) -> None:
+    """isoswitch_secure3d_outcomes{scenario,status} once the order's 3-D Secure result is known."""
+    shown = order.secure3d or {}
+    status = shown.get("authorization_status")
+    metrics.counter(
+        "isoswitch_secure3d_outcomes",
+        str(shown.get("scenario", "unknown")),
+        status if status in ("Y", "A", "N", "U", "R") else "none",
+    ).inc()
 
 
 def _minor(req: AuthorizeRequest, settings_currency: str) -> tuple[int, str]:
@@ -187,11 +246,13 @@ class Secure3D:
         """
         want = want or Secure3DRequest(force3d=True)
         order.secure3d = {"reason": reason, "scenario": "unknown"}
+        metrics.counter("isoswitch_secure3d_sessions", "2" if want.browser is not None else "1").inc()
         extra: dict[str, Any] = {"auto_charge": auto_charge}
         if want.browser is not None:
             return await self._begin_2(project, order, card, want, callbacks, extra, stored)
         return await self._begin_1(project, order, card, want, callbacks, extra, stored)
 
+    @_counts_refusals
     async def resume(self, project: Project, order_id: str, callbacks: Callbacks) -> Outcome:
         """``POST /orders/:id/resume``: after the 3DS Method, the AReq; frictionless, challenge or declined."""
         order = await self.orders.get_order(project, order_id)
@@ -213,6 +274,7 @@ class Secure3D:
             return False
         return await self.sessions.method_done(trans_id, self.engine.clock())
 
+    @_counts_refusals
     async def rreq(self, token: str) -> None:
         """The ACS's RReq (server to server) during a challenge: its result, kept until the CRes comes."""
         claims = self._verify(token, "RReq")
@@ -234,6 +296,7 @@ class Secure3D:
         if not ok:
             raise Rejected("RReq matches no challenge in progress")
 
+    @_counts_refusals
     async def complete_pares(
         self, pares: str, *, md: str | None = None, project: Project | None = None, order_id: str | None = None
     ) -> Completion:
@@ -252,6 +315,7 @@ class Secure3D:
         taken, _ = await self._take(order, session)  # 3DS1: the CAVV is the PaRes's own, never stored
         return await self._finish(project, order, taken, status, eci, cavv if status in _AUTHENTICATED else None)
 
+    @_counts_refusals
     async def complete_cres(
         self, cres: str, *, session_data: str | None = None, project: Project | None = None, order_id: str | None = None
     ) -> Completion:
@@ -297,6 +361,7 @@ class Secure3D:
             order.secure3d.update(
                 scenario="not_enrolled" if status == "N" else "unable_to_verify", authorization_status=status
             )
+            _count_outcome(order)
             return await self._authorize(project, order, card, eci_for(card.pan, status), None, None, extra, stored)
         xid = base64.b64encode(secrets.token_bytes(20)).decode()  # 28 characters: fits DE 123
         md = secrets.token_urlsafe(24)
@@ -336,6 +401,7 @@ class Secure3D:
         order.secure3d.update(version="2", dsrp="0")
         if not support.supported:
             order.secure3d.update(scenario="not_enrolled", authorization_status="N")
+            _count_outcome(order)
             return await self._authorize(project, order, card, eci_for(card.pan, "N"), None, None, extra, stored)
         trans_id = str(uuid.uuid4())
         extra["browser"] = want.browser
@@ -432,6 +498,7 @@ class Secure3D:
         card = self.engine.cards.card(order)
         scenario = "rejected" if frictionless and status in ("N", "R") else _SCENARIO.get(status, "failed")
         order.secure3d.update(scenario=scenario, authorization_status=status, version=str(session.version))
+        _count_outcome(order)
         ident = session.trans_id if session.version == 1 else session.ds_trans_id
         if session.version == 1:
             order.secure3d["xid"] = session.trans_id
@@ -580,6 +647,7 @@ class Secure3D:
                 self._cvv.take(order.id)
                 order.status = OrderStatus.DECLINED
                 order.secure3d["scenario"] = "expired"
+                _count_outcome(order)
                 order.updated = now
                 await self.engine.repo.save_waiting(order)
             raise Rejected("3-D Secure session expired", order_id=order.id)

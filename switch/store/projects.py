@@ -5,8 +5,12 @@ A password is shown once, at creation; the table keeps only
 raised later without invalidating old ones). Verifying costs ~50 ms of CPU
 by design, so verified credentials are cached in-process for a minute: the
 hot path pays one dictionary lookup, while a wrong password is never cached
-and stays slow. A cached entry may outlive a settings change made by another
-process by up to the TTL; changes made here drop the entry at once.
+and stays slow. Changes made here drop the entry at once; a change made by
+another process (``isoswitch project settings``, a password reset) is seen
+within ``refresh`` seconds (5 by default): a cached entry older than that
+re-reads its project's row (settings and password hash; one indexed read
+per login and process every ``refresh`` seconds, single flight, no scrypt
+unless the hash changed, when the password is verified again).
 
 >>> s = ProjectSettings.defaults(7, "shop")
 >>> s.terminal_id, s.merchant_id, s.descriptor
@@ -154,6 +158,35 @@ class ProjectSettings:
         except TypeError as e:  # a required field missing
             raise InvalidSettings(str(e)) from None
 
+    @classmethod
+    def parse_setting(cls, key: str, text: str) -> Any:
+        """``text`` (as typed on a command line) as the value of setting ``key``, typed by its field.
+
+        bool: ``true``/``false``; tuples: comma-separated (empty: none); Decimal, int, str as written.
+        The whole is validated when the settings are made (:meth:`from_json`); here only the type.
+
+        >>> ProjectSettings.parse_setting("terminals", "T1, T2"), ProjectSettings.parse_setting("require_3ds", "true")
+        (('T1', 'T2'), True)
+        """
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        kind = kinds.get(key)
+        if kind is None:
+            raise InvalidSettings(f"unknown setting {key!r}; known: {', '.join(kinds)}")
+        if kind == "bool":
+            if text.lower() not in ("true", "false"):
+                raise InvalidSettings(f"{key} must be true or false")
+            return text.lower() == "true"
+        if kind.startswith("tuple"):
+            return tuple(item.strip() for item in text.split(",")) if text.strip() else ()
+        if kind == "Decimal":
+            return _decimal(key, text)
+        if kind == "int":
+            try:
+                return int(text)
+            except ValueError:
+                raise InvalidSettings(f"{key} must be an integer") from None
+        return text
+
     def merchant(self) -> Merchant:
         """The acceptor of :mod:`switch.translate` for these settings."""
         return Merchant(
@@ -178,18 +211,24 @@ class Project:
 class Projects:
     """The projects table, with a small cache of verified credentials."""
 
-    __slots__ = ("_cache", "_cache_size", "_cache_ttl", "_checking", "_pool", "_verifying")
+    __slots__ = ("_cache", "_cache_size", "_cache_ttl", "_checking", "_pool", "_refresh", "_rereading", "_verifying")
 
-    def __init__(self, pool: asyncpg.Pool, *, cache_ttl: float = 60.0, cache_size: int = 1024) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, cache_ttl: float = 60.0, cache_size: int = 1024, refresh: float = 5.0
+    ) -> None:
+        """``cache_ttl``: seconds a verified password is trusted without scrypt; ``refresh``: seconds a cached
+        project's settings are used before its row is read again (what bounds another process's change)."""
         self._pool = pool
         self._cache_ttl = cache_ttl
         self._cache_size = cache_size
-        # (login, sha256(password)) -> (project, expires at); LRU order.
-        self._cache: OrderedDict[tuple[str, bytes], tuple[Project, float]] = OrderedDict()
+        self._refresh = refresh
+        # (login, sha256(password)) -> entry; LRU order.
+        self._cache: OrderedDict[tuple[str, bytes], _Cached] = OrderedDict()
         # Bounds the scrypt work in flight: a flood of wrong passwords queues
         # here instead of filling the default executor other code needs.
         self._verifying = asyncio.Semaphore(2)
         self._checking: dict[tuple[str, bytes], asyncio.Future[Project | None]] = {}
+        self._rereading: dict[tuple[str, bytes], asyncio.Future[Project | None]] = {}
 
     async def create(self, name: str, settings: ProjectSettings | None = None) -> tuple[Project, str]:
         """A new project whose login is ``name``; returns it and its password (shown only now)."""
@@ -231,10 +270,16 @@ class Projects:
         key = (login, hashlib.sha256(password.encode()).digest())
         hit = self._cache.get(key)
         if hit is not None:
-            if hit[1] > time.monotonic():
+            now = time.monotonic()
+            if hit.expires > now:
                 self._cache.move_to_end(key)
-                return hit[0]
-            del self._cache[key]
+                if hit.fresh_until > now:
+                    return hit.project
+                fresh = await self._reread(key, hit)
+                if fresh is not None:
+                    return fresh
+                # The password changed (or the project went away): verified again below.
+            self._cache.pop(key, None)
         # Single flight: a client opening 64 connections at once sends the same
         # credentials 64 times before the first check is cached; they share one
         # scrypt instead of queueing 64 of them behind the semaphore.
@@ -259,9 +304,32 @@ class Projects:
         if not ok or row is None:
             return None
         project = _project(row)
-        self._cache[key] = (project, time.monotonic() + self._cache_ttl)
+        now = time.monotonic()
+        self._cache[key] = _Cached(project, stored, now + self._cache_ttl, now + self._refresh)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+        return project
+
+    async def _reread(self, key: tuple[str, bytes], hit: _Cached) -> Project | None:
+        """The cached project with its settings read again (single flight); None when its password changed."""
+        task = self._rereading.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch_fresh(key, hit), context=contextvars.Context())
+            self._rereading[key] = task
+            task.add_done_callback(lambda _t: self._rereading.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _fetch_fresh(self, key: tuple[str, bytes], hit: _Cached) -> Project | None:
+        row = await self._pool.fetchrow(
+            "SELECT id, name, login, settings, password_hash FROM projects WHERE id = $1", hit.project.id
+        )
+        if row is None or row["password_hash"] != hit.password_hash or row["login"] != key[0]:
+            self._cache.pop(key, None)
+            return None
+        project = _project(row)
+        if self._cache.get(key) is hit:  # not dropped (forget) or replaced meanwhile
+            hit.project = project
+            hit.fresh_until = time.monotonic() + self._refresh
         return project
 
     async def update_settings(self, project_id: int, **changes: Any) -> Project:
@@ -295,8 +363,18 @@ class Projects:
 
     def forget(self, project_id: int) -> None:
         """Drop cached credentials of a project (after a change to it)."""
-        for key in [k for k, (p, _) in self._cache.items() if p.id == project_id]:
+        for key in [k for k, entry in self._cache.items() if entry.project.id == project_id]:
             del self._cache[key]
+
+
+@dataclass(slots=True)
+class _Cached:
+    """A verified credential: its project, the hash it was verified against, until when each is trusted."""
+
+    project: Project
+    password_hash: str
+    expires: float  # monotonic: the password is verified again (scrypt) after this
+    fresh_until: float  # monotonic: the project's row is read again after this
 
 
 def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:

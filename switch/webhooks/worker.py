@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import orjson
 from standardwebhooks import Webhook
 
+from switch import metrics
 from switch.webhooks.config import WebhookConfig
 from switch.webhooks.events import Events
 from switch.webhooks.policy import UrlRefused, check_url
@@ -40,6 +42,9 @@ LoadOrder = Callable[[int, str], Awaitable["Order | None"]]
 __all__ = ["Sender", "WebhookWorker", "signed_headers"]
 
 log = logging.getLogger("isoswitch.webhooks")
+
+# isoswitch_webhook_deliveries{outcome}: what each attempt came to.
+_OUTCOMES = ("delivered", "retried", "failed")
 
 # close() lets deliveries in flight finish for this long; the rest are cancelled (their rows' leases run out).
 CLOSE_TIMEOUT = 2.0
@@ -88,6 +93,8 @@ class WebhookWorker:
         self.sender = sender
         self.delivered = 0  # 2xx answers got by this process
         self.failed_attempts = 0
+        self._outcomes = {o: metrics.counter("isoswitch_webhook_deliveries", o) for o in _OUTCOMES}
+        self._post_time = metrics.histogram("isoswitch_webhook_delivery_duration_seconds")
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
@@ -196,6 +203,7 @@ class WebhookWorker:
                 payload = self.events.payload(order)
             body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
             assert self.sender is not None
+            started = time.perf_counter()
             try:
                 status = await asyncio.wait_for(
                     self.sender.post(d.url, body, signed_headers(secret, d.event_id, body), cfg.timeout),
@@ -204,10 +212,13 @@ class WebhookWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                self._post_time.observe(time.perf_counter() - started)
                 await self._failed(d, None, f"{e.__class__.__name__}: {e}".rstrip(": "))
                 return
+            self._post_time.observe(time.perf_counter() - started)
             if 200 <= status < 300:
                 self.delivered += 1
+                self._outcomes["delivered"].inc()
                 await self.store.delivered(d.id, status)
             else:
                 await self._failed(d, status, f"HTTP {status}")
@@ -221,6 +232,8 @@ class WebhookWorker:
         self.failed_attempts += 1
         cfg = self.config
         state = await self.store.attempt_failed(d.id, cfg.backoff(d.attempts), status, error, cfg.max_age, final=final)
+        if state is not None:  # None: the row was no longer pending (redelivered meanwhile): not this attempt's
+            self._outcomes["failed" if state == "failed" else "retried"].inc()
         level = logging.ERROR if state == "failed" else logging.INFO
         log.log(
             level,
