@@ -44,6 +44,7 @@ __all__ = [
     "cmd_switch",
     "cmd_up",
     "sim_process",
+    "with_sim_admin_port",
     "with_simulated_secure3d",
 ]
 
@@ -92,9 +93,10 @@ def sim_process(
     acs_key: Path | None = None,
     *,
     wallet_keys: tuple[Path, Path] | None = None,
-) -> Iterator[tuple[str, int]]:
+) -> Iterator[tuple[tuple[str, int], tuple[str, int] | None]]:
     """Run ``acquirer_sim`` in a process of its own (and so on a core of its own,
-    as a real host would be); yields its address; SIGTERM on exit.
+    as a real host would be); yields its ISO address and its admin address (None without ``admin_port``),
+    both as the simulator reports them once bound (so port 0 is the port it got); SIGTERM on exit.
 
     ``wallet_keys``: the wallet's signing key and the gateway's public key (its ``POST /wallet/token``)."""
     cmd = [sys.executable, "-m", "acquirer_sim", "--host", host, "--port", str(port), "--log-level", log_level]
@@ -113,7 +115,15 @@ def sim_process(
         if not line.startswith("listening on "):
             status = sim.wait()
             raise CannotStart(f"the simulator did not start (exit status {status}; its reason is on the line above)")
-        yield hostport(line.removeprefix("listening on "))
+        admin = None
+        if admin_port is not None:
+            # acquirer_sim.cli: "admin on HOST:PORT" follows, the admin port it bound (any free one for 0).
+            second = sim.stdout.readline().strip()
+            if not second.startswith("admin on "):
+                status = sim.wait()
+                raise CannotStart(f"the simulator's admin port did not start (exit status {status})")
+            admin = hostport(second.removeprefix("admin on "))
+        yield hostport(line.removeprefix("listening on ")), admin
     finally:
         if sim.poll() is None:
             sim.send_signal(signal.SIGTERM)
@@ -176,6 +186,7 @@ def attach_secure3d(runtime: Runtime, settings: Settings) -> None:
         raise CannotStart(f"[secure3d] acs_public_key: {e}") from None
     directory = DsClient(cfg.ds_url, timeout=cfg.ds_timeout)
     runtime.secure3d = Secure3D(runtime.orders, runtime.projects, runtime.db.pool, directory, verifier, cfg)
+    runtime.secure3d.start()  # every serving process sweeps abandoned sessions (SKIP LOCKED: they share them)
 
 
 def with_simulated_secure3d(settings: Settings, host: str, admin_port: int, acs_public: Path) -> Settings:
@@ -230,12 +241,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     _ensure_free(ports)
     rules = str(sim.rules) if sim.rules else None
     acs_private, acs_public = acs_keys(settings)
-    settings = with_simulated_secure3d(settings, front.host, sim.admin_port, acs_public)
     wallet = _wallet_keys(settings)
     with sim_process(
         front.host, sim.port, sim.admin_port, rules, settings.logging.level, acs_private, wallet_keys=wallet
-    ) as sim_addr:
+    ) as (sim_addr, admin_addr):
+        assert admin_addr is not None
+        # The DS URL (and the banner) from the admin port the simulator bound: [simulator] admin_port = 0 works.
+        settings = with_sim_admin_port(settings, admin_addr[1])
+        settings = with_simulated_secure3d(settings, admin_addr[0], admin_addr[1], acs_public)
         return run_loop(lambda: _up(args, settings, sim_addr))
+
+
+def with_sim_admin_port(settings: Settings, admin_port: int) -> Settings:
+    """``settings`` with ``[simulator] admin_port`` the port the simulator actually listens on."""
+    sim = dataclasses.replace(config.simulator(settings), admin_port=admin_port)
+    return dataclasses.replace(settings, sections={**settings.sections, "simulator": sim})
 
 
 def _wallet_keys(settings: Settings) -> tuple[Path, Path] | None:

@@ -250,6 +250,11 @@ class OrdersService:
         """The project's customer's kept cards, most recent first (none for an unknown customer)."""
         return await self.oneclick.list(project.id, customer_id)
 
+    async def keep_card(self, project: Project, order: Order, customer_id: str) -> None:
+        """Keep an approved ``order``'s card for ``customer_id`` as ``authorize`` does (a failure is logged only):
+        3-D Secure's later authorization."""
+        await self._keep_quietly(project, order, customer_id)
+
     async def _keep_quietly(self, project: Project, order: Order, customer_id: str) -> None:
         # The authorization is done and answered as such: a card that could not be kept is logged,
         # never turned into the merchant's error (a retry would authorize twice).

@@ -44,17 +44,20 @@ import asyncpg
 
 from switch import metrics
 from switch.money import currency, from_minor, to_minor
+from switch.orders.credentials import merchant_for, series_of
 from switch.orders.engine import Engine, Step, merchant_of
 from switch.orders.errors import Declined, InvalidInput, IssuerError, OrderError, OrderNotFound, Rejected
 from switch.orders.model import OperationType, Order, OrderStatus
 from switch.orders.requests import AuthorizeRequest
 from switch.orders.service import OrdersService, _fill  # a new order's details, as authorize fills them
+from switch.secure3d.carry import carried, descriptor_of, merchant_of_session, stored_of
 from switch.secure3d.config import Secure3DConfig
 from switch.secure3d.model import Callbacks, Challenge, Completion, Form3d, MethodStep, Secure3DRequest
 from switch.secure3d.ports import DirectoryError, DirectoryPort
 from switch.secure3d.sessions import Session, SessionRepo, token_hash
+from switch.secure3d.sweep import ExpirySweep
 from switch.store.projects import Project, Projects
-from switch.translate import Authorize, Card, CredentialReason, Initiator, StoredCredential, ThreeDSecure
+from switch.translate import Authorize, Card, ThreeDSecure
 from switch.wire.threeds import MessageError, Verifier, decode_json, eci_for, encode_json
 
 __all__ = ["AlreadyCompleted", "Secure3D"]
@@ -190,8 +193,21 @@ class Secure3D:
         self.config = config
         self.sessions = SessionRepo(pool)
         self._cvv = _CvvKeeper(config.session_timeout)
+        self.sweep = ExpirySweep(
+            self.sessions,
+            self.engine.repo,
+            self.engine.clock,
+            self._cvv.take,
+            interval=config.sweep_interval,
+            batch=config.sweep_batch,
+        )
+
+    def start(self) -> None:
+        """The sweep of abandoned sessions, in the background of this (serving) process until :meth:`close`."""
+        self.sweep.start()
 
     async def close(self) -> None:
+        await self.sweep.close()
         await self.directory.close()
 
     # -- entry points ------------------------------------------------------------------
@@ -205,14 +221,20 @@ class Secure3D:
             raise InvalidInput.one("3-D Secure with a kept (oneclick) card is not offered", "options/force3d")
         card = req.card
         amount, cur = _minor(req, settings.currency)
+        # What the direct path decides (and refuses) from the request, decided now: the 0100 leaves later.
+        merchant = merchant_for(settings, req.terminal)
+        series = await series_of(engine.repo, project, req)
+        binds = req.oneclick.customer_id if req.oneclick is not None and req.oneclick.bind else None
         now = engine.clock()
         order_id = await engine.take(engine.ids.order_id)
         rrn = await engine.take(lambda: engine.ids.rrn(now))
         order = engine.cards.new_order(
             project, order_id, card, amount, currency(cur), now, rrn=rrn, recurring=req.recurring
         )
-        order.initial_rrn = rrn
+        order.initial_rrn = series.first_rrn or rrn
+        order.parent_order_id = series.parent_id
         _fill(order, req.details, settings, req.descriptor)
+        order.notification_url = req.notification_url  # before the order is written: order.prepared goes there too
         reason = "force3d" if want.force3d else "require_3ds"
         return await self.begin(
             project,
@@ -223,6 +245,7 @@ class Secure3D:
             want=want,
             auto_charge=req.auto_charge,
             stored=False,
+            carry=carried(req, merchant.terminal_id, series.stored, binds),
         )
 
     async def begin(
@@ -236,18 +259,20 @@ class Secure3D:
         want: Secure3DRequest | None = None,
         auto_charge: bool | None = None,
         stored: bool = True,
+        carry: dict[str, Any] | None = None,
     ) -> Outcome:
         """3-D Secure for ``order`` paid with ``card`` (its CVV kept in memory while the cardholder is away).
 
         ``stored``: the order exists already, waiting (status ``new``: the hosted page), with ``card``
-        attached; False: a new order only in memory (authorize), written here. Answers the order
+        attached; False: a new order only in memory (authorize), written here. ``carry``: what the
+        later 0100 must send as a direct authorize would (:mod:`switch.secure3d.carry`). Answers the order
         (authorized: frictionless or not enrolled), a :class:`Challenge` or a :class:`MethodStep`;
         raises the order's failure (declined ...) as :meth:`OrdersService.authorize` does.
         """
         want = want or Secure3DRequest(force3d=True)
         order.secure3d = {"reason": reason, "scenario": "unknown"}
         metrics.counter("isoswitch_secure3d_sessions", "2" if want.browser is not None else "1").inc()
-        extra: dict[str, Any] = {"auto_charge": auto_charge}
+        extra: dict[str, Any] = {**(carry or {}), "auto_charge": auto_charge}
         if want.browser is not None:
             return await self._begin_2(project, order, card, want, callbacks, extra, stored)
         return await self._begin_1(project, order, card, want, callbacks, extra, stored)
@@ -548,15 +573,14 @@ class Secure3D:
         rrn = order.rrn
         msg = engine.translate(
             lambda: Authorize(
-                merchant=merchant_of(settings),
+                merchant=merchant_of_session(settings, extra),
                 card=card,
                 amount=order.amount,
                 currency=currency(order.currency),
                 rrn=rrn,
                 three_ds=ThreeDSecure(eci, cavv=cavv, xid=ident),
-                stored_credential=StoredCredential(Initiator.CARDHOLDER, CredentialReason.FIRST)
-                if order.recurring
-                else None,
+                stored_credential=stored_of(extra, order.recurring),
+                descriptor=descriptor_of(extra),
             ),
             now,
         )
@@ -568,6 +592,9 @@ class Secure3D:
             project, order, Step(OperationType.AUTHORIZE, order.amount, msg, now, creates=not stored)
         )
         engine.approved(order, outcome)
+        customer = extra.get("oneclick")
+        if isinstance(customer, str):
+            await self.orders.keep_card(project, order, customer)  # as a direct authorize: once approved
         auto_charge = extra.get("auto_charge")
         if (settings.auto_charge if auto_charge is None else auto_charge) and order.amount > 0:
             # The service's own capture step (options.auto_charge): a 1-stage payment after 3-D Secure.

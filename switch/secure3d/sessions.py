@@ -11,7 +11,7 @@ session completed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +43,21 @@ SET state = 'completed', authentication_value = NULL, updated = $3
 FROM old WHERE s.order_id = old.order_id
 RETURNING {", ".join("s." + c.strip() for c in _COLUMNS.split(",") if c.strip() != "authentication_value")},
           old.authentication_value
+"""
+
+
+# Abandoned sessions, oldest deadline first (the partial index of 007 on expires_at serves it).
+_DUE = """
+SELECT order_id, project_id FROM secure3d_sessions
+WHERE state IN ('pending', 'method', 'challenge') AND expires_at <= $1
+ORDER BY expires_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+
+_EXPIRE_MANY = """
+UPDATE secure3d_sessions SET state = 'expired', authentication_value = NULL, updated = $2
+WHERE order_id = ANY($1::text[]) AND state IN ('pending', 'method', 'challenge')
 """
 
 
@@ -204,6 +219,22 @@ class SessionRepo:
         values = dict(row)
         cavv = values.pop("authentication_value")
         return Session(**values), cavv
+
+    async def sweep(self, now: datetime, limit: int, decline: Callable[[str, int], Awaitable[bool]]) -> int:
+        """Up to ``limit`` sessions past their deadline and still waiting, each ended once: ``decline(order_id,
+        project_id)`` ends the order (True: done, or nothing left to do), then the session is ``expired``.
+
+        One transaction holds the rows (``FOR UPDATE SKIP LOCKED``: every process sweeps, none takes another's
+        rows) until each order is declined, so a crash in between leaves the session waiting and the next
+        sweep finishes it. A completion coming back meanwhile waits for the lock, then finds it expired.
+        How many sessions were ended.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_DUE, now, limit)
+            ended = [r["order_id"] for r in rows if await decline(r["order_id"], r["project_id"])]
+            if ended:
+                await conn.execute(_EXPIRE_MANY, ended, now)
+        return len(ended)
 
     async def expire(self, order_id: str, now: datetime) -> bool:
         return await self._change(
