@@ -191,6 +191,30 @@ async def test_a_token_pays_once_and_its_copy_is_refused_in_any_project(wallet_r
     assert len(wallet_rig.sent) == 1
 
 
+async def test_two_concurrent_payments_with_one_token_authorize_once_and_refuse_the_other(
+    wallet_rig: Rig, sim: SimServer
+) -> None:
+    rig = wallet_rig
+    token = await mint(sim, pan=PAN, amount="9.99")
+    results = await asyncio.gather(
+        rig.orders.token_pay(rig.project, _pay(token["token"])),
+        rig.orders.token_pay(rig.project, _pay(token["token"])),
+        return_exceptions=True,
+    )
+    orders = [r for r in results if not isinstance(r, BaseException)]
+    refusals = [r for r in results if isinstance(r, InvalidInput)]
+    assert len(orders) == 1 and len(refusals) == 1, results
+    assert orders[0].status.value == "authorized"
+    assert (refusals[0].problems[0].field, refusals[0].problems[0].message) == (
+        "dsrp/token",
+        "Invalid token: already used",
+    )
+    assert [m["t"] for m in rig.sent] == ["0100"]
+    claims = await rig.rows("SELECT transaction_id, order_id FROM wallet_tokens_used")
+    assert claims == [{"transaction_id": token["transaction_id"], "order_id": orders[0].id}]
+    assert len(await rig.rows("SELECT id FROM orders")) == 1  # the loser wrote no intent
+
+
 async def test_without_wallet_keys_token_pay_is_refused_not_failed(rig: Rig, sim: SimServer) -> None:
     token = await mint(sim, pan=PAN, amount="9.99")
     err = await _refused(rig, _pay(token["token"]))
