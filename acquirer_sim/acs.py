@@ -369,13 +369,18 @@ async def _acs1(request: web.Request) -> web.Response:
     return _html(page)
 
 
+def _code_matches(code: str, otp: str) -> bool:
+    """The one-time code, compared in constant time as bytes (compare_digest refuses non-ASCII str)."""
+    return secrets.compare_digest(code.encode("utf-8", "surrogatepass"), otp.encode("utf-8", "surrogatepass"))
+
+
 async def _acs1_submit(request: web.Request) -> web.Response:
     acs = request.app[ACS]
     form = await _form(request)
     c = acs.challenges1.pop(form.get("challenge", ""))
     if c is None:
         raise _Bad("this verification has already been answered or has expired")
-    return _html(_pares(acs, c, "Y" if secrets.compare_digest(form.get("code", ""), acs.otp) else "N"))
+    return _html(_pares(acs, c, "Y" if _code_matches(form.get("code", ""), acs.otp) else "N"))
 
 
 # -- the ACS, 3-D Secure 2 -----------------------------------------------------------------------------
@@ -439,7 +444,7 @@ async def _challenge2_submit(request: web.Request) -> web.Response:
     t = acs.challenges2.pop(acs_trans_id)
     if t is None:
         raise _Bad("this verification has already been answered or has expired")
-    status = "Y" if secrets.compare_digest(form.get("code", ""), acs.otp) else "N"
+    status = "Y" if _code_matches(form.get("code", ""), acs.otp) else "N"
     ids = {"messageVersion": MESSAGE_VERSION, "threeDSServerTransID": t.server_trans_id, "acsTransID": acs_trans_id}
     rreq: dict[str, Any] = {**ids, "dsTransID": t.ds_trans_id, "transStatus": status, "eci": eci_for(t.pan, status)}
     if status == "Y":

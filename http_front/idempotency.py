@@ -15,6 +15,16 @@ does not make a retry look different.
 
 Requests without the header run as they are. A 422 of validation happens
 before the key is looked at: nothing is stored for a request that never ran.
+
+A 201 that asks the cardholder's browser for 3-D Secure (``form3d``,
+``form3d_html``, ``method3d_params``) is answered once and not kept: its
+MD, PaReq, creq, threeDSSessionData and method data are bearer tokens that
+the 3-D Secure sessions keep only hashed (migration 007), and the key table
+would keep them in clear for its retention. What is stored for the key is
+a 409 in the failure shape naming the order (``order_id``): a replay gets
+that 409, never a second order or authorization; the merchant follows the
+order with ``GET /orders/:id`` (it waits, ``prepared``, until the cardholder
+completes or the session expires).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from http_front.errors import reply_for
@@ -31,7 +42,7 @@ from http_front.failures import FieldError, HttpFailure, Reply, dumps
 from http_front.ports import IdempotencyPort
 from switch.store.idempotency import BeginState, request_fingerprint
 
-__all__ = ["KEY_HEADER", "REPLAYED_HEADER", "fingerprint", "idempotent", "settle"]
+__all__ = ["FORM_NOT_REPLAYED", "KEY_HEADER", "REPLAYED_HEADER", "fingerprint", "idempotent", "settle"]
 
 log = logging.getLogger("isoswitch.http")
 
@@ -61,6 +72,31 @@ def _check_key(key: str) -> str:
             errors=[FieldError(f"#/{KEY_HEADER}", f"Invalid {KEY_HEADER}: 1-{_MAX_KEY} printable ASCII characters")],
         )
     return key
+
+
+# The 3-D Secure answer's fields that carry the browser's tokens (http_front/orders/views.py secure3d_view).
+_FORM_FIELDS = ("form3d", "form3d_html", "method3d_params")
+FORM_NOT_REPLAYED = "Replay not available for a 3-D Secure form: it is answered once; see the order"
+
+
+def _kept(reply: Reply) -> Reply:
+    """What is stored for replays: ``reply``, or for a 3-D Secure form's 201 the 409 that replaces it."""
+    if reply.status != 201:
+        return reply
+    try:
+        doc = orjson.loads(reply.body)
+    except orjson.JSONDecodeError:
+        return reply
+    if not isinstance(doc, dict):
+        return reply
+    orders = [o for o in doc.get("orders") or () if isinstance(o, dict)]
+    if any(f in doc for f in _FORM_FIELDS):
+        order_id = doc.get("order_id")
+    elif any(f in o for o in orders for f in _FORM_FIELDS):
+        order_id = orders[0].get("id")
+    else:
+        return reply
+    return HttpFailure(409, "validation", FORM_NOT_REPLAYED, order_id=str(order_id) if order_id else None).reply()
 
 
 async def settle(produce: Callable[[], Awaitable[Reply]]) -> Reply:
@@ -109,7 +145,8 @@ async def idempotent(
             log.warning("could not abandon an idempotency key of project %s: %s", project_id, type(exc).__name__)
         raise
     try:
-        await store.finish(project_id, key, reply.status, reply.body)
+        kept = _kept(reply)
+        await store.finish(project_id, key, kept.status, kept.body)
     except Exception as exc:
         # The operation happened: answer it. A retry finds the key in flight (409) until it
         # expires, never runs the payment twice.

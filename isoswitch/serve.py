@@ -157,9 +157,12 @@ async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
     cfg = settings.runtime
     if target is not None:
         cfg = dataclasses.replace(cfg, switch=cfg.switch_config().with_target(*target))
-    # Webhooks: events show the order as the API does (everything expanded); this process delivers them.
+    # Webhooks: events show the order as the API does (everything expanded); this process delivers them,
+    # its connections held to the [webhooks] address policy too (DNS rebinding: http_front/outbound/webhooks.py).
+    hooks = cfg.webhooks
+    sender = AiohttpSender(allow_private=hooks.allow_private, allow_loopback=hooks.allow_loopback)
     runtime = await open_runtime(
-        cfg, webhook_sender=AiohttpSender(), webhook_render=lambda order: order_view(order, FULL_EXPAND)
+        cfg, webhook_sender=sender, webhook_render=lambda order: order_view(order, FULL_EXPAND)
     )
     try:
         attach_secure3d(runtime, settings)

@@ -324,6 +324,14 @@ async def test_the_3ds1_challenge_with_another_code_posts_a_pares_n_without_cavv
     assert "cavv" not in pares
 
 
+async def test_a_non_ascii_code_fails_the_3ds1_challenge_instead_of_crashing_the_acs(acs: Acs) -> None:
+    fields = await _pareq_form(acs, VISA)
+    form = _assert_challenge_page(await acs.page("POST", "/acs/3ds1", fields))
+    answer = await acs.page("POST", form.action, {**form.fields, "code": "é"})
+    pares = acs.verifier.verify(_assert_autopost(answer, fields["TermUrl"]).fields["PaRes"], "PaRes")
+    assert pares["status"] == "N" and "cavv" not in pares
+
+
 async def test_a_3ds1_challenge_is_answered_once(acs: Acs) -> None:
     fields = await _pareq_form(acs, VISA)
     form = _assert_challenge_page(await acs.page("POST", "/acs/3ds1", fields))
@@ -417,6 +425,16 @@ async def test_a_wrong_code_in_the_3ds2_challenge_gives_n_in_the_rreq_and_the_cr
     assert cres["transStatus"] == "N"
     again = await acs.page("POST", form.action, {**form.fields, "code": "1234"})
     assert again.status == 400 and len(receiver.rreqs) == 1
+
+
+async def test_a_non_ascii_code_fails_the_3ds2_challenge_instead_of_crashing_the_acs(
+    acs: Acs, receiver: Receiver
+) -> None:
+    _, form = await _challenge(acs, receiver, MASTERCARD)
+    answer = await acs.page("POST", form.action, {**form.fields, "code": "é"})
+    assert answer.status == 200
+    cres = acs.verifier.verify(_assert_autopost(answer, f"{receiver.url}/complete/secure3d20").fields["cres"], "CRes")
+    assert cres["transStatus"] == "N" and acs.verifier.verify(receiver.rreqs[0]["rreq"], "RReq")["transStatus"] == "N"
 
 
 async def test_a_creq_for_an_unknown_transaction_gets_an_error_page(acs: Acs) -> None:

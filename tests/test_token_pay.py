@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from wallet_helpers import Front, Keys, make_keys, mint, open_front
 
 from acquirer_sim import SimServer
 from switch.orders.errors import InvalidInput
-from switch.wire.wallet import Gateway, PaymentData, TokenError, Wallet
+from switch.wire.wallet import MAX_LIFETIME, Gateway, PaymentData, TokenError, Wallet
 
 database, fresh_dsn, pg_dsn, scratch_dir = pg.database, pg.fresh_dsn, pg.pg_dsn, pg.scratch_dir
 rig = test_orders_fixtures.rig
@@ -114,6 +115,61 @@ def test_a_token_for_another_gateway_key_or_signed_by_another_wallet_is_refused(
         gateway.open(other_wallet, wallet_type="apple_pay")
 
 
+def _minted_with(keys: Keys, **changes: Any) -> str:
+    """A token signed by the wallet's key whose plaintext has ``changes`` (None removes the field): what
+    ``Wallet.mint`` never makes, made with the format's own cryptography."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from switch.wire import wallet as w
+
+    tx = "ab" * 16
+    plain: dict[str, Any] = {
+        "applicationPrimaryAccountNumber": PAN,
+        "applicationExpirationDate": "301231",
+        "currencyCode": "840",
+        "transactionAmount": 999,
+        "paymentData": {"onlinePaymentCryptogram": CRYPTOGRAM},
+        "transactionId": tx,
+        "messageExpiration": str(int((time.time() + 600) * 1000)),
+    }
+    for name, value in changes.items():
+        if value is None:
+            plain.pop(name)
+        else:
+            plain[name] = value
+    merchant = w._load_public(keys.merchant_public)
+    ephemeral = ec.generate_private_key(ec.SECP256R1())
+    eph_der = w._der(ephemeral.public_key())
+    key = w._aes_key(ephemeral.exchange(ec.ECDH(), merchant), eph_der, "EC_v1")
+    sealed = AESGCM(key).encrypt(bytes(12), json.dumps(plain).encode(), tx.encode())
+    header = {"ephemeralPublicKey": w._b64(eph_der), "publicKeyHash": w.public_key_hash(merchant), "transactionId": tx}
+    token: dict[str, Any] = {"version": "EC_v1", "data": w._b64(sealed), "header": header}
+    signing = w._load_private(keys.signing)
+    token["signature"] = w._b64(signing.sign(w._signed_content(token), ec.ECDSA(hashes.SHA256())))
+    return base64.b64encode(json.dumps({"paymentData": token}).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("expiration", "words"),
+    [
+        (None, "no valid messageExpiration"),
+        ("soon", "no valid messageExpiration"),
+        (str(int((time.time() + MAX_LIFETIME + 3600) * 1000)), "too far ahead"),
+        ("4102444800000", "too far ahead"),  # 2100-01-01: a token that would never expire
+    ],
+    ids=["missing", "not digits", "past the longest lifetime", "in 2100"],
+)
+def test_a_token_without_an_expiration_or_one_valid_for_too_long_is_refused(
+    keys: Keys, expiration: str | None, words: str
+) -> None:
+    gateway = Gateway.load(keys.merchant, keys.signing_public)
+    assert gateway.open(_minted_with(keys), wallet_type="apple_pay").amount == 999  # the same token, well dated
+    with pytest.raises(TokenError, match=words):
+        gateway.open(_minted_with(keys, messageExpiration=expiration), wallet_type="apple_pay")
+
+
 # -- POST /orders/token_pay through the service --------------------------------------------
 
 
@@ -189,6 +245,30 @@ async def test_a_token_pays_once_and_its_copy_is_refused_in_any_project(wallet_r
         err = await _refused(wallet_rig, project, _pay(token["token"]))
         assert (err.problems[0].field, err.problems[0].message) == ("dsrp/token", "Invalid token: already used")
     assert len(wallet_rig.sent) == 1
+
+
+async def test_two_concurrent_payments_with_one_token_authorize_once_and_refuse_the_other(
+    wallet_rig: Rig, sim: SimServer
+) -> None:
+    rig = wallet_rig
+    token = await mint(sim, pan=PAN, amount="9.99")
+    results = await asyncio.gather(
+        rig.orders.token_pay(rig.project, _pay(token["token"])),
+        rig.orders.token_pay(rig.project, _pay(token["token"])),
+        return_exceptions=True,
+    )
+    orders = [r for r in results if not isinstance(r, BaseException)]
+    refusals = [r for r in results if isinstance(r, InvalidInput)]
+    assert len(orders) == 1 and len(refusals) == 1, results
+    assert orders[0].status.value == "authorized"
+    assert (refusals[0].problems[0].field, refusals[0].problems[0].message) == (
+        "dsrp/token",
+        "Invalid token: already used",
+    )
+    assert [m["t"] for m in rig.sent] == ["0100"]
+    claims = await rig.rows("SELECT transaction_id, order_id FROM wallet_tokens_used")
+    assert claims == [{"transaction_id": token["transaction_id"], "order_id": orders[0].id}]
+    assert len(await rig.rows("SELECT id FROM orders")) == 1  # the loser wrote no intent
 
 
 async def test_without_wallet_keys_token_pay_is_refused_not_failed(rig: Rig, sim: SimServer) -> None:

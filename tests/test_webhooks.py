@@ -403,6 +403,51 @@ async def test_a_notification_url_that_is_not_http_is_refused_in_the_seeds_shape
     assert "notification_url" in orjson.dumps(doc).decode()
 
 
+async def test_a_delivery_whose_endpoint_secret_cannot_be_opened_is_recorded_failed_and_stops_at_its_max_age(
+    hooks: Hooks,
+) -> None:
+    endpoint_id, _ = await hooks.add("shop", "main", "/main")
+    # The sealed secret no longer opens (a vault key gone, a damaged row): the delivery fails before sending.
+    await hooks.runtime.db.pool.execute(
+        "UPDATE webhook_endpoints SET secret_blob = $2 WHERE id = $1", endpoint_id, secrets.token_bytes(40)
+    )
+    await hooks.worker.close()
+    short = WebhookWorker(
+        hooks.worker.store,
+        hooks.worker.events,
+        WebhookConfig(poll_interval=0.05, backoff_base=0.05, backoff_cap=0.1, max_age=0.5),
+        AiohttpSender(),
+    )
+    short.start()
+    try:
+        await hooks.authorize()
+        (row,) = await wait_for(
+            lambda: hooks.rows("SELECT state, attempts, last_error FROM webhook_outbox WHERE state = 'failed'"),
+            what="the delivery left failed after its retry window",
+        )
+    finally:
+        await short.close()
+    assert row["last_error"].startswith("not sent: ") and row["attempts"] >= 1
+    assert hooks.endpoint.got == []
+
+
+async def test_a_pending_delivery_past_its_max_age_is_failed_at_the_claim_and_never_sent(hooks: Hooks) -> None:
+    await hooks.add("shop", "main", "/main")
+    await hooks.worker.close()  # the event waits in the outbox (a worker that could not record it, a long outage)
+    await hooks.authorize()
+    await hooks.runtime.db.pool.execute("UPDATE webhook_outbox SET retry_from = now() - interval '4 days'")
+    fresh = WebhookWorker(hooks.worker.store, hooks.worker.events, FAST, AiohttpSender())
+    fresh.start()
+    try:
+        (row,) = await wait_for(
+            lambda: hooks.rows("SELECT attempts, last_error FROM webhook_outbox WHERE state = 'failed'"),
+            what="the expired delivery failed",
+        )
+    finally:
+        await fresh.close()
+    assert row == {"attempts": 0, "last_error": "retry window over"} and hooks.endpoint.got == []
+
+
 # -- the address policy -------------------------------------------------------------------------
 
 

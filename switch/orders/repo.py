@@ -9,6 +9,7 @@ all. Reads go straight to the pool.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import asyncpg
@@ -540,13 +541,21 @@ class OrderRepo:
                 _FINISH_NOTIFY, (*args, event.id, event.project_id, event.type, event.payload, event.url)
             )
 
-    async def wallet_token_used(self, transaction_id: str) -> bool:
-        """Whether an order of any project was made with the wallet token ``transaction_id`` (token_pay, DSRP)."""
-        found = await self._pool.fetchval(
-            "SELECT 1 FROM orders WHERE secure3d ->> 'reason' = 'dsrp' AND secure3d ->> 'xid' = $1 LIMIT 1",
+    async def claim_wallet_token(self, transaction_id: str, project_id: int, order_id: str, now: datetime) -> bool:
+        """Claim the wallet token ``transaction_id`` for ``order_id``; False when it was claimed already.
+
+        Its own statement on the pool, never in the writer's group-commit batch: the primary key decides
+        between concurrent claims, and a conflict there would fail the writes batched with it.
+        """
+        claimed = await self._pool.fetchval(
+            "INSERT INTO wallet_tokens_used (transaction_id, project_id, order_id, created) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING RETURNING true",
             transaction_id,
+            project_id,
+            order_id,
+            now,
         )
-        return found is not None
+        return claimed is not None
 
     async def get(self, project_id: int, order_id: str) -> Order | None:
         async with self._pool.acquire() as conn:

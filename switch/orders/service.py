@@ -16,7 +16,7 @@ with a clean message; across processes the database decides (engine doc).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -167,6 +167,12 @@ class OrdersService:
         (database reads only for a parent order or a kept card). A card to keep (``oneclick``) is kept
         once the authorization is approved.
         """
+        return await self._authorize(project, req)
+
+    async def _authorize(
+        self, project: Project, req: AuthorizeRequest, claim: Callable[[str, datetime], Awaitable[None]] | None = None
+    ) -> Order:
+        """:meth:`authorize`; ``claim(order_id, now)`` runs once the order is built, before its intent is written."""
         engine, settings = self.engine, project.settings
         cur = req.currency or currency(settings.currency)
         amount = _minor(req.amount, cur, zero_ok=True)
@@ -204,6 +210,8 @@ class OrdersService:
         order.notification_url = req.notification_url
         if secure is not None:
             order.secure3d = secure.shown
+        if claim is not None:
+            await claim(order_id, now)
         engine.approved(
             order, await engine.perform(project, order, Step(OperationType.AUTHORIZE, amount, iso, now, creates=True))
         )
@@ -219,10 +227,15 @@ class OrdersService:
         cur = req.currency or currency(project.settings.currency)
         amount = _minor(req.amount, cur)
         card, secure, payment = open_token(self.wallet, req.token, req.wallet_type, amount, cur)
-        if await self.engine.repo.wallet_token_used(payment.transaction_id):
+
+        async def claim(order_id: str, now: datetime) -> None:
             # A token pays once (Apple Pay and Google Pay mint a new one per payment): a copy is a replay.
-            raise InvalidInput.one("Invalid token: already used", "dsrp/token")
-        return await self.authorize(
+            # The database's primary key decides, so of two concurrent payments with one token one loses here,
+            # before its intent is written and before any 0100 (schemas/sql/014_wallet_tokens_used.sql).
+            if not await self.engine.repo.claim_wallet_token(payment.transaction_id, project.id, order_id, now):
+                raise InvalidInput.one("Invalid token: already used", "dsrp/token")
+
+        return await self._authorize(
             project,
             AuthorizeRequest(
                 amount=req.amount,
@@ -235,6 +248,7 @@ class OrdersService:
                 auto_charge=req.auto_charge,
                 terminal=req.terminal,
             ),
+            claim,
         )
 
     # -- oneclick --------------------------------------------------------------

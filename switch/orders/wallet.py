@@ -9,7 +9,7 @@ cryptogram, DE 123 its transaction id. The order's ``secure3d`` shows
 ``dsrp_type``, ``reason: dsrp``, ``dsrp: "1"``, ``eci``, ``xid``,
 ``authorization_status``, ``version``, ``scenario`` as the seed's example,
 never the cryptogram. A token pays once: ``token_pay`` refuses one whose
-transaction id an order already carries (``OrderRepo.wallet_token_used``).
+transaction id was claimed already (``OrderRepo.claim_wallet_token``).
 """
 
 from __future__ import annotations

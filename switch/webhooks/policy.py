@@ -1,8 +1,10 @@
 """Where webhooks may go: http(s) URLs whose every address is public, unless the config allows more.
 
 Checked when an endpoint is added and again at each delivery (a name's addresses may change).
-The sender connects by name afterwards, so a name that changes its answer between the check and
-the connection (DNS rebinding) is not caught here: a known limit, documented.
+The sender resolves the name again to connect; a name that changes its answer between this check
+and the connection (DNS rebinding) is caught there: the front's sender (``http_front/outbound/
+webhooks.py``) applies :func:`refused_address` to every address its resolver returns and connects
+only to the allowed ones.
 
 >>> import asyncio
 >>> asyncio.run(check_url("ftp://example.com/x", allow_private=False, allow_loopback=False))

@@ -54,10 +54,20 @@ class Delivery:
 
 _ENDPOINT_COLUMNS = "id, project_id, name, url, created"
 
+# Rows past their retry window ($3 seconds from retry_from; NULL: no window) are failed here, not claimed: a
+# delivery that fails before its attempt is recorded would otherwise be claimed again every lease, forever.
+# (The CTEs see the same snapshot: `due` skips the expired rows by the same test, never by the update.)
 _CLAIM = """
-WITH due AS (
+WITH expired AS (
+    UPDATE webhook_outbox
+    SET state = 'failed', last_error = coalesce(last_error, 'retry window over')
+    WHERE state = 'pending' AND next_attempt_at <= now()
+      AND $3::float8 IS NOT NULL AND retry_from + $3 * interval '1 second' < now()
+    RETURNING id
+), due AS (
     SELECT id, endpoint_id FROM webhook_outbox
     WHERE state = 'pending' AND next_attempt_at <= now()
+      AND ($3::float8 IS NULL OR retry_from + $3 * interval '1 second' >= now())
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -193,9 +203,12 @@ class WebhookStore:
 
     # -- deliveries (the worker) ---------------------------------------------------
 
-    async def claim(self, limit: int, lease: float) -> list[Delivery]:
-        """Due rows, leased for ``lease`` seconds (another process takes them again after that)."""
-        rows = await self._pool.fetch(_CLAIM, limit, lease)
+    async def claim(self, limit: int, lease: float, max_age: float | None = None) -> list[Delivery]:
+        """Due rows, leased for ``lease`` seconds (another process takes them again after that).
+
+        Due rows older than ``max_age`` seconds (from their retry window's start) are left ``failed`` instead.
+        """
+        rows = await self._pool.fetch(_CLAIM, limit, lease, max_age)
         return [
             Delivery(
                 id=r["id"],

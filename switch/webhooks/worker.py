@@ -6,7 +6,8 @@ past the timeout), so two processes never send one delivery at once, and a proce
 mid-delivery leaves a row that another claims when the lease ends: at least once, never lost.
 A 2xx answer is a delivery; anything else (another status, a timeout, a refused address) is
 retried after ``backoff`` (capped doubling with jitter) until ``max_age`` (3 days) has passed
-since the event, then the row is ``failed``. Deliveries run as tasks of their own (at most
+since the event, then the row is ``failed`` (by the attempt, or at the claim for a row whose
+attempts could not even be recorded). Deliveries run as tasks of their own (at most
 ``batch``), so a slow endpoint holds one slot, never the claim loop, and never a payment.
 
 The HTTP client is a port (:class:`Sender`): the core has no HTTP library; the front's aiohttp
@@ -166,7 +167,7 @@ class WebhookWorker:
         free = self.config.batch - len(self._inflight)
         if free <= 0:
             return 0
-        rows = await self.store.claim(free, self.config.timeout + _LEASE_MARGIN)
+        rows = await self.store.claim(free, self.config.timeout + _LEASE_MARGIN, self.config.max_age)
         for d in rows:
             t = asyncio.ensure_future(self._deliver(d))
             self._inflight.add(t)
@@ -224,9 +225,17 @@ class WebhookWorker:
                 await self._failed(d, status, f"HTTP {status}")
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # Nothing recorded: the lease runs out and the row is claimed again.
-            log.warning("webhook delivery could not be recorded", extra={"delivery_id": d.id}, exc_info=True)
+        except Exception as e:
+            # Failed before an attempt was recorded (the vault cannot open the secret, the database ...):
+            # recorded as a failed attempt so the backoff and the retry window apply. Only the class: the
+            # text of an internal error is for the log, not the merchant-visible delivery log.
+            log.warning("webhook delivery failed before sending", extra={"delivery_id": d.id}, exc_info=True)
+            try:
+                await self._failed(d, None, f"not sent: {e.__class__.__name__}")
+            except Exception:
+                # Not recorded either: the lease runs out, the row is claimed again, and the claim fails
+                # it once its retry window is over.
+                log.warning("webhook delivery could not be recorded", extra={"delivery_id": d.id}, exc_info=True)
 
     async def _failed(self, d: Delivery, status: int | None, error: str, *, final: bool = False) -> None:
         self.failed_attempts += 1

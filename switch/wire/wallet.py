@@ -24,7 +24,8 @@ format with the same cryptography and fields. A token is JSON::
   3 digits), ``transactionAmount`` (integer minor units, as Apple Pay),
   ``paymentData {onlinePaymentCryptogram, eciIndicator?}``,
   ``transactionId`` (equal to the header's) and ``messageExpiration``
-  (milliseconds since the epoch, as Google Pay; a token is refused after it).
+  (milliseconds since the epoch, as Google Pay; required; a token is refused
+  after it, and when it lies more than :data:`MAX_LIFETIME` ahead).
 
 What the merchant posts (``dsrp.token``) is ``base64(JSON)`` of either the
 token itself or ``{"paymentData": token}`` (Apple Pay's PKPaymentToken
@@ -63,6 +64,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = [
+    "MAX_LIFETIME",
     "VERSIONS",
     "Gateway",
     "Payment",
@@ -77,6 +79,8 @@ __all__ = [
 VERSIONS = {"apple_pay": "EC_v1", "google_pay": "ECv2"}
 _ZERO_NONCE = bytes(12)
 _DEFAULT_TTL = 3600.0  # seconds a minted token stays valid (Google Pay's messageExpiration is about an hour)
+#: The longest a token may be valid for from the time it is opened (seconds): a wallet's tokens live about an hour.
+MAX_LIFETIME = 86400.0
 
 
 class TokenError(ValueError):
@@ -299,6 +303,22 @@ def _parse(posted: str) -> dict[str, Any]:
     return doc
 
 
+def _check_expiration(expires: object, now: float) -> None:
+    """A token must say when it expires, not be past it, nor be valid for longer than :data:`MAX_LIFETIME`.
+
+    The format carries no signing time of its own (Apple Pay's is in its PKCS #7 envelope), so the
+    expiration is required: without one a token, once stolen, would pay forever.
+    """
+    if isinstance(expires, int) and not isinstance(expires, bool):
+        expires = str(expires)
+    if not (isinstance(expires, str) and expires.isascii() and expires.isdigit() and len(expires) <= 16):
+        raise TokenError("token payload has no valid messageExpiration")
+    if int(expires) < now * 1000:
+        raise TokenError("token has expired")
+    if int(expires) > (now + MAX_LIFETIME) * 1000:
+        raise TokenError("token messageExpiration is too far ahead")
+
+
 def _payment(plain: bytes, tx: str, now: float) -> Payment:
     try:
         doc = json.loads(plain)
@@ -327,9 +347,7 @@ def _payment(plain: bytes, tx: str, now: float) -> Payment:
         raise TokenError("token payload has an invalid eciIndicator")
     if doc.get("transactionId") != tx:
         raise TokenError("token payload transactionId differs from the header's")
-    expires = doc.get("messageExpiration")
-    if expires is not None and (not str(expires).isdigit() or int(expires) < now * 1000):
-        raise TokenError("token has expired")
+    _check_expiration(doc.get("messageExpiration"), now)
     year, month = 2000 + int(exp[:2]), int(exp[2:4])
     if (year, month) < time.gmtime(now)[:2]:
         raise TokenError("token card has expired")
