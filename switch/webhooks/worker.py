@@ -100,10 +100,16 @@ class WebhookWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
         self._stopping = False
+        self._refreshing = asyncio.Lock()
 
     async def refresh(self) -> None:
-        """Re-read which projects have endpoints (their orders' changes make events)."""
-        self.events.projects = await self.store.projects_with_endpoints()
+        """Re-read which projects have endpoints (their orders' changes make events).
+
+        One read at a time: a periodic read that began before an endpoint was added must not land after
+        a read that began later and saw it (the older, stale set would hide the new endpoint's events).
+        """
+        async with self._refreshing:
+            self.events.projects = await self.store.projects_with_endpoints()
 
     def start(self) -> None:
         if self._task is None:
