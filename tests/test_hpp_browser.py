@@ -34,9 +34,11 @@ PAN = "4111111111111111"
 DECLINED = "4276990011343663"
 
 
-async def create(front: Front | Rig, **options: Any) -> tuple[str, str]:
+async def create(front: Front | Rig, extra_fields: dict[str, Any] | None = None, **options: Any) -> tuple[str, str]:
     """A page for 9.99 USD: its URL (the create answer's Location) and the order id."""
-    body = {"amount": "9.99", "description": "Book sale #453", "options": options}
+    body: dict[str, Any] = {"amount": "9.99", "description": "Book sale #453", "options": options}
+    if extra_fields is not None:
+        body["extra_fields"] = extra_fields
     resp = await front.http.post("/orders/create", json=body, headers=front.auth)
     doc = await resp.json()
     assert resp.status == 201, doc
@@ -271,13 +273,16 @@ async def test_a_card_not_enrolled_pays_on_the_page_without_a_challenge(rig: Rig
     assert not any("/acs/" in u for u in urls)
 
 
-async def test_with_javascript_off_the_page_runs_3ds1_through_the_acs_by_its_visible_buttons(
+async def test_with_javascript_off_the_page_runs_3ds1_through_the_acs_by_its_visible_buttons_and_keeps_the_card(
     rig: Rig, browser: Browser, shop: Shop
 ) -> None:
-    url, order_id = await create(rig, return_url=shop.url, force3d=1)
+    oneclick = {"oneclick": {"customer_id": "cust42", "prechecked": 0}}
+    url, order_id = await create(rig, oneclick, return_url=shop.url, force3d=1)
     page = await new_page(browser, javascript=False)
     await page.goto(url)
     await fill_card(page, PAN)
+    await expect(page.locator("#save_card")).not_to_be_checked()
+    await page.get_by_label("Save this card for next time").check()
     await page.click("#pay-button")
     await expect(page.locator("#continue-button")).to_be_visible()
     await page.click("#continue-button")  # no script: the cardholder takes the form to the ACS
@@ -290,6 +295,9 @@ async def test_with_javascript_off_the_page_runs_3ds1_through_the_acs_by_its_vis
     assert msg["121"] == "05" and "122" in msg and "123" in msg
     _, doc = await rig.call("GET", f"/orders/{order_id}?expand=secure3d")
     assert doc["orders"][0]["secure3d"]["version"] == "1"
+    _, cards = await rig.call("GET", "/customers/cust42/cards")
+    (kept,) = cards["cards"]  # ticked before 3-D Secure, kept once the ACS's answer authorized it
+    assert kept["pan"] == "411111****1111"
 
 
 async def test_a_require_3ds_project_runs_3ds_on_its_page_and_a_failed_one_is_declined(
