@@ -126,6 +126,7 @@ OURS: set[Route] = {
     ("GET", "/docs/test-cards"),
     ("GET", "/pay/:id"),
     ("POST", "/pay/:id"),
+    ("POST", "/pay/:id/resume"),  # the page's 3-D Secure 2 after the method step
     ("POST", "/complete/secure3d"),
     ("POST", "/complete/secure3d20"),
     ("POST", "/secure3d/rreq"),
@@ -144,6 +145,7 @@ DOCS_PENDING: set[Route] = {
     ("POST", "/orders/create"),
     ("GET", "/pay/{token}"),
     ("POST", "/pay/{token}"),
+    ("POST", "/pay/{token}/resume"),
     ("POST", "/orders/token_pay"),
     ("GET", "/customers/{customer_id}/cards"),
 }
