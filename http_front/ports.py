@@ -74,8 +74,17 @@ class PagesPort(Protocol):
     async def reissue(self, project: Project, order_id: str) -> str | None: ...
     async def view(self, token: str) -> PageView: ...
     async def pay(
-        self, token: str, card: Card, *, browser: Mapping[str, Any] | None = None, ip: str | None = None
+        self,
+        token: str,
+        card: Card,
+        *,
+        browser: Mapping[str, Any] | None = None,
+        ip: str | None = None,
+        save_card: bool = False,
+        links: Any = None,
     ) -> PageView: ...
+    async def resume(self, token: str, links: Any) -> PageView: ...
+    async def after_secure3d(self, order: Order) -> PageView | None: ...
 
 
 class RuntimePort(Protocol):

@@ -36,6 +36,7 @@ from switch.orders.pages import PagesConfig, PaymentPages
 from switch.pool import Router
 from switch.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
 from switch.secure3d import Secure3D
+from switch.secure3d.pages import PageSecure3D
 from switch.store import (
     Database,
     DbConfig,
@@ -137,7 +138,18 @@ class Runtime:
         return self._pages
 
     # 3-D Secure, when the process has a directory server (isoswitch.serve attaches it: its DS client is HTTP).
-    secure3d: Secure3D | None = None
+    _secure3d: Secure3D | None = None
+
+    @property
+    def secure3d(self) -> Secure3D | None:
+        return self._secure3d
+
+    @secure3d.setter
+    def secure3d(self, value: Secure3D | None) -> None:
+        """3-D Secure for the API and, through :class:`PageSecure3D`, for the hosted pages' payments."""
+        self._secure3d = value
+        if self._pages is not None:
+            self._pages.secure3d = None if value is None else PageSecure3D(value)
 
     @property
     def late_responses(self) -> int:

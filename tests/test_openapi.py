@@ -133,6 +133,7 @@ OURS: set[Route] = {
     ("GET", "/docs/test-cards"),
     ("GET", "/pay/:id"),
     ("POST", "/pay/:id"),
+    ("POST", "/pay/:id/resume"),  # the page's 3-D Secure 2 after the method step
     ("POST", "/complete/secure3d"),
     ("POST", "/complete/secure3d20"),
     ("POST", "/secure3d/rreq"),
@@ -338,7 +339,7 @@ def test_the_browser_routes_examples_match_their_forms() -> None:
                 errors = list(_validator(doc, media["schema"]).iter_errors(value))
                 assert not errors, (method, path, label, [e.message for e in errors])
                 seen += 1
-    assert seen == 5  # TermUrl, notificationURL, RReq, the method's notification, the page's form
+    assert seen == 6  # TermUrl, notificationURL, RReq, the method's notification, the page's form and resume
 
 
 def test_the_webhook_event_is_documented_with_its_signature_headers_and_an_order_example() -> None:

@@ -14,8 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
 from test_http_e2e import Front, seed
 from test_http_e2e import front as front
+from test_webhooks import Hooks, verified
+from test_webhooks import hooks as hooks
+from waiting import wait_for
 
 from http_front.pages.i18n import LANGUAGES
 from schemas import SCHEMAS_DIR
@@ -327,3 +331,78 @@ async def test_two_posts_of_the_same_page_at_once_pay_it_once(front: Front) -> N
     assert len(front.iso("0100")) == 1
     _, doc = await front.call("GET", f"/orders/{order['id']}?expand=operations")
     assert doc["orders"][0]["status"] == "authorized" and len(doc["orders"][0]["operations"]) == 1
+
+
+# -- notification_url and oneclick ------------------------------------------------------------------
+
+
+async def _pay_page(http: Any, location: str, form: dict[str, str]) -> Any:
+    path = page_path(location)
+    resp = await http.get(path)
+    html = await resp.text()
+    return html, await http.post(path, data={**form, "nonce": nonce_in(html)}, allow_redirects=False)
+
+
+async def test_a_pages_notification_url_is_stored_and_gets_the_orders_events_signed(hooks: Hooks) -> None:
+    project = await hooks.runtime.projects.by_login("shop")
+    assert project is not None
+    secret = await hooks.worker.store.rotate_project_secret(project.id)
+    url = hooks.endpoint.url + "/page-order"
+    body = {"amount": "9.99", "options": {"notification_url": url}}
+    resp = await hooks.http.post("/orders/create", json=body, headers=hooks.auth)
+    assert resp.status == 201
+    order_id = (await resp.json())["orders"][0]["id"]
+    (row,) = await hooks.rows("SELECT notification_url FROM orders WHERE id = $1", order_id)
+    assert row["notification_url"] == url
+    _, paid = await _pay_page(hooks.http, resp.headers["Location"], card())
+    assert paid.status == 303
+    got = await wait_for(lambda: [r for r in hooks.endpoint.ok("/page-order") if b'"authorized"' in r.body] or None)
+    event = verified(secret, got[0])
+    assert event["data"]["orders"][0]["id"] == order_id and event["data"]["orders"][0]["status"] == "authorized"
+    assert all(PAN not in r.body.decode() for r in hooks.endpoint.got)
+
+
+async def test_a_notification_url_that_is_not_http_is_refused_by_create(front: Front) -> None:
+    body = {"amount": "9.99", "options": {"notification_url": "ftp://shop.example/x"}}
+    status, doc = await front.call("POST", "/orders/create", body)
+    assert status == 422 and doc["failure_type"] == "validation", doc
+    assert "notification_url" in json.dumps(doc)
+
+
+async def test_oneclick_on_a_page_offers_the_box_keeps_the_card_when_ticked_and_a_later_order_pays_with_it(
+    front: Front,
+) -> None:
+    body = {"amount": "9.99", "extra_fields": {"oneclick": {"customer_id": "cust42", "prechecked": 1}}}
+    location, order = await create(front, body)
+    html, paid = await _pay_page(front.http, location, {**card(), "save_card": "1"})
+    _, doc = await front.call("GET", f"/orders/{order['id']}")
+    assert doc["orders"][0]["status"] == "authorized"
+    assert 'id="save_card"' in html and "Save this card for next time" in html
+    assert re.search(r'id="save_card"[^>]*checked', html)
+    assert paid.status == 303
+    status, doc = await front.call("GET", "/customers/cust42/cards")
+    assert status == 200, doc
+    (kept,) = doc["cards"]
+    assert PAN not in json.dumps(doc)
+    later = {"amount": "5.00", "card": {"cvv": "123"}, "location": {"ip": "6.6.6.6"}}
+    later["extra_fields"] = {"oneclick": {"customer_id": "cust42"}}
+    status, doc = await front.call("POST", "/orders/authorize", later)
+    assert status == 200 and doc["orders"][0]["status"] == "authorized", doc
+    first, second = front.iso("0100")
+    assert first["2"] == second["2"] == PAN and second["4"] == "000000000500"
+    assert kept["id"]
+
+
+async def test_an_unticked_box_keeps_no_card_and_an_unchecked_box_is_offered_when_not_prechecked(
+    front: Front,
+) -> None:
+    body = {"amount": "9.99", "extra_fields": {"oneclick": {"customer_id": "cust7", "prechecked": 0}}}
+    location, _ = await create(front, body)
+    html, paid = await _pay_page(front.http, location, card())
+    assert 'id="save_card"' in html and not re.search(r'id="save_card"[^>]*checked', html)
+    assert paid.status == 303
+    status, doc = await front.call("GET", "/customers/cust7/cards")
+    assert status == 200 and doc["cards"] == [], doc
+    location, _ = await create(front, MINIMAL)
+    html, _ = await _pay_page(front.http, location, card())
+    assert "save_card" not in html

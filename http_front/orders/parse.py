@@ -352,6 +352,8 @@ def create_request(body: Mapping[str, Any]) -> CreateRequest:
         recurring=flag(options.get("recurring")),
         auto_charge=_auto_charge(options),
         page=page_options(options),
+        notification_url=notification_url_of(options),
+        oneclick=oneclick_of(body),
     )
 
 

@@ -17,6 +17,10 @@ A browser completion ends with a 303 to ``options.return_url`` (3DS2:
 ``secure3d20_return_url`` first) whether the order was authorized or
 declined; the merchant reads the order's status. Without a return URL, or when
 the message itself is refused (forged, replayed, expired), a small page says so.
+An order of the hosted payment page is settled by its page (auto charge, the
+card kept, the page closed) and ends as the page does: 303 to the page's
+``return_url`` when paid, else the page's own result
+(:func:`http_front.pages.order_page.after_secure3d`).
 """
 
 from __future__ import annotations
@@ -106,13 +110,19 @@ async def _merchant_call(request: web.Request, schema: str, field: str | None) -
     order_id = request.match_info["order_id"]
     body = request.app[SCHEMAS].check(schema, await read_json(request) or {})
 
+    pages = request.app[RUNTIME].pages
+
     async def produce() -> Reply:
         if field is None:
-            return outcome_reply(await s.resume(project, order_id, callbacks(request)))
+            outcome = await s.resume(project, order_id, callbacks(request))
+            if isinstance(outcome, Order):
+                await pages.after_secure3d(outcome)
+            return outcome_reply(outcome)
         if field == "PaRes":
             done = await s.complete_pares(body["PaRes"], project=project, order_id=order_id)
         else:
             done = await s.complete_cres(body["cres"], project=project, order_id=order_id)
+        await pages.after_secure3d(done.order)  # a page's order: its auto charge, oneclick, the page closed
         if done.failure is not None:
             raise done.failure
         return outcome_reply(done.order)
@@ -151,8 +161,15 @@ def _field(form: Any, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _after(done: Completion) -> web.Response:
-    """Where the cardholder goes: the merchant's return URL (303), or a page with the result."""
+async def _after(request: web.Request, done: Completion) -> web.StreamResponse:
+    """Where the cardholder goes: the page's end (a hosted page's order), the merchant's return URL (303), or
+    a page with the result."""
+    # Imported here: the page's module builds its callbacks from this one.
+    from http_front.pages.order_page import after_secure3d
+
+    page = await after_secure3d(request, done.order, done.failure)
+    if page is not None:
+        return page
     if done.return_url:
         raise web.HTTPSeeOther(done.return_url, headers={"Cache-Control": "no-store"})
     if done.failure is None:
@@ -164,7 +181,7 @@ def _refused(e: OrderError) -> web.Response:
     return _page(http_status(e), "3-D Secure not completed", e.message)
 
 
-async def page_complete(request: web.Request) -> web.Response:
+async def page_complete(request: web.Request) -> web.StreamResponse:
     """3DS1 TermUrl: the ACS's page auto-posts PaRes and MD here."""
     form = await request.post()
     pares, md = _field(form, "PaRes"), _field(form, "MD")
@@ -174,10 +191,10 @@ async def page_complete(request: web.Request) -> web.Response:
         done = await service(request).complete_pares(pares, md=md)
     except OrderError as e:
         return _refused(e)
-    return _after(done)
+    return await _after(request, done)
 
 
-async def page_complete3d20(request: web.Request) -> web.Response:
+async def page_complete3d20(request: web.Request) -> web.StreamResponse:
     """3DS2 notificationURL: the ACS's page auto-posts cres and threeDSSessionData here."""
     form = await request.post()
     cres, token = _field(form, "cres"), _field(form, "threeDSSessionData")
@@ -187,7 +204,7 @@ async def page_complete3d20(request: web.Request) -> web.Response:
         done = await service(request).complete_cres(cres, session_data=token)
     except OrderError as e:
         return _refused(e)
-    return _after(done)
+    return await _after(request, done)
 
 
 async def rreq(request: web.Request) -> web.Response:

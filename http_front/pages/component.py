@@ -35,7 +35,7 @@ from aiohttp import web
 from http_front.pages.card_form import CardForm, read_card
 from http_front.pages.i18n import text
 
-__all__ = ["Checkout", "Outcome", "Pay", "csp", "form_nonce", "nonce_ok", "secure", "show", "submit"]
+__all__ = ["Checkout", "Outcome", "Pay", "csp", "form_nonce", "nonce_ok", "result", "secure", "show", "submit"]
 
 # A rendered form is good for a day (the page's own expiry is checked by the service).
 NONCE_MAX_AGE = 86400
@@ -52,6 +52,7 @@ class Checkout:
     return_url: str | None
     language: str = "en"
     mobile: bool = False
+    save_card: bool | None = None  # "Save this card for next time": None not offered, else whether prechecked
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +60,18 @@ class Outcome:
     """Where a page stands: ``open``, ``paid``, ``declined``, ``expired``, ``pending``, ``unavailable``.
 
     ``reason``: a decline's (the issuer's message) or why the payment cannot be made.
-    ``form3d``: the seed's form to the ACS when 3-D Secure needs the cardholder.
+    ``form3d``: the seed's form to the ACS when 3-D Secure needs the browser; ``step`` says what it is
+    (``challenge``: the ACS's page; ``method``: 3DS2's method in a hidden frame, then ``{action}/resume``).
     """
 
     state: str
     reason: str | None = None
     form3d: Mapping[str, Any] | None = None
+    step: str = "challenge"
 
 
-#: The entry point's payment: the checked card in, the page's outcome out.
-Pay = Callable[[CardForm], Awaitable[Outcome]]
+#: The entry point's payment: the checked card and the rest of the posted form in, the page's outcome out.
+Pay = Callable[[CardForm, Mapping[str, str]], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,23 +86,28 @@ class _Form:
 # -- headers -----------------------------------------------------------------------------
 
 
-def csp(form_action: Iterable[str] = ()) -> str:
-    """The page's Content-Security-Policy; ``form_action``: other origins a form may post to (the ACS).
+def csp(form_action: Iterable[str] = (), frames: Iterable[str] = ()) -> str:
+    """The page's Content-Security-Policy; ``form_action``: other origins a form may post to (the ACS);
+    ``frames``: origins a frame of the page may show (3DS2's method: the ACS, then back to us).
 
     >>> csp(["https://acs.example"])  # doctest: +NORMALIZE_WHITESPACE
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'
     https://acs.example; frame-ancestors 'none'; base-uri 'none'"
     """
     extra = "".join(f" {o}" for o in form_action)
+    framed = list(frames)
+    frame_src = f"frame-src 'self'{''.join(f' {o}' for o in framed)}; " if framed else ""
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        f"form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
+        f"{frame_src}form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
     )
 
 
-def secure(response: web.StreamResponse, form_action: Iterable[str] = ()) -> web.StreamResponse:
+def secure(
+    response: web.StreamResponse, form_action: Iterable[str] = (), frames: Iterable[str] = ()
+) -> web.StreamResponse:
     h = response.headers
-    h["Content-Security-Policy"] = csp(form_action)
+    h["Content-Security-Policy"] = csp(form_action, frames)
     h["X-Content-Type-Options"] = "nosniff"
     h["Referrer-Policy"] = "no-referrer"
     h["Cache-Control"] = "no-store"
@@ -176,18 +184,32 @@ def _form(request: web.Request, checkout: Checkout, form: _Form, status: int = 2
     return _render(request, "pay.html", checkout, checkout.language, status, [shop] if shop else [], form=form)
 
 
-def _result(request: web.Request, checkout: Checkout, outcome: Outcome, status: int = 200) -> web.Response:
+def result(request: web.Request, checkout: Checkout, outcome: Outcome, action: str, key: bytes) -> web.Response:
+    """The page's answer when 3-D Secure hands the browser on (or ends), outside :func:`submit`."""
+    return _result(request, checkout, outcome, action=action, key=key)
+
+
+def _result(
+    request: web.Request,
+    checkout: Checkout,
+    outcome: Outcome,
+    status: int = 200,
+    *,
+    action: str = "",
+    key: bytes = b"",
+) -> web.Response:
     if outcome.form3d is not None:
         acs = _origin(str(outcome.form3d.get("action", "")))
         fields = {k: str(v) for k, v in outcome.form3d.items() if k not in ("action", "method")}
+        form3d = {"action": outcome.form3d.get("action"), "fields": fields}
+        if outcome.step == "method":
+            # 3DS2's method: the ACS's page in a hidden frame (frame-src), then our resume form.
+            resume = _Form(f"{action}/resume", form_nonce(key))
+            response = _render(request, "method.html", checkout, checkout.language, status, form3d=form3d, form=resume)
+            secure(response, [acs] if acs else [], frames=[acs] if acs else [])
+            return response
         return _render(
-            request,
-            "challenge.html",
-            checkout,
-            checkout.language,
-            status,
-            form_action=[acs] if acs else [],
-            form3d={"action": outcome.form3d.get("action"), "fields": fields},
+            request, "challenge.html", checkout, checkout.language, status, [acs] if acs else [], form3d=form3d
         )
     return _render(request, "result.html", checkout, checkout.language, status, outcome=outcome)
 
@@ -208,9 +230,9 @@ async def submit(
     if card is None:
         stale = _Form(action, form_nonce(key), errors=errors, values=values, general=words["fix_errors"])
         return _form(request, checkout, stale, 422)
-    result = await pay(card)
+    result = await pay(card, form)
     if result.form3d is not None:
-        return _result(request, checkout, result)
+        return _result(request, checkout, result, action=action, key=key)
     if result.state == "unavailable":
         return _result(request, checkout, result, 409)
     if result.state == "paid" and checkout.return_url:

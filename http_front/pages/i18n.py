@@ -47,6 +47,7 @@ _EN = {
     "back": "Return to the shop",
     "continue_3ds": "Continue to your bank's verification",
     "verify_3ds": "Your bank asks you to confirm this payment.",
+    "save_card": "Save this card for next time",
 }
 
 _RU = {
@@ -85,6 +86,7 @@ _RU = {
     "back": "Вернуться в магазин",
     "continue_3ds": "Перейти к подтверждению в банке",
     "verify_3ds": "Банк просит подтвердить этот платёж.",
+    "save_card": "Сохранить карту для следующих покупок",
 }
 
 LANGUAGES: dict[str, dict[str, str]] = {"en": _EN, "ru": _RU}

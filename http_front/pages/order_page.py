@@ -5,22 +5,39 @@ routes are ``public:``); the order id alone never opens a page. This module
 turns the service's :class:`~switch.orders.pages.PageView` into the
 component's :class:`Checkout` and :class:`Outcome`, and its ``pay`` into the
 component's :data:`Pay`.
+
+3-D Secure (a ``force3d`` page, or a project with ``require_3ds``): with the
+page's script on, the form carries what only a script can tell of the
+browser, and with the request's headers that makes 3-D Secure 2's eleven
+``browser_details`` (the method step runs in a hidden frame, then
+``POST /pay/{token}/resume``); without the script (or with details that do
+not check), the payment uses 3-D Secure 1, which needs none of them. Either
+way the ACS's challenge is an auto-submitting form with a visible button.
+When the ACS posts back to the switch's completion route,
+:func:`after_secure3d` sends the cardholder to the page's ``return_url`` (paid)
+or shows the page's result (declined, or no return URL).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from http_front.keys import RUNTIME
+from http_front.orders.parse import browser_details_of
+from http_front.orders.secure3d import callbacks
 from http_front.pages import component
 from http_front.pages.card_form import CardForm
 from http_front.pages.component import Checkout, Outcome
 from http_front.urls import public_url
 from switch.money import from_minor
-from switch.orders.errors import OrderError
+from switch.orders.errors import InvalidInput, OrderError
+from switch.orders.model import Order
 from switch.orders.pages import PageClosed, PageNotFound, PageView
+from switch.secure3d import BROWSER_FIELDS
 
-__all__ = ["page_path", "pay_page", "show_page"]
+__all__ = ["after_secure3d", "page_path", "page_url", "pay_page", "resume_page", "show_page"]
 
 
 def page_path(token: str) -> str:
@@ -37,12 +54,14 @@ def _checkout(view: PageView) -> Checkout:
         return_url=row.return_url,
         language=row.language,
         mobile=row.mobile,
+        save_card=row.oneclick_prechecked if row.oneclick_customer is not None else None,
     )
 
 
 def _outcome(view: PageView) -> Outcome:
-    form3d = view.challenge.form3d if view.challenge is not None else None
-    return Outcome(view.closed or "open", view.reason, form3d)
+    if view.challenge is not None:
+        return Outcome(view.closed or "open", view.reason, view.challenge.form3d, view.challenge.step)
+    return Outcome(view.closed or "open", view.reason)
 
 
 async def show_page(request: web.Request) -> web.StreamResponse:
@@ -62,9 +81,16 @@ async def pay_page(request: web.Request) -> web.StreamResponse:
     except PageNotFound:
         return component.not_found(request)
 
-    async def pay(form: CardForm) -> Outcome:
+    async def pay(form: CardForm, posted: Mapping[str, str]) -> Outcome:
         try:
-            done = await pages.pay(token, form.card, browser=_browser(request), ip=request.remote)
+            done = await pages.pay(
+                token,
+                form.card,
+                browser=_browser(request, posted),
+                ip=request.remote,
+                save_card=posted.get("save_card") == "1",
+                links=callbacks(request),
+            )
         except PageClosed as closed:
             return _outcome(closed.view)
         except OrderError as e:
@@ -76,16 +102,65 @@ async def pay_page(request: web.Request) -> web.StreamResponse:
     return await component.submit(request, _checkout(view), _outcome(view), page_path(token), view.row.form_key, pay)
 
 
-def _browser(request: web.Request) -> dict[str, str]:
-    """What the request tells of the browser (3-D Secure 2's browser data; the page has no script for the rest)."""
+async def resume_page(request: web.Request) -> web.StreamResponse:
+    """``POST /pay/{token}/resume``: 3-D Secure 2 after the method step (the page's script, or its button)."""
+    token = request.match_info["token"]
+    pages = request.app[RUNTIME].pages
+    try:
+        view = await pages.view(token)
+    except PageNotFound:
+        return component.not_found(request)
+    action, key = page_path(token), view.row.form_key
+    posted = await request.post()
+    nonce = posted.get("nonce")
+    if view.closed != "pending" or not (isinstance(nonce, str) and component.nonce_ok(key, nonce)):
+        return _see_page(action)
+    try:
+        done = await pages.resume(token, callbacks(request))
+    except PageClosed:
+        return _see_page(action)
+    except OrderError as e:
+        return component.result(request, _checkout(view), Outcome("unavailable", e.message), action, key)
+    if done.challenge is None and done.closed == "paid" and done.row.return_url:
+        return _see_page(done.row.return_url)
+    if done.challenge is None:
+        return _see_page(action)
+    return component.result(request, _checkout(done), _outcome(done), action, key)
+
+
+async def after_secure3d(request: web.Request, order: Order, failure: OrderError | None) -> web.StreamResponse | None:
+    """3-D Secure's completion of a page's order: settled, then 303 to the page's ``return_url`` when paid,
+    else the page's result (declined and why). None: the order has no page."""
+    view = await request.app[RUNTIME].pages.after_secure3d(order)
+    if view is None:
+        return None
+    if view.closed == "paid" and view.row.return_url:
+        return _see_page(view.row.return_url)
+    outcome = _outcome(view)
+    if outcome.reason is None and failure is not None and outcome.state != "paid":
+        outcome = Outcome(outcome.state, failure.message)
+    # The page's own URL is not known here (only its token's hash is kept): the result is shown at once.
+    return component.result(request, _checkout(view), outcome, "", b"")
+
+
+def _see_page(location: str) -> web.StreamResponse:
+    return component.secure(web.Response(status=303, headers={"Location": location}))
+
+
+def _browser(request: web.Request, posted: Mapping[str, str]) -> dict[str, object] | None:
+    """3-D Secure 2's eleven browser details: the page's script posts what only it knows, the request tells
+    the rest. None (the payment uses 3DS1) when the script did not run or what it sent does not check."""
     h = request.headers
-    found = {
-        "browser_accept_header": h.get("Accept", ""),
-        "browser_user_agent": h.get("User-Agent", ""),
-        "browser_language": h.get("Accept-Language", "").split(",")[0].strip(),
-        "browser_ip": request.remote or "",
-    }
-    return {k: v[:2048] for k, v in found.items() if v}
+    raw: dict[str, object] = {name: posted[name] for name in BROWSER_FIELDS if posted.get(name)}
+    raw["browser_accept_header"] = h.get("Accept", "")[:2048] or "text/html"
+    raw["browser_user_agent"] = h.get("User-Agent", "")[:2048]
+    raw["browser_ip"] = request.remote or ""
+    if len(raw) < len(BROWSER_FIELDS):
+        return None
+    try:
+        return browser_details_of(raw)
+    except InvalidInput:
+        return None
 
 
 def page_url(request: web.Request, token: str) -> str:

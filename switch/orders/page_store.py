@@ -39,19 +39,24 @@ class PageRow:
     state: str
     created: datetime
     updated: datetime
+    oneclick_customer: str | None = None  # the page offers "Save this card" for this customer (012)
+    oneclick_prechecked: bool = False
+    save_card: bool = False  # the cardholder's choice when paying
 
 
 _COLUMNS = (
     "token_hash, kind, order_id, project_id, form_key, expires_at, language, template, mobile, return_url,"
-    " force3d, auto_charge, state, created, updated"
+    " force3d, auto_charge, state, created, updated, oneclick_customer, oneclick_prechecked, save_card"
 )
 _INSERT = (
-    f"INSERT INTO payment_pages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    f"INSERT INTO payment_pages ({_COLUMNS})"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 )
 _GET = f"SELECT {_COLUMNS} FROM payment_pages WHERE token_hash = $1"
 _OF_ORDER = f"SELECT {_COLUMNS} FROM payment_pages WHERE order_id = $1 AND project_id = $2 ORDER BY created LIMIT 1"
 # Every page of the order ends with it: a second URL of the same order shows the same result.
 _SET_STATE = "UPDATE payment_pages SET state = $2, updated = $3 WHERE order_id = $1 AND state = 'open'"
+_SAVE_CARD = "UPDATE payment_pages SET save_card = $2, updated = $3 WHERE order_id = $1"
 
 
 def _row(r: asyncpg.Record) -> PageRow:
@@ -84,6 +89,9 @@ class PageStore:
                 row.state,
                 row.created,
                 row.updated,
+                row.oneclick_customer,
+                row.oneclick_prechecked,
+                row.save_card,
             ),
         )
 
@@ -99,3 +107,7 @@ class PageStore:
     async def close(self, order_id: str, state: str, now: datetime) -> None:
         """Every open page of the order is now ``state`` (paid or declined)."""
         await self._writer.execute(_SET_STATE, (order_id, state, now))
+
+    async def choose_save_card(self, order_id: str, save: bool, now: datetime) -> None:
+        """The cardholder's "Save this card" choice, on every page of the order (read when the payment ends)."""
+        await self._writer.execute(_SAVE_CARD, (order_id, save, now))

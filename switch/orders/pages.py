@@ -9,9 +9,16 @@ version guard, so two submissions pay once), authorizes it through the
 engine's write-ahead path (the first operation makes the order's status as a
 new order's), then charges it when the page was made with ``auto_charge``.
 
-3-D Secure: a page made with ``force3d`` pays through :class:`Secure3DStart`
-(the 3-D Secure service, wired by the runtime); without one it refuses the
-payment, nothing authorized, rather than paying without 3-D Secure.
+3-D Secure: a page made with ``force3d``, or any page of a project with
+``require_3ds``, pays through :class:`Secure3DStart` (the 3-D Secure service,
+set by the runtime: :mod:`switch.secure3d.pages`); without one it refuses the
+payment, nothing authorized, rather than paying without 3-D Secure. When the
+cardholder comes back from the ACS, the completion calls :meth:`PaymentPages.settle`
+(auto charge, the card kept, the pages closed).
+
+Oneclick: a page made with ``extra_fields.oneclick`` offers "Save this card";
+when ticked, the card is kept for the merchant's customer once the payment is
+approved (:meth:`OrdersService.oneclick_bind`).
 """
 
 from __future__ import annotations
@@ -87,10 +94,13 @@ class PagesConfig:
 
 
 class Challenge(Protocol):
-    """What 3-D Secure hands back when the cardholder must go to the ACS: the seed's ``form3d``."""
+    """What 3-D Secure hands back when the browser must go to the ACS: the seed's ``form3d``."""
 
     @property
     def form3d(self) -> Mapping[str, Any]: ...  # action, method, and the fields (PaReq, MD, TermUrl / creq ...)
+
+    @property
+    def step(self) -> str: ...  # "challenge": the ACS's page; "method": 3DS2's method in a hidden frame, then resume
 
 
 class Secure3DStart(Protocol):
@@ -98,7 +108,10 @@ class Secure3DStart(Protocol):
 
     Returns the order when 3-D Secure ended without the cardholder (not
     enrolled, frictionless: authorized or declined already), else the
-    :class:`Challenge` the page sends the browser to.
+    :class:`Challenge` the page sends the browser to (3DS2's method step is
+    one too: its ``form3d`` posts to the method URL). ``links``: the
+    service's own callback URLs, made by the front from the request (opaque
+    here). A decline raises :class:`~switch.orders.errors.Declined`.
     """
 
     async def begin(
@@ -106,10 +119,16 @@ class Secure3DStart(Protocol):
         project: Project,
         order: Order,
         card: Card,
+        *,
         reason: str,
         browser: Mapping[str, Any] | None,
         return_url: str | None,
+        links: Any,
     ) -> Order | Challenge: ...
+
+    async def resume(self, project: Project, order: Order, links: Any) -> Order | Challenge:
+        """3DS2 after the method step: frictionless (the order) or the challenge."""
+        ...
 
 
 class PageNotFound(Rejected):
@@ -215,6 +234,7 @@ class PaymentPages:
             recurring=req.recurring,
         )
         fill_details(order, req.details, settings, req.descriptor)
+        order.notification_url = req.notification_url  # its events go there too, from the first one
         await engine.repo.create_waiting(order)
         auto_charge = settings.auto_charge if req.auto_charge is None else req.auto_charge
         token = await self._page(order, now, now + expiry, req, auto_charge)
@@ -239,6 +259,8 @@ class PaymentPages:
             state="open",
             created=now,
             updated=now,
+            oneclick_customer=req.oneclick.customer_id if req.oneclick else None,
+            oneclick_prechecked=bool(req.oneclick and req.oneclick.bind),
         )
         await self.store.insert(row)
         return token
@@ -285,13 +307,23 @@ class PaymentPages:
         return PageView(row, order, _merchant_name(project), closed, reason)
 
     async def pay(
-        self, token: str, card: Card, *, browser: Mapping[str, Any] | None = None, ip: str | None = None
+        self,
+        token: str,
+        card: Card,
+        *,
+        browser: Mapping[str, Any] | None = None,
+        ip: str | None = None,
+        save_card: bool = False,
+        links: Any = None,
     ) -> PageView:
         """Pay the page's order with ``card`` (CVV included, never kept); the page as it is afterwards.
 
         Raises :class:`PageClosed` when the page takes no payment (nothing is
         sent), :class:`Rejected` when 3-D Secure is required but not available.
         A decline is not raised: the returned view says ``declined`` and why.
+        ``browser``: 3-D Secure 2's eleven browser details (None: 3DS1);
+        ``links``: 3-D Secure's callback URLs (:class:`Secure3DStart`);
+        ``save_card``: the cardholder ticked "Save this card" (a oneclick page only).
         """
         view = await self.view(token)
         engine = self.engine
@@ -300,10 +332,11 @@ class PaymentPages:
             if view.closed is not None:
                 raise PageClosed(view)
             row, order = view.row, view.order
-            if row.force3d and self.secure3d is None:
-                raise Rejected("3-D Secure is required for this payment and is not available", order_id=order.id)
             project = await self._projects(row.project_id)
             assert project is not None  # _view found it
+            reason = "force3d" if row.force3d else "require_3ds" if project.settings.require_3ds else None
+            if reason is not None and self.secure3d is None:
+                raise Rejected("3-D Secure is required for this payment and is not available", order_id=order.id)
             now = engine.clock()
             order.rrn = await engine.take(lambda: engine.ids.rrn(now))
             order.initial_rrn = order.rrn
@@ -319,31 +352,88 @@ class PaymentPages:
                 # Another process took this order first: show what it made of it (pending while it pays).
                 taken = await self._view(row)
                 raise PageClosed(dataclasses.replace(taken, closed=taken.closed or "pending"))
-            if row.force3d and self.secure3d is not None:
-                started = await self.secure3d.begin(project, order, card, "force3d", browser, row.return_url)
-                if not isinstance(started, Order):
-                    return PageView(row, order, view.merchant, "pending", challenge=started)
-                order = started
-            else:
-                await self._authorize(project, order, card, now)
-            closed, reason = await self._settle(project, row, order)
-            return PageView(row, order, view.merchant, closed, reason)
+            if row.oneclick_customer is not None and save_card:
+                row = dataclasses.replace(row, save_card=True)
+                await self.store.choose_save_card(order.id, True, now)  # 3-D Secure may end in another request
+            if reason is not None:
+                secure3d = self.secure3d
+                assert secure3d is not None
+                start = secure3d.begin(
+                    project, order, card, reason=reason, browser=browser, return_url=row.return_url, links=links
+                )
+                return await self._three_ds(project, row, view.merchant, order, start)
+            await self._authorize(project, order, card, now)
+            closed, why = await self._settle(project, row, order)
+            return PageView(row, order, view.merchant, closed, why)
+
+    async def resume(self, token: str, links: Any) -> PageView:
+        """3-D Secure 2 after the page's method step: frictionless (paid or declined) or the ACS's challenge."""
+        view = await self.view(token)
+        async with self.engine.lock(view.order.id):
+            view = await self._view(view.row)
+            if view.closed != "pending" or self.secure3d is None:
+                raise PageClosed(view)
+            project = await self._projects(view.row.project_id)
+            assert project is not None
+            start = self.secure3d.resume(project, view.order, links)
+            return await self._three_ds(project, view.row, view.merchant, view.order, start)
+
+    async def _three_ds(
+        self, project: Project, row: PageRow, merchant: str, order: Order, step: Awaitable[Order | Challenge]
+    ) -> PageView:
+        """A step of 3-D Secure: the challenge to show, or the payment's end (a decline raised is shown)."""
+        try:
+            started = await step
+        except OrderError:
+            # Declined (frictionless N, the issuer's 0110) or not able to go on: the stored order tells which.
+            after = await self._view(row)
+            if after.closed not in ("paid", "declined"):
+                raise
+            order = after.order
+        else:
+            if not isinstance(started, Order):
+                return PageView(row, order, merchant, "pending", challenge=started)
+            order = started
+        closed, why = await self._settle(project, row, order)
+        return PageView(row, order, merchant, closed, why)
 
     async def settle(self, project: Project, order: Order) -> None:
         """After a page's order got its authorization elsewhere (3-D Secure's completion): the page's
-        ``auto_charge``, and its pages closed. The caller holds ``engine.lock(order.id)``; a no-op for
-        an order that has no page."""
+        ``auto_charge``, the card kept (oneclick), and its pages closed. The caller holds
+        ``engine.lock(order.id)``; a no-op for an order that has no page."""
         row = await self.store.of_order(project.id, order.id)
         if row is not None:
             await self._settle(project, row, order)
 
+    async def after_secure3d(self, order: Order) -> PageView | None:
+        """3-D Secure's completion of ``order`` (authorized or declined): settled as :meth:`settle`, and the
+        page as the cardholder should see it now; None when the order has no page."""
+        project = await self._projects(order.project_id)
+        if project is None:
+            return None
+        row = await self.store.of_order(project.id, order.id)
+        if row is None:
+            return None
+        async with self.engine.lock(order.id):
+            closed, why = await self._settle(project, row, order)
+        return PageView(row, order, _merchant_name(project), closed, why)
+
     async def _settle(self, project: Project, row: PageRow, order: Order) -> tuple[str | None, str | None]:
         closed, reason = _closed(row, order, self.engine.clock())
+        if closed == "paid" and row.oneclick_customer is not None and row.save_card:
+            await self._keep(project, order, row.oneclick_customer)
         if closed == "paid" and row.auto_charge and order.status is OrderStatus.AUTHORIZED:
             await self._charge(project, order)
         if closed in ("paid", "declined"):
             await self.store.close(order.id, closed, self.engine.clock())
         return closed, reason
+
+    async def _keep(self, project: Project, order: Order, customer_id: str) -> None:
+        try:
+            await self.service.oneclick_bind(project, order, customer_id)
+        except Exception:
+            # The payment is made and shown as such: a card that could not be kept is logged, not an error.
+            log.error("page's card not kept for the oneclick customer", extra={"order_id": order.id}, exc_info=True)
 
     async def _authorize(self, project: Project, order: Order, card: Card, now: datetime) -> None:
         engine, settings = self.engine, project.settings

@@ -140,6 +140,7 @@ class CreateRequest:
     auto_charge: bool | None = None  # None: the project's setting
     page: PageOptions = field(default_factory=PageOptions)
     notification_url: str | None = None  # options.notification_url
+    oneclick: Oneclick | None = None  # extra_fields.oneclick: the page offers to keep the card (bind: prechecked)
 
 
 @dataclass(frozen=True, slots=True)

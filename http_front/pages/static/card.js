@@ -4,6 +4,19 @@
   "use strict";
   var auto = document.querySelector("form[data-autosubmit]");
   if (auto) { auto.submit(); return; }  // 3-D Secure: on to the ACS (the button stays for no-JS)
+  var method = document.querySelector("form[data-method]");
+  if (method) {
+    // 3-D Secure 2's method: the ACS's page in the hidden frame; our method-done page tells us (same
+    // origin only) when it is over, else the payment goes on after 10 s (the AReq then says so).
+    var resume = document.getElementById("resume-form"), sent = false;
+    var go = function () { if (!sent) { sent = true; resume.submit(); } };
+    window.addEventListener("message", function (event) {
+      if (event.origin === window.location.origin && event.data === "3DSMethodDone") { go(); }
+    });
+    window.setTimeout(go, 10000);
+    method.submit();
+    return;
+  }
   var form = document.getElementById("pay-form");
   if (!form) { return; }
 
@@ -70,12 +83,37 @@
     });
   });
 
+  // 3-D Secure 2's browser details (what only a script can tell); without them the payment uses 3DS1.
+  function browserDetails() {
+    var details = {
+      browser_color_depth: window.screen.colorDepth,
+      browser_screen_height: window.screen.height,
+      browser_screen_width: window.screen.width,
+      window_height: window.innerHeight,
+      window_width: window.innerWidth,
+      browser_timezone: new Date().getTimezoneOffset(),
+      browser_java_enabled: "false",
+      browser_language: navigator.language || ""
+    };
+    Object.keys(details).forEach(function (name) {
+      var input = form.querySelector("input[name='" + name + "']");
+      if (!input) {
+        input = document.createElement("input");
+        input.type = "hidden";
+        input.name = name;
+        form.appendChild(input);
+      }
+      input.value = String(details[name]);
+    });
+  }
+
   form.addEventListener("submit", function (event) {
     var first = null;
     Object.keys(inputs).forEach(function (name) {
       if (!show(name, true) && first === null) { first = document.getElementById(inputs[name][0]); }
     });
     if (first !== null) { event.preventDefault(); first.focus(); return; }
+    browserDetails();
     var button = document.getElementById("pay-button");
     // Disabled after this submit has gone: a second click sends nothing more.
     window.setTimeout(function () { button.disabled = true; }, 0);
