@@ -271,6 +271,14 @@ async def test_a_post_without_the_forms_nonce_pays_nothing(front: Front) -> None
     assert resp.status == 403 and front.iso("0100") == []
 
 
+async def test_a_nonce_with_characters_outside_ascii_is_refused_with_403_not_a_server_error(front: Front) -> None:
+    location, _ = await create(front, MINIMAL)
+    _, html = await form_of(front, page_path(location))
+    issued = nonce_in(html).partition(".")[0]  # a fresh issue time: the MAC itself is compared
+    resp = await post_form(front, page_path(location), {**card(), "nonce": f"{issued}.\u00e9t\u00e9\u2603"})
+    assert resp.status == 403 and front.iso("0100") == []
+
+
 async def test_an_expired_page_says_so_and_a_post_to_it_authorizes_nothing(front: Front) -> None:
     location, order = await create(front, {"amount": 1, "options": {"expiration_timeout": "1m"}})
     _, html = await form_of(front, page_path(location))
