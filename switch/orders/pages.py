@@ -171,7 +171,10 @@ def _closed(row: PageRow, order: Order, now: datetime) -> tuple[str | None, str 
     if order.status is OrderStatus.NEW and not order.operations:
         if row.state != "open":
             return row.state, None
-        return ("expired", None) if now >= row.expires_at else (None, None)
+        if now >= row.expires_at:
+            return "expired", None
+        # A card attached: a payment attempt is under way (no other may replace its card).
+        return ("pending", None) if order.card_blob is not None else (None, None)
     if order.status in _PAID or order.status is OrderStatus.CHARGEDBACK:
         return "paid", None
     if order.status is OrderStatus.PREPARED or order.status is OrderStatus.NEW:
@@ -338,33 +341,73 @@ class PaymentPages:
             if reason is not None and self.secure3d is None:
                 raise Rejected("3-D Secure is required for this payment and is not available", order_id=order.id)
             now = engine.clock()
-            order.rrn = await engine.take(lambda: engine.ids.rrn(now))
-            order.initial_rrn = order.rrn
+            if reason is None:
+                # Its 0100 is built below. 3-D Secure takes an RRN only when (if) its 0100 is built.
+                order.rrn = await engine.take(lambda: engine.ids.rrn(now))
+                order.initial_rrn = order.rrn
             cur = currency(order.currency)
             sealed = engine.cards.new_order(
-                project, order.id, card, order.amount, cur, now, rrn=order.rrn, recurring=order.recurring
+                project, order.id, card, order.amount, cur, now, rrn="", recurring=order.recurring
             )
             _attach(order, sealed)
             if ip and not order.location:
                 order.location = {"ip": ip}
             order.updated = now
-            if not await engine.repo.save_waiting(order):
-                # Another process took this order first: show what it made of it (pending while it pays).
+            # Only onto an order without a card: a second submission on another process (engine.lock is
+            # this process's) that read the order after this card went on must not replace it.
+            if not await engine.repo.save_waiting(order, attach_card=True):
+                # Another request took this order first: show what it made of it (pending while it pays).
                 taken = await self._view(row)
                 raise PageClosed(dataclasses.replace(taken, closed=taken.closed or "pending"))
-            if row.oneclick_customer is not None and save_card:
-                row = dataclasses.replace(row, save_card=True)
-                await self.store.choose_save_card(order.id, True, now)  # 3-D Secure may end in another request
-            if reason is not None:
-                secure3d = self.secure3d
-                assert secure3d is not None
-                start = secure3d.begin(
-                    project, order, card, reason=reason, browser=browser, return_url=row.return_url, links=links
-                )
-                return await self._three_ds(project, row, view.merchant, order, start)
-            await self._authorize(project, order, card, now)
-            closed, why = await self._settle(project, row, order)
-            return PageView(row, order, view.merchant, closed, why)
+            try:
+                return await self._attempt(project, view, order, card, reason, browser, save_card, links, now)
+            except Exception:
+                await self._release(order)
+                raise
+
+    async def _attempt(
+        self,
+        project: Project,
+        view: PageView,
+        order: Order,
+        card: Card,
+        reason: str | None,
+        browser: Mapping[str, Any] | None,
+        save_card: bool,
+        links: Any,
+        now: datetime,
+    ) -> PageView:
+        """The payment of the order whose card was just attached: 3-D Secure first, or the 0100 at once."""
+        row = view.row
+        if row.oneclick_customer is not None and save_card:
+            row = dataclasses.replace(row, save_card=True)
+            await self.store.choose_save_card(order.id, True, now)  # 3-D Secure may end in another request
+        if reason is not None:
+            secure3d = self.secure3d
+            assert secure3d is not None
+            start = secure3d.begin(
+                project, order, card, reason=reason, browser=browser, return_url=row.return_url, links=links
+            )
+            return await self._three_ds(project, row, view.merchant, order, start)
+        await self._authorize(project, order, card, now)
+        closed, why = await self._settle(project, row, order)
+        return PageView(row, order, view.merchant, closed, why)
+
+    async def _release(self, attempt: Order) -> None:
+        """A payment attempt that failed before anything was sent or prepared (the DS down, a card the
+        translator refuses): its card comes off the order, so the cardholder may try again."""
+        try:
+            order = await self.engine.repo.get(attempt.project_id, attempt.id)
+            if order is None or order.status is not OrderStatus.NEW or order.operations:
+                return  # an operation or a 3-D Secure session has it: that attempt is the payment
+            if order.card_blob != attempt.card_blob:
+                return
+            _attach(order, _NO_CARD)
+            order.rrn = order.initial_rrn = None
+            order.updated = self.engine.clock()
+            await self.engine.repo.save_waiting(order)
+        except Exception:
+            log.error("page's card not released after a failed attempt", extra={"order_id": attempt.id}, exc_info=True)
 
     async def resume(self, token: str, links: Any) -> PageView:
         """3-D Secure 2 after the page's method step: frictionless (paid or declined) or the ACS's challenge."""
@@ -459,6 +502,18 @@ class PaymentPages:
         except OrderError as e:
             # The authorization stands; the merchant sees an authorized order and may charge it.
             log.warning("auto charge of a page's order failed: %s", e.message, extra={"order_id": order.id})
+
+
+_NO_CARD = Order(
+    id="",
+    project_id=0,
+    status=OrderStatus.NEW,
+    amount=0,
+    currency="",
+    created=datetime.min,
+    updated=datetime.min,
+    issuer={},
+)
 
 
 def _attach(order: Order, sealed: Order) -> None:
