@@ -19,6 +19,13 @@ cardholder comes back from the ACS, the completion calls :meth:`PaymentPages.set
 Oneclick: a page made with ``extra_fields.oneclick`` offers "Save this card";
 when ticked, the card is kept for the merchant's customer once the payment is
 approved (:meth:`OrdersService.oneclick_bind`).
+
+One payment attempt at a time, across processes: the card goes onto the
+order only while it has none (``save_waiting(attach_card=True)``); an attempt
+that fails before anything is sent or prepared takes it off again.
+
+Over 500 lines on purpose: the page's whole life (made, shown, paid, settled)
+reads best in one place; the SQL is in :mod:`switch.orders.page_store`.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from switch.money import currency
+from switch.orders.credentials import merchant_for
 from switch.orders.engine import Step, merchant_of
 from switch.orders.errors import InvalidInput, OrderError, Rejected
 from switch.orders.model import OperationStatus, OperationType, Order, OrderStatus
@@ -111,7 +119,8 @@ class Secure3DStart(Protocol):
     :class:`Challenge` the page sends the browser to (3DS2's method step is
     one too: its ``form3d`` posts to the method URL). ``links``: the
     service's own callback URLs, made by the front from the request (opaque
-    here). A decline raises :class:`~switch.orders.errors.Declined`.
+    here). ``terminal``: the page's DE 41 (None: the project's default), for
+    the later 0100. A decline raises :class:`~switch.orders.errors.Declined`.
     """
 
     async def begin(
@@ -124,6 +133,7 @@ class Secure3DStart(Protocol):
         browser: Mapping[str, Any] | None,
         return_url: str | None,
         links: Any,
+        terminal: str | None = None,
     ) -> Order | Challenge: ...
 
     async def resume(self, project: Project, order: Order, links: Any) -> Order | Challenge:
@@ -222,6 +232,8 @@ class PaymentPages:
         """``POST /orders/create``: the order (status new, no card) and its page's token."""
         engine, settings = self.engine, project.settings
         expiry = self._expiry(req.page.expiration)
+        merchant_for(settings, req.page.terminal)  # an unknown terminal is refused now, as authorize does
+        terminal = settings.terminal(req.page.terminal)  # None: the project's default
         cur = req.currency or currency(settings.currency)
         amount = minor_of(req.amount, cur)
         now = engine.clock()
@@ -240,10 +252,18 @@ class PaymentPages:
         order.notification_url = req.notification_url  # its events go there too, from the first one
         await engine.repo.create_waiting(order)
         auto_charge = settings.auto_charge if req.auto_charge is None else req.auto_charge
-        token = await self._page(order, now, now + expiry, req, auto_charge)
+        token = await self._page(order, now, now + expiry, req, auto_charge, terminal)
         return order, token
 
-    async def _page(self, order: Order, now: datetime, expires: datetime, req: CreateRequest, auto_charge: bool) -> str:
+    async def _page(
+        self,
+        order: Order,
+        now: datetime,
+        expires: datetime,
+        req: CreateRequest,
+        auto_charge: bool,
+        terminal: str | None,
+    ) -> str:
         token = secrets.token_urlsafe(32)  # 256 bits: the URL is the only credential
         opts = req.page
         row = PageRow(
@@ -264,6 +284,7 @@ class PaymentPages:
             updated=now,
             oneclick_customer=req.oneclick.customer_id if req.oneclick else None,
             oneclick_prechecked=bool(req.oneclick and req.oneclick.bind),
+            terminal=terminal,
         )
         await self.store.insert(row)
         return token
@@ -386,10 +407,17 @@ class PaymentPages:
             secure3d = self.secure3d
             assert secure3d is not None
             start = secure3d.begin(
-                project, order, card, reason=reason, browser=browser, return_url=row.return_url, links=links
+                project,
+                order,
+                card,
+                reason=reason,
+                browser=browser,
+                return_url=row.return_url,
+                links=links,
+                terminal=row.terminal,
             )
             return await self._three_ds(project, row, view.merchant, order, start)
-        await self._authorize(project, order, card, now)
+        await self._authorize(project, order, card, now, row.terminal)
         closed, why = await self._settle(project, row, order)
         return PageView(row, order, view.merchant, closed, why)
 
@@ -478,13 +506,18 @@ class PaymentPages:
             # The payment is made and shown as such: a card that could not be kept is logged, not an error.
             log.error("page's card not kept for the oneclick customer", extra={"order_id": order.id}, exc_info=True)
 
-    async def _authorize(self, project: Project, order: Order, card: Card, now: datetime) -> None:
+    async def _authorize(
+        self, project: Project, order: Order, card: Card, now: datetime, terminal: str | None = None
+    ) -> None:
         engine, settings = self.engine, project.settings
         rrn, cur = order.rrn or "", currency(order.currency)
         recurring = order.recurring
+        merchant = merchant_of(settings)
+        if terminal:  # chosen among the project's when the page was made
+            merchant = dataclasses.replace(merchant, terminal_id=terminal)
         msg = engine.translate(
             lambda: Authorize(
-                merchant=merchant_of(settings),
+                merchant=merchant,
                 card=card,
                 amount=order.amount,
                 currency=cur,
