@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 import secure3d_rig
 from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
-from secure3d_rig import BROWSER, NEXT_YEAR, Rig, Shopper, body, forms_of
+from secure3d_rig import BROWSER, NEXT_YEAR, Rig, Shopper, body, forms_of, replace_secure3d
 from waiting import wait_for
 
+from switch.orders.errors import IssuerError
 from switch.orders.requests import CreateRequest, PageOptions
 from switch.secure3d import Callbacks
 from switch.store import ProjectSettings
@@ -199,6 +200,40 @@ async def test_browser_details_or_force_challenge_without_force3d_is_a_422_namin
     assert "force3d" in doc["errors"][0]["message"] and rig.iso("0100") == []
 
 
+def _links(rig: Rig) -> Callbacks:
+    return Callbacks(
+        term_url=f"{rig.base}/complete/secure3d",
+        notification_url=f"{rig.base}/complete/secure3d20",
+        rreq_url=f"{rig.base}/secure3d/rreq",
+        method_done_url=f"{rig.base}/secure3d/method-done",
+    )
+
+
+# -- item 1: a page's attempt that fails before anything is sent ----------------------------------------------
+
+
+async def test_a_page_payment_failing_before_anything_is_sent_takes_its_card_off_so_the_cardholder_may_retry(
+    rig: Rig,
+) -> None:
+    project = await rig.runtime.projects.by_login("project")
+    assert project is not None
+    pages = rig.runtime.pages
+    _, token = await pages.create(project, CreateRequest(amount=Decimal("9.99"), page=PageOptions(force3d=True)))
+    card = Card(VISA, expiry_month=12, expiry_year=NEXT_YEAR, cvv="123", holder="John Smith")
+    working = rig.runtime.secure3d
+    replace_secure3d(rig, ds_url="http://127.0.0.1:9/ds")  # the directory server down: nothing listens there
+    with pytest.raises(IssuerError):
+        await pages.pay(token, card, links=_links(rig))
+    view = await pages.view(token)
+    assert view.closed is None and view.order.pan_mask is None and view.order.status.value == "new"
+    down = rig.runtime.secure3d
+    assert down is not None
+    await down.close()  # its own DS client
+    rig.runtime.secure3d = working
+    view = await pages.pay(token, card, links=_links(rig))
+    assert view.closed == "pending" and view.challenge is not None and view.order.pan_mask == "411111****1111"
+
+
 # -- item 6: the hosted page's terminal, through 3-D Secure ---------------------------------------------------
 
 
@@ -209,13 +244,7 @@ async def test_a_pages_terminal_is_the_0100s_de_41_after_3ds(rig: Rig, shopper: 
     req = CreateRequest(amount=Decimal("9.99"), page=PageOptions(force3d=True, terminal="TERM0002"))
     _, token = await pages.create(project, req)
     card = Card(VISA, expiry_month=12, expiry_year=NEXT_YEAR, cvv="123", holder="John Smith")
-    links = Callbacks(
-        term_url=f"{rig.base}/complete/secure3d",
-        notification_url=f"{rig.base}/complete/secure3d20",
-        rreq_url=f"{rig.base}/secure3d/rreq",
-        method_done_url=f"{rig.base}/secure3d/method-done",
-    )
-    view = await pages.pay(token, card, links=links)
+    view = await pages.pay(token, card, links=_links(rig))
     assert view.closed == "pending" and view.challenge is not None
     form = {k: str(v) for k, v in view.challenge.form3d.items()}
     await shopper.through_acs(form, "1234")
