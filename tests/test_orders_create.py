@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
-from test_http_e2e import Front, seed
+from test_http_e2e import Front, basic, seed
 from test_http_e2e import front as front
 from test_webhooks import Hooks, verified
 from test_webhooks import hooks as hooks
@@ -24,6 +24,7 @@ from waiting import wait_for
 from http_front.pages.i18n import LANGUAGES
 from schemas import SCHEMAS_DIR
 from switch.orders.engine import Engine
+from switch.store import ProjectSettings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -271,6 +272,14 @@ async def test_a_post_without_the_forms_nonce_pays_nothing(front: Front) -> None
     assert resp.status == 403 and front.iso("0100") == []
 
 
+async def test_a_nonce_with_characters_outside_ascii_is_refused_with_403_not_a_server_error(front: Front) -> None:
+    location, _ = await create(front, MINIMAL)
+    _, html = await form_of(front, page_path(location))
+    issued = nonce_in(html).partition(".")[0]  # a fresh issue time: the MAC itself is compared
+    resp = await post_form(front, page_path(location), {**card(), "nonce": f"{issued}.\u00e9t\u00e9\u2603"})
+    assert resp.status == 403 and front.iso("0100") == []
+
+
 async def test_an_expired_page_says_so_and_a_post_to_it_authorizes_nothing(front: Front) -> None:
     location, order = await create(front, {"amount": 1, "options": {"expiration_timeout": "1m"}})
     _, html = await form_of(front, page_path(location))
@@ -318,6 +327,43 @@ def test_the_create_schemas_languages_are_the_pages_and_each_has_every_word() ->
     assert set(schema["definitions"]["options"]["properties"]["language"]["enum"]) == set(LANGUAGES)
     words = [set(table) for table in LANGUAGES.values()]
     assert all(w == words[0] for w in words)
+
+
+async def test_create_refuses_what_cannot_apply_to_a_page_naming_each_field(front: Front) -> None:
+    body = {
+        "amount": 1,
+        "options": {"exemption_mit": 1, "secure3d20_return_url": "https://shop.example/3ds2"},
+        "recurring_details": {"parent_order_id": "123", "trace_id": "MCC8454300719"},
+    }
+    status, doc = await front.call("POST", "/orders/create", body)
+    assert status == 422 and doc["failure_type"] == "validation", doc
+    assert [e["uri"] for e in doc["errors"]] == [
+        "#/options/exemption_mit",
+        "#/options/secure3d20_return_url",
+        "#/recurring_details/parent_order_id",
+        "#/recurring_details/trace_id",
+    ]
+    status, _ = await front.call("POST", "/orders/create", {"amount": 1, "options": {"exemption_mit": 0}})
+    assert status == 201  # off is no request for it
+
+
+async def test_a_pages_terminal_is_chosen_at_create_and_is_the_0100s_de_41(front: Front) -> None:
+    shop = ProjectSettings(terminal_id="TERM0001", merchant_id="MERCHANT0000002", terminals=("TERM0002",))
+    _, password = await front.runtime.projects.create("shop2", shop)
+    auth = basic("shop2", password)
+    status, doc = await front.call(
+        "POST", "/orders/create", {"amount": 1, "options": {"terminal": "TERM0009"}}, headers=auth
+    )
+    assert status == 422 and [e["uri"] for e in doc["errors"]] == ["#/options/terminal"], doc
+    resp = await front.http.post(
+        "/orders/create", json={"amount": "9.99", "options": {"terminal": "TERM0002"}}, headers=auth
+    )
+    assert resp.status == 201, await resp.text()
+    path = page_path(resp.headers["Location"])
+    _, html = await form_of(front, path)
+    assert (await post_form(front, path, {**card(), "nonce": nonce_in(html)})).status == 303
+    (msg,) = front.iso("0100")
+    assert msg["41"] == "TERM0002"
 
 
 async def test_two_posts_of_the_same_page_at_once_pay_it_once(front: Front) -> None:

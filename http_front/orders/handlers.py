@@ -39,9 +39,10 @@ from http_front.pages.order_page import page_url
 from http_front.paging import LINK_HEADERS, links
 from http_front.ports import OrdersPort
 from http_front.rates import parse_rates_query
-from switch.orders.errors import InvalidInput
+from switch.orders.errors import InvalidInput, Problem
 from switch.orders.model import Order
 from switch.orders.service import Page
+from switch.secure3d import Secure3DRequest
 from switch.store.projects import Project, ProjectSettings
 
 __all__ = [
@@ -173,10 +174,27 @@ async def authorize(request: web.Request) -> web.Response:
                 raise InvalidInput.one("3-D Secure with a kept (oneclick) card is not offered", "options/force3d")
             secure = s3d.service(request)
             return s3d.outcome_reply(await secure.authorize(project, req, want, s3d.callbacks(request)))
+        _no_3ds_here(want)
         return _order_reply(await orders.authorize(project, req))
 
     reply = await idempotent(request, request.app[RUNTIME].idempotency, project.id, body, produce)
     return reply.response()
+
+
+def _no_3ds_here(want: Secure3DRequest) -> None:
+    """3-D Secure 2's data on an authorization 3-D Secure does not run for (no ``options.force3d``, no project
+    ``require_3ds``, or the merchant's own MPI result): a 422 naming each field rather than a 200 that ignored
+    it. seeds/003 asks for 3-D Secure with force3d; browser_details only says which version."""
+    problems = [
+        Problem("Applies only when 3-D Secure runs (options.force3d or the project's require_3ds)", name)
+        for name, sent in (
+            ("secure3d/browser_details", want.browser is not None),
+            ("secure3d/force_challenge", want.force_challenge),
+        )
+        if sent
+    ]
+    if problems:
+        raise InvalidInput(problems=problems)
 
 
 async def create(request: web.Request) -> web.Response:

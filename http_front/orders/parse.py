@@ -336,11 +336,39 @@ def page_options(options: Mapping[str, Any]) -> PageOptions:
         mobile=flag(options.get("mobile")),
         return_url=options.get("return_url") or None,
         force3d=flag(options.get("force3d")),
+        terminal=options.get("terminal") or None,
     )
+
+
+# What create accepts in its schema (seeds/003 lists them) but cannot apply to a page the cardholder pays on.
+_PAGE_REFUSED = (
+    "Not applicable to a payment page: the cardholder pays on it (cardholder-initiated, no series to refer to)"
+)
+
+
+def _page_refusals(body: Mapping[str, Any]) -> None:
+    """422 naming each of ``options.exemption_mit`` (on), ``options.secure3d20_return_url`` (set) and
+    ``recurring_details.*`` (any): accepted by the schema, they cannot apply to the page's payment."""
+    options, details = section(body, "options"), section(body, "recurring_details")
+    problems = []
+    if flag(options.get("exemption_mit")):
+        problems.append(Problem(_PAGE_REFUSED, "options/exemption_mit"))
+    if options.get("secure3d20_return_url"):
+        problems.append(
+            Problem(
+                "Not applicable to a payment page: it sends the cardholder to options.return_url",
+                "options/secure3d20_return_url",
+            )
+        )
+    sent = sorted(name for name, value in details.items() if value is not None)
+    problems.extend(Problem(_PAGE_REFUSED, f"recurring_details/{name}") for name in sent)
+    if problems:
+        raise InvalidInput(problems=problems)
 
 
 def create_request(body: Mapping[str, Any]) -> CreateRequest:
     """``POST /orders/create``: an order the cardholder pays on the hosted page."""
+    _page_refusals(body)
     options = section(body, "options")
     cur = currency_of(body)
     amount = amount_of(body)

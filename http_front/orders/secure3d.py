@@ -121,7 +121,7 @@ async def _merchant_call(request: web.Request, schema: str, field: str | None) -
         if field == "PaRes":
             done = await s.complete_pares(body["PaRes"], project=project, order_id=order_id)
         else:
-            done = await s.complete_cres(body["cres"], project=project, order_id=order_id)
+            done = await s.complete_cres(body.get("cres"), project=project, order_id=order_id)
         await pages.after_secure3d(done.order)  # a page's order: its auto charge, oneclick, the page closed
         if done.failure is not None:
             raise done.failure

@@ -146,7 +146,10 @@ def nonce_ok(key: bytes, nonce: str, now: float | None = None) -> bool:
     if not (issued_s.isascii() and issued_s.isdigit() and len(issued_s) <= 12):
         return False
     issued, t = int(issued_s), time.time() if now is None else now
-    return 0 <= t - issued <= NONCE_MAX_AGE and hmac.compare_digest(mac, _mac(key, issued))
+    # Bytes: compare_digest refuses a str with characters outside ASCII (TypeError, a 500), and the
+    # submitted nonce is whatever the client sent.
+    expected = _mac(key, issued).encode()
+    return 0 <= t - issued <= NONCE_MAX_AGE and hmac.compare_digest(mac.encode("utf-8", "replace"), expected)
 
 
 # -- rendering ---------------------------------------------------------------------------

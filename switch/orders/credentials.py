@@ -27,14 +27,26 @@ from switch.errors import TranslationError
 from switch.orders.cards import OrderCards
 from switch.orders.engine import merchant_of
 from switch.orders.errors import InvalidInput
-from switch.orders.model import Order
+from switch.orders.model import OperationType, Order
 from switch.orders.oneclick import OneclickCards
 from switch.orders.repo import OrderRepo
 from switch.orders.requests import AuthorizeRequest, Oneclick
+from switch.orders.verdicts import reached_issuer
 from switch.store.projects import Project, ProjectSettings
 from switch.translate import Card, CredentialReason, Initiator, Merchant, StoredCredential
 
-__all__ = ["Series", "kept_card", "merchant_for", "series_of"]
+__all__ = ["Series", "kept_card", "merchant_for", "sent_to_issuer", "series_of"]
+
+_FIRST = frozenset({OperationType.AUTHORIZE, OperationType.CREDIT})
+
+
+def sent_to_issuer(order: Order) -> bool:
+    """``order``'s authorization (or OCT) reached the issuer: its RRN names a transaction the network saw.
+
+    A 3-D Secure order that never got to its 0100 (failed or rejected authentication, expired), or one
+    whose 0100 failed fast (not sent), is no series' first transaction.
+    """
+    return any(op.type in _FIRST and reached_issuer(op) for op in order.operations)
 
 
 def merchant_for(settings: ProjectSettings, terminal: str | None) -> Merchant:
@@ -98,6 +110,10 @@ async def series_of(repo: OrderRepo, project: Project, req: AuthorizeRequest, ke
         parent = await repo.get(project.id, r.parent_order_id)
         if parent is None:
             raise InvalidInput.one("Order not found", "recurring_details/parent_order_id")
+        if not sent_to_issuer(parent):
+            raise InvalidInput.one(
+                "Order has no transaction that reached the issuer", "recurring_details/parent_order_id"
+            )
         parent_id, first_rrn = parent.id, parent.initial_rrn or parent.rrn
     if first_rrn is None and r.trace_id is None:
         where = "options/exemption_mit" if r.exemption_mit else "recurring_details/indicator"

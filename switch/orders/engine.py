@@ -78,7 +78,16 @@ from switch.orders.model import Operation, OperationStatus, OperationType, Order
 from switch.orders.ports import Database, Ids, Router
 from switch.orders.repo import OrderRepo, Writer
 from switch.orders.status import allowed
-from switch.orders.verdicts import MADE_BY, VERDICTS, Exchanged, Sent, Verdict
+from switch.orders.verdicts import (
+    ISSUER_BUSY,
+    ISSUER_UNAVAILABLE,
+    MADE_BY,
+    NOT_ENCODED,
+    VERDICTS,
+    Exchanged,
+    Sent,
+    Verdict,
+)
 from switch.saf import REVERSIBLE, Reversals
 from switch.store.audit import AuditLog, AuditNote
 from switch.store.errors import SequenceExhausted
@@ -377,13 +386,13 @@ class Engine:
         except LinkClosed:
             return Exchanged(Sent.UNKNOWN, reason="Connection to the issuer lost")
         except (DestinationUnavailable, NoRoute, LinkNotReady):
-            return Exchanged(Sent.NOT_SENT, reason="Issuer unavailable")
+            return Exchanged(Sent.NOT_SENT, reason=ISSUER_UNAVAILABLE)
         except (LinkBusy, DuplicateRequest):
-            return Exchanged(Sent.NOT_SENT, reason="Issuer busy")
+            return Exchanged(Sent.NOT_SENT, reason=ISSUER_BUSY)
         except EncodeError:
             # translate checks every field first; reaching this is our bug, not the merchant's input
             log.exception("request could not be encoded")
-            return Exchanged(Sent.NOT_SENT, reason="Request could not be encoded")
+            return Exchanged(Sent.NOT_SENT, reason=NOT_ENCODED)
         return Exchanged(Sent.ANSWERED, interpret(resp), response=resp)
 
     def _settled(self, order_id: str) -> None:

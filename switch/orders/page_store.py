@@ -42,15 +42,16 @@ class PageRow:
     oneclick_customer: str | None = None  # the page offers "Save this card" for this customer (012)
     oneclick_prechecked: bool = False
     save_card: bool = False  # the cardholder's choice when paying
+    terminal: str | None = None  # DE 41 of the page's payment, chosen at create (015); None: the project's default
 
 
 _COLUMNS = (
     "token_hash, kind, order_id, project_id, form_key, expires_at, language, template, mobile, return_url,"
-    " force3d, auto_charge, state, created, updated, oneclick_customer, oneclick_prechecked, save_card"
+    " force3d, auto_charge, state, created, updated, oneclick_customer, oneclick_prechecked, save_card, terminal"
 )
 _INSERT = (
     f"INSERT INTO payment_pages ({_COLUMNS})"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 )
 _GET = f"SELECT {_COLUMNS} FROM payment_pages WHERE token_hash = $1"
 _OF_ORDER = f"SELECT {_COLUMNS} FROM payment_pages WHERE order_id = $1 AND project_id = $2 ORDER BY created LIMIT 1"
@@ -92,6 +93,7 @@ class PageStore:
                 row.oneclick_customer,
                 row.oneclick_prechecked,
                 row.save_card,
+                row.terminal,
             ),
         )
 

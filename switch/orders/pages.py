@@ -19,6 +19,13 @@ cardholder comes back from the ACS, the completion calls :meth:`PaymentPages.set
 Oneclick: a page made with ``extra_fields.oneclick`` offers "Save this card";
 when ticked, the card is kept for the merchant's customer once the payment is
 approved (:meth:`OrdersService.oneclick_bind`).
+
+One payment attempt at a time, across processes: the card goes onto the
+order only while it has none (``save_waiting(attach_card=True)``); an attempt
+that fails before anything is sent or prepared takes it off again.
+
+Over 500 lines on purpose: the page's whole life (made, shown, paid, settled)
+reads best in one place; the SQL is in :mod:`switch.orders.page_store`.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from switch.money import currency
+from switch.orders.credentials import merchant_for
 from switch.orders.engine import Step, merchant_of
 from switch.orders.errors import InvalidInput, OrderError, Rejected
 from switch.orders.model import OperationStatus, OperationType, Order, OrderStatus
@@ -111,7 +119,8 @@ class Secure3DStart(Protocol):
     :class:`Challenge` the page sends the browser to (3DS2's method step is
     one too: its ``form3d`` posts to the method URL). ``links``: the
     service's own callback URLs, made by the front from the request (opaque
-    here). A decline raises :class:`~switch.orders.errors.Declined`.
+    here). ``terminal``: the page's DE 41 (None: the project's default), for
+    the later 0100. A decline raises :class:`~switch.orders.errors.Declined`.
     """
 
     async def begin(
@@ -124,6 +133,7 @@ class Secure3DStart(Protocol):
         browser: Mapping[str, Any] | None,
         return_url: str | None,
         links: Any,
+        terminal: str | None = None,
     ) -> Order | Challenge: ...
 
     async def resume(self, project: Project, order: Order, links: Any) -> Order | Challenge:
@@ -171,7 +181,10 @@ def _closed(row: PageRow, order: Order, now: datetime) -> tuple[str | None, str 
     if order.status is OrderStatus.NEW and not order.operations:
         if row.state != "open":
             return row.state, None
-        return ("expired", None) if now >= row.expires_at else (None, None)
+        if now >= row.expires_at:
+            return "expired", None
+        # A card attached: a payment attempt is under way (no other may replace its card).
+        return ("pending", None) if order.card_blob is not None else (None, None)
     if order.status in _PAID or order.status is OrderStatus.CHARGEDBACK:
         return "paid", None
     if order.status is OrderStatus.PREPARED or order.status is OrderStatus.NEW:
@@ -219,6 +232,8 @@ class PaymentPages:
         """``POST /orders/create``: the order (status new, no card) and its page's token."""
         engine, settings = self.engine, project.settings
         expiry = self._expiry(req.page.expiration)
+        merchant_for(settings, req.page.terminal)  # an unknown terminal is refused now, as authorize does
+        terminal = settings.terminal(req.page.terminal)  # None: the project's default
         cur = req.currency or currency(settings.currency)
         amount = minor_of(req.amount, cur)
         now = engine.clock()
@@ -237,10 +252,18 @@ class PaymentPages:
         order.notification_url = req.notification_url  # its events go there too, from the first one
         await engine.repo.create_waiting(order)
         auto_charge = settings.auto_charge if req.auto_charge is None else req.auto_charge
-        token = await self._page(order, now, now + expiry, req, auto_charge)
+        token = await self._page(order, now, now + expiry, req, auto_charge, terminal)
         return order, token
 
-    async def _page(self, order: Order, now: datetime, expires: datetime, req: CreateRequest, auto_charge: bool) -> str:
+    async def _page(
+        self,
+        order: Order,
+        now: datetime,
+        expires: datetime,
+        req: CreateRequest,
+        auto_charge: bool,
+        terminal: str | None,
+    ) -> str:
         token = secrets.token_urlsafe(32)  # 256 bits: the URL is the only credential
         opts = req.page
         row = PageRow(
@@ -261,6 +284,7 @@ class PaymentPages:
             updated=now,
             oneclick_customer=req.oneclick.customer_id if req.oneclick else None,
             oneclick_prechecked=bool(req.oneclick and req.oneclick.bind),
+            terminal=terminal,
         )
         await self.store.insert(row)
         return token
@@ -338,33 +362,80 @@ class PaymentPages:
             if reason is not None and self.secure3d is None:
                 raise Rejected("3-D Secure is required for this payment and is not available", order_id=order.id)
             now = engine.clock()
-            order.rrn = await engine.take(lambda: engine.ids.rrn(now))
-            order.initial_rrn = order.rrn
+            if reason is None:
+                # Its 0100 is built below. 3-D Secure takes an RRN only when (if) its 0100 is built.
+                order.rrn = await engine.take(lambda: engine.ids.rrn(now))
+                order.initial_rrn = order.rrn
             cur = currency(order.currency)
             sealed = engine.cards.new_order(
-                project, order.id, card, order.amount, cur, now, rrn=order.rrn, recurring=order.recurring
+                project, order.id, card, order.amount, cur, now, rrn="", recurring=order.recurring
             )
             _attach(order, sealed)
             if ip and not order.location:
                 order.location = {"ip": ip}
             order.updated = now
-            if not await engine.repo.save_waiting(order):
-                # Another process took this order first: show what it made of it (pending while it pays).
+            # Only onto an order without a card: a second submission on another process (engine.lock is
+            # this process's) that read the order after this card went on must not replace it.
+            if not await engine.repo.save_waiting(order, attach_card=True):
+                # Another request took this order first: show what it made of it (pending while it pays).
                 taken = await self._view(row)
                 raise PageClosed(dataclasses.replace(taken, closed=taken.closed or "pending"))
-            if row.oneclick_customer is not None and save_card:
-                row = dataclasses.replace(row, save_card=True)
-                await self.store.choose_save_card(order.id, True, now)  # 3-D Secure may end in another request
-            if reason is not None:
-                secure3d = self.secure3d
-                assert secure3d is not None
-                start = secure3d.begin(
-                    project, order, card, reason=reason, browser=browser, return_url=row.return_url, links=links
-                )
-                return await self._three_ds(project, row, view.merchant, order, start)
-            await self._authorize(project, order, card, now)
-            closed, why = await self._settle(project, row, order)
-            return PageView(row, order, view.merchant, closed, why)
+            try:
+                return await self._attempt(project, view, order, card, reason, browser, save_card, links, now)
+            except Exception:
+                await self._release(order)
+                raise
+
+    async def _attempt(
+        self,
+        project: Project,
+        view: PageView,
+        order: Order,
+        card: Card,
+        reason: str | None,
+        browser: Mapping[str, Any] | None,
+        save_card: bool,
+        links: Any,
+        now: datetime,
+    ) -> PageView:
+        """The payment of the order whose card was just attached: 3-D Secure first, or the 0100 at once."""
+        row = view.row
+        if row.oneclick_customer is not None and save_card:
+            row = dataclasses.replace(row, save_card=True)
+            await self.store.choose_save_card(order.id, True, now)  # 3-D Secure may end in another request
+        if reason is not None:
+            secure3d = self.secure3d
+            assert secure3d is not None
+            start = secure3d.begin(
+                project,
+                order,
+                card,
+                reason=reason,
+                browser=browser,
+                return_url=row.return_url,
+                links=links,
+                terminal=row.terminal,
+            )
+            return await self._three_ds(project, row, view.merchant, order, start)
+        await self._authorize(project, order, card, now, row.terminal)
+        closed, why = await self._settle(project, row, order)
+        return PageView(row, order, view.merchant, closed, why)
+
+    async def _release(self, attempt: Order) -> None:
+        """A payment attempt that failed before anything was sent or prepared (the DS down, a card the
+        translator refuses): its card comes off the order, so the cardholder may try again."""
+        try:
+            order = await self.engine.repo.get(attempt.project_id, attempt.id)
+            if order is None or order.status is not OrderStatus.NEW or order.operations:
+                return  # an operation or a 3-D Secure session has it: that attempt is the payment
+            if order.card_blob != attempt.card_blob:
+                return
+            _attach(order, _NO_CARD)
+            order.rrn = order.initial_rrn = None
+            order.updated = self.engine.clock()
+            await self.engine.repo.save_waiting(order)
+        except Exception:
+            log.error("page's card not released after a failed attempt", extra={"order_id": attempt.id}, exc_info=True)
 
     async def resume(self, token: str, links: Any) -> PageView:
         """3-D Secure 2 after the page's method step: frictionless (paid or declined) or the ACS's challenge."""
@@ -435,13 +506,18 @@ class PaymentPages:
             # The payment is made and shown as such: a card that could not be kept is logged, not an error.
             log.error("page's card not kept for the oneclick customer", extra={"order_id": order.id}, exc_info=True)
 
-    async def _authorize(self, project: Project, order: Order, card: Card, now: datetime) -> None:
+    async def _authorize(
+        self, project: Project, order: Order, card: Card, now: datetime, terminal: str | None = None
+    ) -> None:
         engine, settings = self.engine, project.settings
         rrn, cur = order.rrn or "", currency(order.currency)
         recurring = order.recurring
+        merchant = merchant_of(settings)
+        if terminal:  # chosen among the project's when the page was made
+            merchant = dataclasses.replace(merchant, terminal_id=terminal)
         msg = engine.translate(
             lambda: Authorize(
-                merchant=merchant_of(settings),
+                merchant=merchant,
                 card=card,
                 amount=order.amount,
                 currency=cur,
@@ -459,6 +535,18 @@ class PaymentPages:
         except OrderError as e:
             # The authorization stands; the merchant sees an authorized order and may charge it.
             log.warning("auto charge of a page's order failed: %s", e.message, extra={"order_id": order.id})
+
+
+_NO_CARD = Order(
+    id="",
+    project_id=0,
+    status=OrderStatus.NEW,
+    amount=0,
+    currency="",
+    created=datetime.min,
+    updated=datetime.min,
+    issuer={},
+)
 
 
 def _attach(order: Order, sealed: Order) -> None:

@@ -113,6 +113,10 @@ SET status = $3, pan_mask = $4, card_key_id = $5, card_blob = $6, card_bin = $7,
     version = version + 1
 WHERE id = $1 AND version = $2 AND status IN ('new', 'prepared')
 """
+# A card attached for a payment attempt (the hosted page): only to an order that has none yet, so a
+# second attempt on another process, which read the order after the first one's card went on, cannot
+# replace it (the version guard alone lets it through: it read the version the first attempt made).
+_ATTACH_CARD = _SAVE_WAITING.rstrip() + " AND card_blob IS NULL\n"
 
 # ON CONFLICT DO NOTHING: a lost race inserts nothing instead of raising,
 # since an error would fail every other write of the same group commit.
@@ -444,11 +448,12 @@ class OrderRepo:
 
         await self._writer.run(insert)
 
-    async def save_waiting(self, order: Order) -> bool:
+    async def save_waiting(self, order: Order, *, attach_card: bool = False) -> bool:
         """A waiting order's card, status, client, 3-D Secure data and RRN, if nobody changed it since it was read.
 
         On success ``order.version`` is the stored one again; False (nothing written) when another
-        request changed the order first or it no longer waits.
+        request changed the order first or it no longer waits. ``attach_card``: the order must have no
+        card yet (a payment attempt's card is never replaced by another attempt's).
         """
         o = order
         args = (
@@ -482,7 +487,7 @@ class OrderRepo:
                 before = await conn.fetchval(
                     "SELECT status FROM orders WHERE id = $1 AND version = $2", o.id, o.version
                 )
-            status: str = await conn.execute(_SAVE_WAITING, *args)
+            status: str = await conn.execute(_ATTACH_CARD if attach_card else _SAVE_WAITING, *args)
             if status == "UPDATE 1" and before is not None and before != o.status.value and self.events is not None:
                 order.version += 1  # the event's id is the version the change makes
                 try:

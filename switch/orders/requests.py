@@ -126,6 +126,7 @@ class PageOptions:
     mobile: bool = False
     return_url: str | None = None  # http(s) only; where the cardholder goes when the payment is done
     force3d: bool = False  # the page's payment goes through 3-D Secure
+    terminal: str | None = None  # options.terminal: DE 41 among the project's terminals (None: the default)
 
 
 @dataclass(frozen=True, slots=True)

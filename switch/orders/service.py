@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 from switch.errors import TranslationError
 from switch.money import Currency, currency, to_minor
 from switch.orders.audited import audited
-from switch.orders.credentials import kept_card, merchant_for, series_of
+from switch.orders.credentials import kept_card, merchant_for, sent_to_issuer, series_of
 from switch.orders.engine import Engine, Step
 from switch.orders.errors import InvalidInput, OrderNotFound, Rejected
 from switch.orders.iso import IsoResult, IsoTransactions
@@ -294,7 +294,9 @@ class OrdersService:
         card = engine.cards.card(parent)
         recurring = req.recurring or parent.recurring
         first_rrn = parent.initial_rrn or parent.rrn
-        if first_rrn is None:
+        if first_rrn is None or not sent_to_issuer(parent):
+            # A merchant-initiated 0100 names the series' first transaction: one the network saw, on a
+            # card that was authorized (a 3-D Secure order that failed or expired never got that far).
             raise Rejected("Order has no transaction to repeat", order_id=parent.id)
         merchant = merchant_for(settings, req.terminal)
         reason = req.reason or (CredentialReason.RECURRING if recurring else CredentialReason.UNSCHEDULED)

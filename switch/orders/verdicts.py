@@ -11,11 +11,11 @@ import enum
 from dataclasses import dataclass
 
 from switch.orders.errors import Declined, Fraud, IssuerError, OrderError
-from switch.orders.model import OperationStatus, OperationType, OrderStatus
+from switch.orders.model import Operation, OperationStatus, OperationType, OrderStatus
 from switch.translate import Outcome, Result
 from switch.wire.codec import Message
 
-__all__ = ["MADE_BY", "VERDICTS", "Exchanged", "Sent", "Verdict"]
+__all__ = ["MADE_BY", "NOT_SENT_REASONS", "VERDICTS", "Exchanged", "Sent", "Verdict", "reached_issuer"]
 
 
 class Sent(enum.Enum):
@@ -53,6 +53,23 @@ VERDICTS: dict[Verdict, _Row] = {
     Verdict.UNKNOWN: _Row(OperationStatus.ERROR, OrderStatus.ERROR, OrderStatus.ERROR, IssuerError),
     Verdict.NOT_SENT: _Row(OperationStatus.ERROR, OrderStatus.ERROR, None, IssuerError),
 }
+# Why an exchange was not sent (failed fast): the operation's iso_message, and how a stored
+# operation tells it never reached the issuer (:func:`reached_issuer`).
+ISSUER_UNAVAILABLE = "Issuer unavailable"
+ISSUER_BUSY = "Issuer busy"
+NOT_ENCODED = "Request could not be encoded"
+NOT_SENT_REASONS = frozenset({ISSUER_UNAVAILABLE, ISSUER_BUSY, NOT_ENCODED})
+
+
+def reached_issuer(op: Operation) -> bool:
+    """``op``'s request reached (or may have reached) the issuer: answered, or sent and unanswered."""
+    if op.status in (OperationStatus.SUCCESS, OperationStatus.FAILURE):
+        return True
+    if op.status is OperationStatus.ERROR:
+        return op.iso_response_code is not None or op.iso_message not in NOT_SENT_REASONS
+    return False  # pending: not known yet
+
+
 # An approved operation that made its order leaves it in this status (else authorized).
 MADE_BY = {OperationType.CREDIT: OrderStatus.CREDITED}
 _VERDICT_OF = {Outcome.APPROVED: Verdict.APPROVED, Outcome.DECLINED: Verdict.DECLINED, Outcome.FRAUD: Verdict.FRAUD}

@@ -60,13 +60,16 @@ class PageSecure3D:
         browser: Mapping[str, Any] | None,
         return_url: str | None,
         links: Any,
+        terminal: str | None = None,
     ) -> Order | PageStep:
         assert isinstance(links, Callbacks)
         want = Secure3DRequest(
             force3d=True, browser=dict(browser) if browser else None, return_url=return_url, return_url_3ds2=return_url
         )
+        # Only the terminal is carried: without "stored" the later 0100's DE 124 is a page's (carry.stored_of).
+        carry = {"terminal": terminal} if terminal else None
         outcome = await self.secure3d.begin(
-            project, order, card, reason=reason, callbacks=links, want=want, auto_charge=False, stored=True
+            project, order, card, reason=reason, callbacks=links, want=want, auto_charge=False, stored=True, carry=carry
         )
         return _step(outcome)
 

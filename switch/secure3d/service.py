@@ -227,11 +227,13 @@ class Secure3D:
         binds = req.oneclick.customer_id if req.oneclick is not None and req.oneclick.bind else None
         now = engine.clock()
         order_id = await engine.take(engine.ids.order_id)
-        rrn = await engine.take(lambda: engine.ids.rrn(now))
         order = engine.cards.new_order(
-            project, order_id, card, amount, currency(cur), now, rrn=rrn, recurring=req.recurring
+            project, order_id, card, amount, currency(cur), now, rrn="", recurring=req.recurring
         )
-        order.initial_rrn = series.first_rrn or rrn
+        # The RRN is taken when the 0100 is built (_authorize): an order whose authentication fails
+        # never has one, and no later rebill can name a transaction the network never saw.
+        order.rrn = None
+        order.initial_rrn = series.first_rrn
         order.parent_order_id = series.parent_id
         _fill(order, req.details, settings, req.descriptor)
         order.notification_url = req.notification_url  # before the order is written: order.prepared goes there too
@@ -342,24 +344,38 @@ class Secure3D:
 
     @_counts_refusals
     async def complete_cres(
-        self, cres: str, *, session_data: str | None = None, project: Project | None = None, order_id: str | None = None
+        self,
+        cres: str | None,
+        *,
+        session_data: str | None = None,
+        project: Project | None = None,
+        order_id: str | None = None,
     ) -> Completion:
         """3DS2: the ACS's CRes, from the browser (``session_data``) or the merchant (``project`` + ``order_id``).
 
         The result is the RReq's (server to server, signed); the CRes must match it and the session.
-        Without an RReq yet, the order stays prepared (seeds/003).
+        Without an RReq yet, the order stays prepared (seeds/003). The merchant may send no CRes at all
+        (``cres`` None: seeds/003 lists it as optional): the RReq's result alone completes the order.
         """
-        claims = self._verify(cres, "CRes", field="cres")
+        if cres is None and (project is None or order_id is None):
+            raise InvalidInput.required("cres")  # the browser's post always carries the CRes
+        claims = None if cres is None else self._verify(cres, "CRes", field="cres")
         session, order, project = await self._find(
             session_data, project, order_id, by=self.sessions.by_session_data, version=2
         )
-        if claims.get("threeDSServerTransID") != session.trans_id or claims.get("acsTransID") != session.acs_trans_id:
+        if claims is not None and (
+            claims.get("threeDSServerTransID") != session.trans_id or claims.get("acsTransID") != session.acs_trans_id
+        ):
             raise Rejected("CRes does not belong to this order", order_id=order.id)
         if session.state == "challenge" and session.trans_status is None:
             err = InvalidInput.one("No RReq result for this order yet", "cres")
             err.order_id = order.id
             raise err
-        if session.trans_status is not None and claims.get("transStatus") != session.trans_status:
+        if (
+            claims is not None
+            and session.trans_status is not None
+            and claims.get("transStatus") != session.trans_status
+        ):
             raise Rejected("CRes does not match the RReq", order_id=order.id)
         taken = await self._take(order, session)
         s, cavv = taken
@@ -465,6 +481,7 @@ class Secure3D:
             await self.sessions.claim(order.id, ("pending",), "method", self.engine.clock())  # /resume may retry
             raise
         if ares.get("threeDSServerTransID") != session.trans_id:
+            await self.sessions.claim(order.id, ("pending",), "method", self.engine.clock())  # /resume may retry
             raise IssuerError("The directory server answered for another transaction", order_id=order.id)
         status, ds_id = ares.get("transStatus"), ares.get("dsTransID")
         if isinstance(ds_id, str):
@@ -542,15 +559,51 @@ class Secure3D:
                     cvv=cvv,
                     holder=order.card_holder,
                 )
-                done = await self._authorize(project, order, card, eci, cavv, ident, extra, True)
+                rrns = order.rrn, order.initial_rrn
+                try:
+                    done = await self._authorize(project, order, card, eci, cavv, ident, extra, True)
+                except Exception as e:
+                    if order.operations:
+                        raise  # its intent was written: the engine's verdict stands
+                    order.rrn, order.initial_rrn = rrns  # no 0100 left with it
+                    raise await self._unsent(order, e) from None
                 return Completion(done, session.browser_return)
             self._cvv.take(order.id)
-            order.status = OrderStatus.DECLINED
-            order.updated = self.engine.clock()
-            await self.engine.repo.save_waiting(order)
+            await self._end(order, OrderStatus.DECLINED)
             raise Declined("3-D Secure authentication failed", order_id=order.id)
         except OrderError as e:
             return Completion(order, session.browser_return, e)
+
+    async def _unsent(self, order: Order, e: Exception) -> OrderError:
+        """The session is taken but the 0100 was never written (the order changed meanwhile, the translator
+        refused a field, the database failed): the order ends ``error`` rather than waiting forever for a
+        completion every retry would refuse; the merchant's call gets ``e`` (or an issuer error)."""
+        if not isinstance(e, OrderError):
+            log.error("3-D Secure completion failed before the 0100", extra={"order_id": order.id}, exc_info=e)
+        try:
+            await self._end(order, OrderStatus.ERROR)
+        except Exception:
+            log.error(
+                "3-D Secure order not ended after a failed completion", extra={"order_id": order.id}, exc_info=True
+            )
+        if isinstance(e, OrderError):
+            e.order_id = e.order_id or order.id
+            return e
+        return IssuerError("3-D Secure completion failed", order_id=order.id)
+
+    async def _end(self, order: Order, status: OrderStatus) -> None:
+        """The waiting order, its session taken and no 0100 sent, ends ``status`` (its webhook fires), even
+        when another request changed the order since it was read; unless it no longer waits."""
+        repo = self.engine.repo
+        for _ in range(3):
+            order.status, order.updated = status, self.engine.clock()
+            if await repo.save_waiting(order):
+                return
+            fresh = await repo.get(order.project_id, order.id)
+            if fresh is None or fresh.status not in (OrderStatus.NEW, OrderStatus.PREPARED) or fresh.operations:
+                return  # ended elsewhere, or an intent is written: that result stands
+            order.version = fresh.version
+        log.error("3-D Secure order not ended: changed again and again", extra={"order_id": order.id})
 
     async def _authorize(
         self,
@@ -587,7 +640,7 @@ class Secure3D:
         if stored:
             order.updated = now
             if not await engine.repo.save_waiting(order):  # the result shown, before the 0100 leaves
-                raise AlreadyCompleted("Order already completed", order_id=order.id)
+                raise Rejected("Order was changed by another request, try again", order_id=order.id)
         outcome = await engine.perform(
             project, order, Step(OperationType.AUTHORIZE, order.amount, msg, now, creates=not stored)
         )
