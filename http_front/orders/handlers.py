@@ -23,7 +23,7 @@ from http_front.body import read_json
 from http_front.failures import Reply, json_reply
 from http_front.idempotency import REPLAYED_HEADER, idempotent
 from http_front.keys import CONFIG, PROJECT, RATES, RUNTIME, SCHEMAS
-from http_front.orders import parse
+from http_front.orders import browser, parse
 from http_front.orders import secure3d as s3d
 from http_front.orders.query import operations_query, orders_query, page_of
 from http_front.orders.views import (
@@ -168,7 +168,7 @@ async def authorize(request: web.Request) -> web.Response:
 
     async def produce() -> Reply:
         req = parse.authorize_request(body, project.settings)
-        want = parse.secure3d_request(body)
+        want = browser.secure3d_request(body)
         if req.secure3d is None and (want.force3d or project.settings.require_3ds):
             if req.card is None:
                 raise InvalidInput.one("3-D Secure with a kept (oneclick) card is not offered", "options/force3d")

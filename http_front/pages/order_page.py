@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from http_front.keys import RUNTIME
-from http_front.orders.parse import browser_details_of
+from http_front.orders.browser import browser_details_of
 from http_front.orders.secure3d import callbacks
 from http_front.pages import component
 from http_front.pages.card_form import CardForm

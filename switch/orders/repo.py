@@ -4,6 +4,10 @@ Writes go through the group writer (many requests share one commit) and
 each is ONE statement, so an order and its first operation, or an
 operation's result and its order's new state, commit together or not at
 all. Reads go straight to the pool.
+
+Over 500 lines on purpose: every statement on ``orders`` and ``operations`` lives here, sharing one
+column list and one type list, so a column added to the table is added in one room (the waiting
+orders', the hot path's batched ``unnest`` writes, the list filters, the wallet and page claims).
 """
 
 from __future__ import annotations
