@@ -165,19 +165,19 @@ async def test_3ds1_attempt_card_is_authorized_with_eci_06_without_a_code(rig: R
 
 
 @pytest.mark.parametrize(
-    ("pan", "status", "scenario"),
-    [(NOT_ENROLLED, 200, "not_enrolled"), (UNAVAILABLE, 402, "unable_to_verify")],
+    ("pan", "status", "scenario", "eci"),
+    [(NOT_ENROLLED, 200, "not_enrolled", "06"), (UNAVAILABLE, 402, "unable_to_verify", "07")],
 )
-async def test_3ds1_not_enrolled_and_unable_to_verify_go_on_to_the_0100_with_eci_07(
-    rig: Rig, pan: str, status: int, scenario: str
+async def test_3ds1_not_enrolled_goes_on_as_an_attempt_and_unable_to_verify_without_authentication(
+    rig: Rig, pan: str, status: int, scenario: str, eci: str
 ) -> None:
     code, doc = await rig.call("POST", "/orders/authorize", body(pan))
     assert code == status, doc
     order_id = doc["orders"][0]["id"] if status == 200 else doc["order_id"]
     order = await _order(rig, order_id)
-    assert order["secure3d"]["scenario"] == scenario and order["secure3d"]["eci"] == "7"
+    assert order["secure3d"]["scenario"] == scenario and order["secure3d"]["eci"] == str(int(eci))
     (msg,) = rig.iso("0100")
-    assert msg["121"] == "07" and "122" not in msg and "123" not in msg
+    assert msg["121"] == eci and "122" not in msg and "123" not in msg
 
 
 @pytest.mark.parametrize("pan", [VISA, SOFT_DECLINE, NO_METHOD, REJECTED, MASTERCARD])

@@ -403,7 +403,10 @@ class Secure3D:
                 scenario="not_enrolled" if status == "N" else "unable_to_verify", authorization_status=status
             )
             _count_outcome(order)
-            return await self._authorize(project, order, card, eci_for(card.pan, status), None, None, extra, stored)
+            # A cardholder not enrolled counts as an attempted authentication in 3-D Secure 1 (Visa ECI 06,
+            # Mastercard 01: the merchant tried); an enrolment the directory could not verify is none (07/00).
+            eci = eci_for(card.pan, "A" if status == "N" else "U")
+            return await self._authorize(project, order, card, eci, None, None, extra, stored)
         xid = base64.b64encode(secrets.token_bytes(20)).decode()  # 28 characters: fits DE 123
         md = secrets.token_urlsafe(24)
         order.secure3d["xid"] = xid
