@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from decimal import Decimal
 
 import pg
@@ -186,3 +187,20 @@ async def test_concurrent_logins_with_the_same_credentials_share_one_scrypt(
     found = await asyncio.gather(*(projects.authenticate("burst", password) for _ in range(64)))
     assert all(p is not None and p.name == "burst" for p in found)
     assert calls == 1
+
+
+async def test_each_project_gets_a_test_and_a_live_public_key_that_name_it(database: Database) -> None:
+    projects = Projects(database.pool)
+    shop, _ = await projects.create("keys-shop")
+    other, _ = await projects.create("keys-other")
+    keys = await projects.public_keys(shop.id)
+    assert keys is not None
+    assert re.fullmatch(r"pk_test_[A-Za-z0-9]{43}", keys.test) and re.fullmatch(r"pk_live_[A-Za-z0-9]{43}", keys.live)
+    found = await projects.by_public_key(keys.test)
+    assert found is not None and found[0].id == shop.id and found[1] is True
+    live = await projects.by_public_key(keys.live)
+    assert live is not None and live[0].id == shop.id and live[1] is False
+    other_keys = await projects.public_keys(other.id)
+    assert other_keys is not None and {other_keys.test, other_keys.live}.isdisjoint({keys.test, keys.live})
+    assert await projects.by_public_key("pk_test_" + "x" * 43) is None
+    assert await projects.by_public_key("not a key") is None
