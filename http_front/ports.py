@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from switch.invoices.services import PaymentServices
 from switch.orders.model import Operation, Order
 from switch.orders.oneclick import KeptCard
 from switch.orders.pages import PageView
@@ -33,6 +34,7 @@ from switch.translate import Card
 
 __all__ = [
     "IdempotencyPort",
+    "InvoicesPort",
     "OrdersPort",
     "PagesPort",
     "ProjectsPort",
@@ -87,6 +89,13 @@ class PagesPort(Protocol):
     async def after_secure3d(self, order: Order) -> PageView | None: ...
 
 
+class InvoicesPort(Protocol):
+    """Invoices and their payment services (switch.invoices.service.Invoices)."""
+
+    @property
+    def services(self) -> PaymentServices: ...
+
+
 class RuntimePort(Protocol):
     @property
     def orders(self) -> OrdersPort: ...
@@ -96,6 +105,8 @@ class RuntimePort(Protocol):
     def idempotency(self) -> IdempotencyPort: ...
     @property
     def pages(self) -> PagesPort: ...
+    @property
+    def invoices(self) -> InvoicesPort: ...
 
 
 @runtime_checkable

@@ -1,0 +1,20 @@
+"""The invoice API of seeds/002 (issue 12): ``/api/...`` behind HTTP Basic, ``/public-api/...`` by public key.
+
+:func:`add_invoice_routes` registers the routes; :mod:`http_front.invoices.jsonapi`
+keeps their failures in the seed's JSON:API shapes.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+__all__ = ["add_invoice_routes"]
+
+_SERVICE_ID = "{service_id:[A-Za-z0-9_]{1,64}}"
+
+
+def add_invoice_routes(r: web.UrlDispatcher) -> None:
+    from http_front.invoices import services
+
+    r.add_get("/api/payment-services", services.list_services)
+    r.add_get(f"/api/payment-services/{_SERVICE_ID}", services.get_service)
