@@ -10,8 +10,11 @@ orders, pages, idempotency decisions) are the core's own types.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from switch.invoices.model import InvoiceRequest
+from switch.invoices.service import InvoiceView
 from switch.invoices.services import PaymentServices
 from switch.orders.model import Operation, Order
 from switch.orders.oneclick import KeptCard
@@ -94,6 +97,18 @@ class InvoicesPort(Protocol):
 
     @property
     def services(self) -> PaymentServices: ...
+    def now(self) -> datetime: ...
+    async def create(self, project: Project, req: InvoiceRequest) -> InvoiceView: ...
+    async def get(self, project: Project, invoice_id: str) -> InvoiceView | None: ...
+    async def page(
+        self,
+        project: Project,
+        size: int,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        reference_id: str | None = None,
+    ) -> tuple[list[InvoiceView], bool, int] | None: ...
 
 
 class RuntimePort(Protocol):

@@ -30,6 +30,7 @@ from switch import metrics
 from switch.config import SwitchConfig
 from switch.invoices.service import Invoices
 from switch.invoices.services import PaymentServices
+from switch.invoices.store import InvoiceStore
 from switch.listener import IsoListener, ListenerConfig
 from switch.orders import OrdersService
 from switch.orders.engine import Engine
@@ -287,7 +288,7 @@ async def open_runtime(
             audit,
             _step=step,
             _pages=pages,
-            _invoices=Invoices(PaymentServices.load()),
+            _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault),
             webhooks=hooks,
         )
         if cfg.listener is not None:

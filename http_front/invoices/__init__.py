@@ -11,10 +11,14 @@ from aiohttp import web
 __all__ = ["add_invoice_routes"]
 
 _SERVICE_ID = "{service_id:[A-Za-z0-9_]{1,64}}"
+_INVOICE_ID = "{invoice_id:[A-Za-z0-9_]{1,64}}"
 
 
 def add_invoice_routes(r: web.UrlDispatcher) -> None:
-    from http_front.invoices import services
+    from http_front.invoices import handlers, services
 
     r.add_get("/api/payment-services", services.list_services)
     r.add_get(f"/api/payment-services/{_SERVICE_ID}", services.get_service)
+    r.add_post("/api/payment-invoices", handlers.create_invoice)
+    r.add_get("/api/payment-invoices", handlers.list_invoices)
+    r.add_get(f"/api/payment-invoices/{_INVOICE_ID}", handlers.get_invoice)
