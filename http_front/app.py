@@ -32,7 +32,13 @@ GET      /metrics                    Prometheus metrics, no credentials (:mod:`h
 GET      /health                     liveness, ``{"status": "ok"}``, no credentials
 GET      /api/payment-services       seeds/002's services (JSON:API, paged; :mod:`http_front.invoices`)
 GET      /api/payment-services/:id   one service, by id or code
+POST     /api/payment-invoices       an invoice (seeds/002): its order waits, paid on its hosted page
+GET      /api/payment-invoices       invoices, newest first by cursor; ``filter[reference_id]``
+GET      /api/payment-invoices/:id   one invoice, its status read from its order
 =======  ==========================  =====================================
+
+``POST /public-api/payment-invoices`` and ``GET /public-api/payment-invoices/:id`` are the same invoices by
+public key, without HTTP Basic (:mod:`http_front.invoices.public`).
 
 The list routes answer with and without the trailing slash. Middlewares,
 outermost first: request metrics, failures to the seed's JSON shape, a 413 for a

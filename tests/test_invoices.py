@@ -398,3 +398,95 @@ async def test_the_invoice_api_answers_the_seeds_400_401_404_and_405(front: Fron
     # A reference the merchant does not give is made and sent back.
     made = await create_invoice(front, reference_id=DROP)
     assert re.fullmatch(r"[0-9a-f-]{36}", made["attributes"]["reference_id"])
+
+
+# -- invoices, public API --------------------------------------------------------------------
+
+PUBLIC_REQUEST = json.loads("""{ "public_key": "pk_test_ClSQHi2T9WXuFa76WcwwBB6rspRpg6ANM69cS9zNOJy",
+"reference_id": "7135b08b-701b-4fbc-a7d2-b2763d96d415", "description": "Invoice Example",
+"service": "payment_card_usd_hpp", "currency": "USD", "amount": 123.45 }""")
+PUBLIC_CREATED = json.loads("""{ "data": { "id": "cpi_QGcJxoBxnYStkuvN", "serial_number": "QGcJxoBxnYStkuvN",
+"created": 1595846278, "test_mode": true, "reference_id": "7135b08b-701b-4fbc-a7d2-b2763d96d415", "currency": "USD",
+"amount": 123.45, "payment_amount": 123.45, "processed_amount": null, "refunded_amount": null,
+"description": "Invoice Example", "has_return_url": false, "status": "process_pending", "resolution": "OK",
+"service": "payment_card_usd_hpp", "service_method": "payment_card", "service_flow": "hpp", "service_currency": "USD",
+"metadata": { "merchant_url": "https://lets.doc.it" },
+"hpp_url": "https://pay.psp.name/redirect/hpp/?cpi=cpi_Y8Puis4vtNjAYZwb",
+"active_payment": { "payload": { "action": "https://cardgate-staging.psp.name/hpp/cgi_8z1WIRwAtwvyI3G9",
+"method": "GET", "params": [], "metadata": { "sid": "cgi_8z1WIRwAtwvyI3G9", "token": "eyJ0eXAi" } },
+"status": "invoked", "resolution": "OK" } } }""")
+
+
+async def keys_of(front: Front, login: str) -> tuple[str, str]:
+    project = await front.runtime.projects.by_login(login)
+    assert project is not None
+    keys = await front.runtime.projects.public_keys(project.id)
+    assert keys is not None
+    return keys.test, keys.live
+
+
+async def test_the_public_api_creates_and_reads_an_invoice_by_public_key_as_the_seed_shows(front: Front) -> None:
+    test_key, live_key = await keys_of(front, "project")
+    status, doc = await front.call("POST", "/public-api/payment-invoices", {**PUBLIC_REQUEST, "public_key": test_key})
+    assert status == 201, doc
+    # metadata is the merchant's own: none was sent, none is shown (the seed's platform adds its merchant_url).
+    same_shape(doc, {"data": {**PUBLIC_CREATED["data"], "metadata": None}})
+    data = doc["data"]
+    assert (data["amount"], data["status"], data["resolution"], data["test_mode"]) == (
+        123.45,
+        "process_pending",
+        "OK",
+        True,
+    )
+    assert data["active_payment"]["payload"]["action"] == data["hpp_url"]
+    path = f"/public-api/payment-invoices/{data['id']}"
+    status, read = await front.call("GET", f"{path}?public_key={test_key}", headers={})
+    assert status == 200 and read == doc
+    # The same invoice through the private API says where it came from.
+    _, private = await front.call("GET", f"/api/payment-invoices/{data['id']}")
+    assert private["data"]["attributes"]["source"] == "public_api"
+    # A live key makes live invoices; paying the page processes the invoice, seen by either key.
+    live = await front.call(
+        "POST", "/public-api/payment-invoices", {**PUBLIC_REQUEST, "public_key": live_key, "reference_id": "live-1"}
+    )
+    assert live[0] == 201 and live[1]["data"]["test_mode"] is False
+    resp = await pay(front, {"attributes": {"hpp_url": data["hpp_url"]}})
+    # No return URL: back to the page, which shows the result.
+    assert resp.status == 303 and resp.headers["Location"].endswith(urlsplit(data["hpp_url"]).path)
+    _, paid = await front.call("GET", f"{path}?public_key={live_key}", headers={})
+    assert (paid["data"]["status"], paid["data"]["processed_amount"]) == ("processed", 123.45)
+
+
+async def test_the_public_api_refuses_wrong_keys_other_projects_and_a_forbidding_project(front: Front) -> None:
+    test_key, _ = await keys_of(front, "project")
+    other_key, _ = await keys_of(front, "other")
+    no_key = {k: v for k, v in PUBLIC_REQUEST.items() if k != "public_key"}
+    for key in (None, "pk_test_" + "x" * 43, "garbage"):
+        sent = no_key if key is None else {**no_key, "public_key": key}
+        assert await front.call("POST", "/public-api/payment-invoices", sent, headers={}) == (401, UNAUTHORIZED)
+    status, doc = await front.call("POST", "/public-api/payment-invoices", {**PUBLIC_REQUEST, "public_key": test_key})
+    assert status == 201
+    invoice_id = doc["data"]["id"]
+    # Another project's key does not read it; a public key is no HTTP Basic login.
+    path = f"/public-api/payment-invoices/{invoice_id}"
+    assert await front.call("GET", f"{path}?public_key={other_key}", headers={}) == (404, NOT_FOUND)
+    assert await front.call("GET", path, headers={}) == (401, UNAUTHORIZED)
+    assert await front.call("GET", f"/api/payment-invoices/{invoice_id}", headers=basic(test_key, "")) == (
+        401, UNAUTHORIZED,
+    )  # fmt: skip
+    # A duplicate reference is the seed's 409 with the first invoice.
+    status, dup = await front.call("POST", "/public-api/payment-invoices", {**PUBLIC_REQUEST, "public_key": test_key})
+    assert status == 409 and dup["data"]["id"] == invoice_id
+    # The project forbids creation through the public API: 403, nothing made.
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    await front.runtime.projects.update_settings(project.id, forbid_public_invoices=True)
+    sent = {**PUBLIC_REQUEST, "public_key": test_key, "reference_id": "forbidden-1"}
+    status, doc = await front.call("POST", "/public-api/payment-invoices", sent, headers={})
+    assert status == 403 and doc["errors"][0]["code"] == "403"
+    _, listed = await front.call("GET", "/api/payment-invoices?filter[reference_id]=forbidden-1")
+    assert listed["data"] == []
+    status, bad = await front.call(
+        "POST", "/public-api/payment-invoices", {**PUBLIC_REQUEST, "public_key": other_key, "amount": 0}, headers={}
+    )
+    assert (status, bad) == (422, {"errors": {"amount": "This value should be greater than 0."}})

@@ -87,6 +87,8 @@ ISSUE12_PENDING_DOCS: set[tuple[str, str]] = {
     ("POST", "/api/payment-invoices"),
     ("GET", "/api/payment-invoices"),
     ("GET", "/api/payment-invoices/{invoice_id}"),
+    ("POST", "/public-api/payment-invoices"),
+    ("GET", "/public-api/payment-invoices/{invoice_id}"),
 }
 
 

@@ -82,6 +82,8 @@ class ProjectSettings:
     terminals: tuple[str, ...] = ()
     cvv_required: bool = True  # card.cvv required on authorize (seeds/003: "can be configured as optional")
     holder_required: bool = True  # card.holder required on authorize (the same)
+    # seeds/002's "Forbid creation through the Public API": POST /public-api/payment-invoices answers 403.
+    forbid_public_invoices: bool = False
 
     def __post_init__(self) -> None:
         _text("terminal_id", self.terminal_id, 1, 8)
@@ -109,7 +111,7 @@ class ProjectSettings:
             raise InvalidSettings("terminals must be a list of terminal ids")
         for terminal in self.terminals:
             _text("terminals", terminal, 1, 8)
-        for name in ("cvv_required", "holder_required"):
+        for name in ("cvv_required", "holder_required", "forbid_public_invoices"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidSettings(f"{name} must be true or false")
 
