@@ -38,7 +38,8 @@ GET      /api/payment-invoices/:id   one invoice, its status read from its order
 =======  ==========================  =====================================
 
 ``POST /public-api/payment-invoices`` and ``GET /public-api/payment-invoices/:id`` are the same invoices by
-public key, without HTTP Basic (:mod:`http_front.invoices.public`).
+public key, without HTTP Basic (:mod:`http_front.invoices.public`); ``POST /public-api/payment-prerequest``
+lists a currency's services by public key.
 
 The list routes answer with and without the trailing slash. Middlewares,
 outermost first: request metrics, failures to the seed's JSON shape, a 413 for a

@@ -8,6 +8,7 @@ amounts, the request's own fields), it is compared too.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -490,3 +491,42 @@ async def test_the_public_api_refuses_wrong_keys_other_projects_and_a_forbidding
         "POST", "/public-api/payment-invoices", {**PUBLIC_REQUEST, "public_key": other_key, "amount": 0}, headers={}
     )
     assert (status, bad) == (422, {"errors": {"amount": "This value should be greater than 0."}})
+
+
+PREREQUEST = json.loads(
+    """{ "data": { "currency": "USD", "test_mode": true, "services": { "payment_card_usd_hpp": {
+"code": "payment_card_usd_hpp", "method": "payment_card", "flow": "hpp", "currency": "USD", "fields": [],
+"amount_min": 0.01, "amount_max": 1000000 }, "test_usd_test": { "code": "test_usd_test", "method": "test",
+"flow": "test", "currency": "USD", "fields": [ { "key": "status", "type": "string",
+"label": { "ru": "Статус", "en": "Status", "uk": "Статус" }, "example": null,
+"hint": { "ru": "Введите статус", "en": "Enter Status", "uk": "Введіть статус" }, "regexp": "^[a-zA-Z_]*$",
+"required": true, "position": 0 } ], "amount_min": 0.01, "amount_max": 9999999 } },
+"methods": { "payment_card": { "code": "payment_card", "category": "payment_card", "description": "",
+"name": { "en": "Payment card", "ru": "Платежная карта", "uk": "Платіжна карта" },
+"logo": "https://static.openfintech.io/payment_methods/payment_card/logo.svg",
+"icon": "https://static.openfintech.io/payment_methods/payment_card/icon.svg", "metadata": null, "position": null,
+"hide": null }, "test": { "code": "test", "category": "alternative", "description": "",
+"name": { "en": "Test", "ru": "Тест", "uk": "Тест" }, "logo": "https://static.openfintech.io/payment_methods/test/logo.png",
+"icon": "https://static.openfintech.io/payment_methods/test/icon.svg", "metadata": null, "position": null,
+"hide": null } }, "account": { "name": "4Docs", "description": "4Docs only",
+"icon": "https://static-dev.psp.name/images/default.svg?1595844446", "website": null } } }"""
+)
+
+
+async def test_the_prerequest_lists_a_currencys_services_and_methods_as_the_seed_shows(front: Front) -> None:
+    test_key, live_key = await keys_of(front, "project")
+    path = "/public-api/payment-prerequest"
+    status, doc = await front.call("POST", path, {"public_key": test_key, "currency": "USD"})
+    assert status == 200, doc
+    # Logos and icons: none (our pages load nothing from other hosts); the seed's are URLs of its CDN.
+    want = copy.deepcopy(PREREQUEST)
+    for method in want["data"]["methods"].values():
+        method["logo"] = method["icon"] = None
+    want["data"]["account"]["icon"] = None
+    same_shape(doc, want)
+    assert doc["data"]["services"] == want["data"]["services"]
+    assert doc["data"]["account"]["name"] == "project"
+    status, live = await front.call("POST", path, {"public_key": live_key, "currency": "usd"})
+    assert status == 200 and list(live["data"]["services"]) == ["payment_card_usd_hpp"]
+    assert list(live["data"]["methods"]) == ["payment_card"] and live["data"]["test_mode"] is False
+    assert await front.call("POST", path, {"currency": "USD"}, headers={}) == (401, UNAUTHORIZED)

@@ -89,6 +89,7 @@ ISSUE12_PENDING_DOCS: set[tuple[str, str]] = {
     ("GET", "/api/payment-invoices/{invoice_id}"),
     ("POST", "/public-api/payment-invoices"),
     ("GET", "/public-api/payment-invoices/{invoice_id}"),
+    ("POST", "/public-api/payment-prerequest"),
 }
 
 

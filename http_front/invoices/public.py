@@ -1,4 +1,5 @@
-"""The public API of seeds/002: ``POST /public-api/payment-invoices`` and ``GET /public-api/payment-invoices/{id}``.
+"""The public API of seeds/002: ``POST /public-api/payment-invoices``, ``GET /public-api/payment-invoices/{id}``
+and ``POST /public-api/payment-prerequest`` (the services of a currency).
 
 No HTTP Basic (the routes are ``public:``): the project is named by its public
 key, in the body (POST) or the query (GET). A test key (``pk_test_...``) makes
@@ -16,14 +17,15 @@ from typing import Any
 from aiohttp import web
 
 from http_front.failures import json_reply
-from http_front.invoices.jsonapi import ApiError, error_list
+from http_front.invoices.jsonapi import ApiError, error_list, invalid
 from http_front.invoices.parse import attributes_request, read_body
+from http_front.invoices.services import number
 from http_front.invoices.views import invoice_resource
 from http_front.keys import RUNTIME
 from switch.invoices.service import DuplicateInvoice, InvoiceView
 from switch.store.projects import Project
 
-__all__ = ["public_create", "public_get", "public_invoice"]
+__all__ = ["prerequest", "public_create", "public_get", "public_invoice"]
 
 _INVOICE_ID = re.compile(r"cpi_[A-Za-z0-9]{16}")
 # What the public body may carry besides the key (the private API's attributes but test_mode, which the key says).
@@ -99,3 +101,35 @@ async def public_get(request: web.Request) -> web.Response:
     if view is None:
         raise ApiError(404, error_list(404))
     return json_reply({"data": public_invoice(request, project, view)}).response()
+
+
+async def prerequest(request: web.Request) -> web.Response:
+    """``POST /public-api/payment-prerequest``: the services of a currency (a live key: no test-only ones)."""
+    doc = await read_body(request)
+    if not isinstance(doc, dict):
+        raise ApiError(400, error_list(400, "The body must be a JSON object"))
+    project, test_mode = await _project(request, doc.get("public_key"))
+    cur = doc.get("currency")
+    services = request.app[RUNTIME].invoices.services
+    if not isinstance(cur, str) or not re.fullmatch(r"[A-Za-z]{3}", cur):
+        raise invalid({"currency": "This value is not a valid currency."})
+    chosen = [s for s in services.services if s.currency == cur.upper() and (test_mode or not s.test_only)]
+    data = {
+        "currency": cur.upper(),
+        "test_mode": test_mode,
+        "services": {
+            s.code: {
+                "code": s.code,
+                "method": s.method,
+                "flow": s.flow,
+                "currency": s.currency,
+                "fields": [f.doc for f in s.fields],
+                "amount_min": number(s.amount_min),
+                "amount_max": number(s.amount_max),
+            }
+            for s in chosen
+        },
+        "methods": {m: services.methods[m] for m in dict.fromkeys(s.method for s in chosen)},
+        "account": {"name": project.name, "description": project.settings.descriptor, "icon": None, "website": None},
+    }
+    return json_reply({"data": data}).response()
