@@ -8,6 +8,7 @@ amounts, the request's own fields), it is compared too.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
@@ -530,3 +531,14 @@ async def test_the_prerequest_lists_a_currencys_services_and_methods_as_the_seed
     assert status == 200 and list(live["data"]["services"]) == ["payment_card_usd_hpp"]
     assert list(live["data"]["methods"]) == ["payment_card"] and live["data"]["test_mode"] is False
     assert await front.call("POST", path, {"currency": "USD"}, headers={}) == (401, UNAUTHORIZED)
+
+
+async def test_concurrent_creates_of_one_reference_make_one_invoice_and_one_order(front: Front) -> None:
+    answers = await asyncio.gather(
+        *(front.call("POST", "/api/payment-invoices", body(reference_id="race-1")) for _ in range(4))
+    )
+    assert sorted(status for status, _ in answers) == [201, 409, 409, 409]
+    assert len({doc["data"]["id"] for _, doc in answers}) == 1
+    assert all(doc["data"]["attributes"]["status"] == "process_pending" for _, doc in answers)
+    _, orders = await front.call("GET", "/orders/")
+    assert len(orders["orders"]) == 1

@@ -15,7 +15,7 @@ and ``process_failed`` with a ``resolution`` (``declined``, ``expired``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from switch.orders.model import OrderStatus
@@ -31,12 +31,21 @@ _PROCESSED = {
 _DECLINED = frozenset({OrderStatus.DECLINED, OrderStatus.REJECTED, OrderStatus.FRAUD})
 
 
+_WRITING = timedelta(seconds=60)  # the invoice row is written before its order: a create still under way
+
+
 def state_of(
-    flow: str, status: OrderStatus | None, has_operations: bool, expires: datetime, now: datetime
+    flow: str,
+    status: OrderStatus | None,
+    has_operations: bool,
+    expires: datetime,
+    now: datetime,
+    created: datetime | None = None,
 ) -> tuple[str, str]:
-    """(status, resolution) of an invoice whose order is in ``status`` (None: the order was never written)."""
+    """(status, resolution) of an invoice whose order is in ``status`` (None: no order, yet or ever)."""
     if status is None:
-        return FAILED, "error"
+        # A concurrent create (its 409) may read the invoice before its order is written; later, none will be.
+        return (PENDING, "ok") if created is not None and now < created + _WRITING else (FAILED, "error")
     if status in _PROCESSED[flow]:
         return PROCESSED, "ok"
     if status in _DECLINED:

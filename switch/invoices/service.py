@@ -214,6 +214,7 @@ class Invoices:
                 bool(order and order.operations),
                 invoice.expires,
                 now,
+                invoice.created,
             )
         settings = project.settings
         fee = percent_of(invoice.amount, settings.fee_rate) + settings.fee_fixed
