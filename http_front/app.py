@@ -39,7 +39,8 @@ GET      /api/payment-invoices/:id   one invoice, its status read from its order
 
 ``POST /public-api/payment-invoices`` and ``GET /public-api/payment-invoices/:id`` are the same invoices by
 public key, without HTTP Basic (:mod:`http_front.invoices.public`); ``POST /public-api/payment-prerequest``
-lists a currency's services by public key.
+lists a currency's services by public key; ``POST /public-api/payment-invoices/process`` is the HTML form of a
+payment link (303 to the invoice's page).
 
 The list routes answer with and without the trailing slash. Middlewares,
 outermost first: request metrics, failures to the seed's JSON shape, a 413 for a

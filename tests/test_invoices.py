@@ -542,3 +542,38 @@ async def test_concurrent_creates_of_one_reference_make_one_invoice_and_one_orde
     assert all(doc["data"]["attributes"]["status"] == "process_pending" for _, doc in answers)
     _, orders = await front.call("GET", "/orders/")
     assert len(orders["orders"]) == 1
+
+
+async def test_the_html_form_of_a_payment_link_makes_the_invoice_and_sends_the_browser_to_its_page(
+    front: Front,
+) -> None:
+    test_key, _ = await keys_of(front, "project")
+    form = {
+        "public_key": test_key,
+        "reference_id": "link-1",
+        "currency": "USD",
+        "amount": "100",
+        "service": "payment_card_usd_hpp",
+        "customer[reference_id]": "cust-7",
+        "customer[name]": "Test Customer",
+        "customer[address][full_address]": "Test Address",
+    }
+    resp = await front.http.post("/public-api/payment-invoices/process", data=form, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    location = resp.headers["Location"]
+    assert re.fullmatch(r"http://127\.0\.0\.1:[0-9]+/pay/[A-Za-z0-9_-]{43}", location)
+    _, listed = await front.call("GET", "/api/payment-invoices?filter[reference_id]=link-1")
+    (inv,) = listed["data"]
+    assert inv["attributes"]["hpp_url"] == location and inv["attributes"]["source"] == "public_api"
+    assert inv["relationships"]["customer"]["data"]["id"].startswith("cus_")
+    # The link clicked again: the same invoice's page, no second invoice.
+    again = await front.http.post("/public-api/payment-invoices/process", data=form, allow_redirects=False)
+    assert again.status == 303 and again.headers["Location"] == location
+    # A customer without its reference is refused, nothing made.
+    bad = {**form, "reference_id": "link-2", "customer[reference_id]": ""}
+    resp = await front.http.post("/public-api/payment-invoices/process", data=bad, allow_redirects=False)
+    assert resp.status == 422 and await resp.json() == {
+        "errors": {"customer.reference_id": "This value should not be blank."}
+    }
+    _, none = await front.call("GET", "/api/payment-invoices?filter[reference_id]=link-2")
+    assert none["data"] == []

@@ -90,6 +90,7 @@ ISSUE12_PENDING_DOCS: set[tuple[str, str]] = {
     ("POST", "/public-api/payment-invoices"),
     ("GET", "/public-api/payment-invoices/{invoice_id}"),
     ("POST", "/public-api/payment-prerequest"),
+    ("POST", "/public-api/payment-invoices/process"),
 }
 
 

@@ -26,3 +26,4 @@ def add_invoice_routes(r: web.UrlDispatcher) -> None:
     r.add_post("/public-api/payment-invoices", public.public_create, name="public:invoice-create")
     r.add_get(f"/public-api/payment-invoices/{_INVOICE_ID}", public.public_get, name="public:invoice-get")
     r.add_post("/public-api/payment-prerequest", public.prerequest, name="public:payment-prerequest")
+    r.add_post("/public-api/payment-invoices/process", public.process_form, name="public:invoice-process")

@@ -1,5 +1,6 @@
 """The public API of seeds/002: ``POST /public-api/payment-invoices``, ``GET /public-api/payment-invoices/{id}``
-and ``POST /public-api/payment-prerequest`` (the services of a currency).
+``POST /public-api/payment-invoices/process`` (the HTML form of a payment link) and
+``POST /public-api/payment-prerequest`` (the services of a currency).
 
 No HTTP Basic (the routes are ``public:``): the project is named by its public
 key, in the body (POST) or the query (GET). A test key (``pk_test_...``) makes
@@ -25,7 +26,7 @@ from http_front.keys import RUNTIME
 from switch.invoices.service import DuplicateInvoice, InvoiceView
 from switch.store.projects import Project
 
-__all__ = ["prerequest", "public_create", "public_get", "public_invoice"]
+__all__ = ["nest_form", "prerequest", "process_form", "public_create", "public_get", "public_invoice"]
 
 _INVOICE_ID = re.compile(r"cpi_[A-Za-z0-9]{16}")
 # What the public body may carry besides the key (the private API's attributes but test_mode, which the key says).
@@ -133,3 +134,53 @@ async def prerequest(request: web.Request) -> web.Response:
         "account": {"name": project.name, "description": project.settings.descriptor, "icon": None, "website": None},
     }
     return json_reply({"data": data}).response()
+
+
+_BRACKETS = re.compile(r"([A-Za-z0-9_]+)((?:\[[A-Za-z0-9_]+\])*)")
+
+
+def nest_form(fields: Any) -> dict[str, Any]:
+    """HTML form fields with bracket names as nested objects (``customer[address][city]``); 422 on a name that
+    is not of that form or that is both a value and an object.
+
+    >>> nest_form({"amount": "100", "customer[reference_id]": "7", "customer[address][city]": "Kyiv"})
+    {'amount': '100', 'customer': {'reference_id': '7', 'address': {'city': 'Kyiv'}}}
+    """
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        m = _BRACKETS.fullmatch(name)
+        if m is None or not isinstance(value, str):
+            raise invalid({name if isinstance(name, str) else "form": "This field name is not valid."})
+        path = [m.group(1), *re.findall(r"\[([A-Za-z0-9_]+)\]", m.group(2))]
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise invalid({name: "This field name is not valid."})
+        if isinstance(node.get(path[-1]), dict):
+            raise invalid({name: "This field name is not valid."})
+        node[path[-1]] = value
+    return out
+
+
+async def process_form(request: web.Request) -> web.StreamResponse:
+    """``POST /public-api/payment-invoices/process`` (seeds/002's HTML form, a payment link): the invoice is made
+    as by the JSON call, and the browser goes on to its hosted page (303). A duplicate ``reference_id`` goes to
+    the first invoice's page (the link clicked twice), which says whether it is paid already."""
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise ApiError(400, error_list(400, "The body must be an HTML form"))
+    doc = nest_form(await request.post())
+    project, test_mode = await _project(request, doc.get("public_key"))
+    if project.settings.forbid_public_invoices:
+        raise ApiError(403, error_list(403, "Creation through the public API is forbidden for this account"))
+    invoices = request.app[RUNTIME].invoices
+    attrs = {k: doc[k] for k in _ATTRIBUTES if k in doc} | {"test_mode": test_mode}
+    req = attributes_request(attrs, invoices.services, invoices.now(), source="public_api")
+    try:
+        view = await invoices.create(project, req)
+    except DuplicateInvoice as e:
+        view = e.existing
+    url = public_invoice(request, project, view)["hpp_url"]
+    if url is None:  # a service with no page (the test flow): its outcome is known at once
+        return json_reply({"data": public_invoice(request, project, view)}, 201).response()
+    raise web.HTTPSeeOther(url)
