@@ -30,7 +30,17 @@ GET      /operations/                operations by filters, paged
 GET      /exchange_rates/            rates by ``date`` or ``date_from``/``date_to``
 GET      /metrics                    Prometheus metrics, no credentials (:mod:`http_front.metrics`)
 GET      /health                     liveness, ``{"status": "ok"}``, no credentials
+GET      /api/payment-services       seeds/002's services (JSON:API, paged; :mod:`http_front.invoices`)
+GET      /api/payment-services/:id   one service, by id or code
+POST     /api/payment-invoices       an invoice (seeds/002): its order waits, paid on its hosted page
+GET      /api/payment-invoices       invoices, newest first by cursor; ``filter[reference_id]``
+GET      /api/payment-invoices/:id   one invoice, its status read from its order
 =======  ==========================  =====================================
+
+``POST /public-api/payment-invoices`` and ``GET /public-api/payment-invoices/:id`` are the same invoices by
+public key, without HTTP Basic (:mod:`http_front.invoices.public`); ``POST /public-api/payment-prerequest``
+lists a currency's services by public key; ``POST /public-api/payment-invoices/process`` is the HTML form of a
+payment link (303 to the invoice's page).
 
 The list routes answer with and without the trailing slash. Middlewares,
 outermost first: request metrics, failures to the seed's JSON shape, a 413 for a
@@ -53,6 +63,8 @@ from http_front.conn import declared_size_middleware
 from http_front.docs import add_docs_routes
 from http_front.errors import error_middleware
 from http_front.idempotency import KEY_HEADER
+from http_front.invoices import add_invoice_routes
+from http_front.invoices.jsonapi import jsonapi_errors
 from http_front.keys import CONFIG, RATES, RUNTIME, SCHEMAS
 from http_front.logs import request_id_middleware
 from http_front.metrics import health, metrics_handler, metrics_middleware
@@ -102,6 +114,7 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
             request_id_middleware,
             metrics_middleware,
             error_middleware,
+            jsonapi_errors,  # inside the orders API's shapes: /api/ and /public-api/ answer seeds/002's
             declared_size_middleware(config.client_max_size),
             auth_guard_middleware(config.auth_failure_rate, config.auth_failure_burst),
             auth_middleware(config.realm),
@@ -146,4 +159,5 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     r.add_get("/health", health, name="public:health")
     add_docs_routes(r)
     add_page_routes(app)
+    add_invoice_routes(r)
     return app

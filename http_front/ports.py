@@ -10,8 +10,12 @@ orders, pages, idempotency decisions) are the core's own types.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from switch.invoices.model import InvoiceRequest
+from switch.invoices.service import InvoiceView
+from switch.invoices.services import PaymentServices
 from switch.orders.model import Operation, Order
 from switch.orders.oneclick import KeptCard
 from switch.orders.pages import PageView
@@ -33,6 +37,7 @@ from switch.translate import Card
 
 __all__ = [
     "IdempotencyPort",
+    "InvoicesPort",
     "OrdersPort",
     "PagesPort",
     "ProjectsPort",
@@ -44,6 +49,7 @@ __all__ = [
 
 class ProjectsPort(Protocol):
     async def authenticate(self, login: str, password: str) -> Project | None: ...
+    async def by_public_key(self, key: str) -> tuple[Project, bool] | None: ...
 
 
 class IdempotencyPort(Protocol):
@@ -87,6 +93,26 @@ class PagesPort(Protocol):
     async def after_secure3d(self, order: Order) -> PageView | None: ...
 
 
+class InvoicesPort(Protocol):
+    """Invoices and their payment services (switch.invoices.service.Invoices)."""
+
+    @property
+    def services(self) -> PaymentServices: ...
+    def now(self) -> datetime: ...
+    async def create(self, project: Project, req: InvoiceRequest) -> InvoiceView: ...
+    async def get(self, project: Project, invoice_id: str) -> InvoiceView | None: ...
+    async def by_reference(self, project: Project, reference_id: str) -> InvoiceView | None: ...
+    async def page(
+        self,
+        project: Project,
+        size: int,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        reference_id: str | None = None,
+    ) -> tuple[list[InvoiceView], bool, int] | None: ...
+
+
 class RuntimePort(Protocol):
     @property
     def orders(self) -> OrdersPort: ...
@@ -96,6 +122,8 @@ class RuntimePort(Protocol):
     def idempotency(self) -> IdempotencyPort: ...
     @property
     def pages(self) -> PagesPort: ...
+    @property
+    def invoices(self) -> InvoicesPort: ...
 
 
 @runtime_checkable

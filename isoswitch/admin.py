@@ -105,7 +105,10 @@ def cmd_project(args: argparse.Namespace) -> int:
             except (ProjectExists, InvalidSettings) as e:
                 print(f"isoswitch project add: {e}", file=sys.stderr)
                 return 1
-            print(orjson.dumps({"login": project.login, "password": password}).decode(), flush=True)
+            keys = await projects.public_keys(project.id)
+            assert keys is not None  # made with the project
+            doc = {"login": project.login, "password": password, "public_key": keys.test}
+            print(orjson.dumps(doc).decode(), flush=True)
         else:
             for p in await projects.list_all():
                 print(orjson.dumps({"id": p.id, "name": p.name, "login": p.login}).decode())

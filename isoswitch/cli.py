@@ -98,7 +98,7 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
     project = sub.add_parser("project", help="manage merchant projects: `isoswitch project add NAME`")
     actions = project.add_subparsers(dest="_action", required=True, metavar="{add,list,settings,webhook}")
-    add = actions.add_parser("add", help='create a project; prints {"login": ..., "password": ...} once')
+    add = actions.add_parser("add", help='create a project; prints {"login", "password", "public_key"} once')
     add.add_argument("name")
     options.add_database(add)
     options.add_database(actions.add_parser("list", help="list projects (no secrets)"))

@@ -300,10 +300,12 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
     try:
         project = await runtime.projects.by_login(DEMO_PROJECT)
         if project is None:
-            _, password = await runtime.projects.create(DEMO_PROJECT)
+            project, password = await runtime.projects.create(DEMO_PROJECT)
         else:
             # Only a hash is kept, so each start gives the demo project a new password.
             password = await runtime.projects.reset_password(DEMO_PROJECT)
+        keys = await runtime.projects.public_keys(project.id)
+        public_key = keys.test if keys is not None else ""
         # More workers: processes of their own sharing the HTTP and ISO ports
         # (SO_REUSEPORT), each with its own links and node id, all on one database.
         commands = _workers(args, settings, sim_addr)
@@ -316,7 +318,7 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
             starting.start()
             supervisor = starting
             supervising = asyncio.ensure_future(supervisor.run(stop))
-        await _serve_front(runtime, settings, stop, lambda: _banner(settings, sim_addr, password))
+        await _serve_front(runtime, settings, stop, lambda: _banner(settings, sim_addr, password, public_key))
     finally:
         stop.set()
         if supervisor is not None:
@@ -328,7 +330,7 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
     return 0
 
 
-def _banner(settings: Settings, sim_addr: tuple[str, int], password: str) -> None:
+def _banner(settings: Settings, sim_addr: tuple[str, int], password: str, public_key: str) -> None:
     front = config.front(settings)
     base = f"{front.scheme}://{front.host}:{front.port}"
     where = "DATABASE_URL" if settings.database.url else f"embedded PostgreSQL in {settings.database.data_dir / 'pg'}"
@@ -344,7 +346,7 @@ def _banner(settings: Settings, sim_addr: tuple[str, int], password: str) -> Non
         f"  database          {where}",
         *([f"  ISO listener      {listener.host}:{listener.port}"] if listener is not None else []),
         "demo project credentials (a new password at every start):",
-        "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password}).decode(),
+        "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password, "public_key": public_key}).decode(),
         "authorize 9.99 USD on a test card:",
         "  " + _demo_curl(base, DEMO_PROJECT, password),
         *(

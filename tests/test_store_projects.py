@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 from decimal import Decimal
+from pathlib import Path
 
+import asyncpg
 import pg
 import pytest
 
+from schemas import SCHEMAS_DIR
 from switch.store import Database, InvalidSettings, ProjectExists, Projects, ProjectSettings
 from switch.store import projects as projects_module
+from switch.store.migrations import migrate
 from switch.store.projects import hash_password, verify_password
 
 # The store's PostgreSQL fixtures (tests/pg.py), made visible to this module's tests.
@@ -186,3 +192,39 @@ async def test_concurrent_logins_with_the_same_credentials_share_one_scrypt(
     found = await asyncio.gather(*(projects.authenticate("burst", password) for _ in range(64)))
     assert all(p is not None and p.name == "burst" for p in found)
     assert calls == 1
+
+
+async def test_each_project_gets_a_test_and_a_live_public_key_that_name_it(database: Database) -> None:
+    projects = Projects(database.pool)
+    shop, _ = await projects.create("keys-shop")
+    other, _ = await projects.create("keys-other")
+    keys = await projects.public_keys(shop.id)
+    assert keys is not None
+    assert re.fullmatch(r"pk_test_[A-Za-z0-9]{43}", keys.test) and re.fullmatch(r"pk_live_[A-Za-z0-9]{43}", keys.live)
+    found = await projects.by_public_key(keys.test)
+    assert found is not None and found[0].id == shop.id and found[1] is True
+    live = await projects.by_public_key(keys.live)
+    assert live is not None and live[0].id == shop.id and live[1] is False
+    other_keys = await projects.public_keys(other.id)
+    assert other_keys is not None and {other_keys.test, other_keys.live}.isdisjoint({keys.test, keys.live})
+    assert await projects.by_public_key("pk_test_" + "x" * 43) is None
+    assert await projects.by_public_key("not a key") is None
+
+
+async def test_projects_made_before_the_keys_migration_get_their_keys_from_it(fresh_dsn: str, tmp_path: Path) -> None:
+    sql = SCHEMAS_DIR / "sql"
+    for path in sql.glob("*.sql"):
+        if int(path.name[:3]) < 20:
+            shutil.copy(path, tmp_path / path.name)
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        await migrate(conn, tmp_path)
+        await conn.execute("INSERT INTO projects (name, login, password_hash) VALUES ('old', 'old', 'x')")
+        shutil.copy(sql / "020_project_keys.sql", tmp_path)
+        await migrate(conn, tmp_path)
+        rows = await conn.fetch("SELECT public_key, test_mode FROM project_keys ORDER BY test_mode")
+    finally:
+        await conn.close()
+    assert [r["test_mode"] for r in rows] == [False, True]
+    assert re.fullmatch(r"pk_live_[0-9a-f]{64}", rows[0]["public_key"])
+    assert re.fullmatch(r"pk_test_[0-9a-f]{64}", rows[1]["public_key"])

@@ -1,4 +1,6 @@
-"""Hosted payment pages: orders the cardholder pays on a page of ours (``POST /orders/create``).
+"""Hosted payment pages: orders the cardholder pays on a page of ours (``POST /orders/create``, invoices).
+
+(Over 500 lines on purpose: a page's whole life, made, shown, paid, through 3-D Secure, settled, reads here.)
 
 ``create`` writes the order waiting (status ``new``, no card) and a page row
 whose random token makes the page's URL; only the token's hash is kept
@@ -230,20 +232,37 @@ class PaymentPages:
 
     async def create(self, project: Project, req: CreateRequest) -> tuple[Order, str]:
         """``POST /orders/create``: the order (status new, no card) and its page's token."""
-        engine, settings = self.engine, project.settings
         expiry = self._expiry(req.page.expiration)
+        settings = project.settings
         merchant_for(settings, req.page.terminal)  # an unknown terminal is refused now, as authorize does
-        terminal = settings.terminal(req.page.terminal)  # None: the project's default
         cur = req.currency or currency(settings.currency)
-        amount = minor_of(req.amount, cur)
+        token = secrets.token_urlsafe(32)  # 256 bits: the URL is the only credential
+        order = await self.open_waiting(project, req, minor_of(req.amount, cur), cur.alpha, expiry, token)
+        return order, token
+
+    async def open_waiting(
+        self,
+        project: Project,
+        req: CreateRequest,
+        amount: int,
+        currency_code: str,
+        expires: datetime | timedelta,  # a time, or how long from the order's creation
+        token: str,
+        *,
+        kind: str = "order",
+        order_id: str | None = None,
+    ) -> Order:
+        """A waiting order (status new, no card; ``order_id`` or a new id) and a page of ``kind`` at ``token``."""
+        engine, settings = self.engine, project.settings
+        terminal = settings.terminal(req.page.terminal)  # None: the project's default
         now = engine.clock()
-        order_id = await engine.take(engine.ids.order_id)
+        order_id = order_id or await engine.take(engine.ids.order_id)
         order = Order(
             id=order_id,
             project_id=project.id,
             status=OrderStatus.NEW,
             amount=amount,
-            currency=cur.alpha,
+            currency=currency_code,
             created=now,
             updated=now,
             recurring=req.recurring,
@@ -252,8 +271,9 @@ class PaymentPages:
         order.notification_url = req.notification_url  # its events go there too, from the first one
         await engine.repo.create_waiting(order)
         auto_charge = settings.auto_charge if req.auto_charge is None else req.auto_charge
-        token = await self._page(order, now, now + expiry, req, auto_charge, terminal)
-        return order, token
+        until = now + expires if isinstance(expires, timedelta) else expires
+        await self._page(order, now, until, req, auto_charge, token, kind, terminal)
+        return order
 
     async def _page(
         self,
@@ -262,13 +282,14 @@ class PaymentPages:
         expires: datetime,
         req: CreateRequest,
         auto_charge: bool,
+        token: str,
+        kind: str,
         terminal: str | None,
-    ) -> str:
-        token = secrets.token_urlsafe(32)  # 256 bits: the URL is the only credential
+    ) -> None:
         opts = req.page
         row = PageRow(
             token_hash=token_hash(token),
-            kind="order",
+            kind=kind,
             order_id=order.id,
             project_id=order.project_id,
             form_key=secrets.token_bytes(32),
@@ -287,7 +308,6 @@ class PaymentPages:
             terminal=terminal,
         )
         await self.store.insert(row)
-        return token
 
     async def reissue(self, project: Project, order_id: str) -> str | None:
         """A new token for the project's order's page, as it was made (a create replayed by Idempotency-Key).

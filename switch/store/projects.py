@@ -36,6 +36,7 @@ from typing import Any
 import asyncpg
 
 from switch.store.errors import InvalidSettings, ProjectExists
+from switch.store.public_keys import PublicKeys, insert_keys, mode_of
 from switch.translate import Merchant
 
 __all__ = ["Project", "ProjectSettings", "Projects", "hash_password", "verify_password"]
@@ -81,6 +82,8 @@ class ProjectSettings:
     terminals: tuple[str, ...] = ()
     cvv_required: bool = True  # card.cvv required on authorize (seeds/003: "can be configured as optional")
     holder_required: bool = True  # card.holder required on authorize (the same)
+    # seeds/002's "Forbid creation through the Public API": POST /public-api/payment-invoices answers 403.
+    forbid_public_invoices: bool = False
 
     def __post_init__(self) -> None:
         _text("terminal_id", self.terminal_id, 1, 8)
@@ -108,7 +111,7 @@ class ProjectSettings:
             raise InvalidSettings("terminals must be a list of terminal ids")
         for terminal in self.terminals:
             _text("terminals", terminal, 1, 8)
-        for name in ("cvv_required", "holder_required"):
+        for name in ("cvv_required", "holder_required", "forbid_public_invoices"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidSettings(f"{name} must be true or false")
 
@@ -251,7 +254,30 @@ class Projects:
             # The wire ids derive from the id, known only after the insert.
             chosen = settings if settings is not None else ProjectSettings.defaults(pid, name)
             await conn.execute("UPDATE projects SET settings = $2 WHERE id = $1", pid, chosen.to_json())
+            await insert_keys(conn, pid)
         return Project(pid, name, name, chosen), password
+
+    async def public_keys(self, project_id: int) -> PublicKeys | None:
+        """The project's test and live public keys (None: no such project)."""
+        rows = await self._pool.fetch(
+            "SELECT public_key, test_mode FROM project_keys WHERE project_id = $1", project_id
+        )
+        keys = {r["test_mode"]: r["public_key"] for r in rows}
+        return PublicKeys(keys[True], keys[False]) if len(keys) == 2 else None
+
+    async def by_public_key(self, key: str) -> tuple[Project, bool] | None:
+        """The project a public key names and whether the key is a test one; None for an unknown key.
+
+        One indexed read (the key is the primary key); malformed keys are refused without one.
+        """
+        if mode_of(key) is None:
+            return None
+        row = await self._pool.fetchrow(
+            "SELECT p.id, p.name, p.login, p.settings, k.test_mode FROM project_keys k"
+            " JOIN projects p ON p.id = k.project_id WHERE k.public_key = $1",
+            key,
+        )
+        return None if row is None else (_project(row), row["test_mode"])
 
     async def get(self, project_id: int) -> Project | None:
         row = await self._pool.fetchrow("SELECT id, name, login, settings FROM projects WHERE id = $1", project_id)
