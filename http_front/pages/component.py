@@ -8,7 +8,7 @@ tokens, errors next to their field with ``aria-describedby`` and
 ``role=alert``), checks the posted card (:mod:`http_front.pages.card_form`),
 checks the per-render form nonce (CSRF: the unguessable token in the path
 plus an HMAC of the render time under a per-page key), calls ``pay``, then
-answers 303: to ``return_url`` when paid, else to the page itself, which shows
+answers 303: to ``return_url`` when paid (or the outcome's URL of ``return_urls``), else to the page itself, which shows
 the result (Post/Redirect/Get: a reload never posts the card again).
 
 Every answer carries the strict headers of :func:`secure`: a CSP that allows
@@ -53,6 +53,12 @@ class Checkout:
     language: str = "en"
     mobile: bool = False
     save_card: bool | None = None  # "Save this card for next time": None not offered, else whether prechecked
+    # Where the cardholder goes by the payment's outcome (an invoice's return_urls: "declined" -> fail ...);
+    # "paid" defaults to return_url. Other outcomes (or none given): the page itself shows the result.
+    return_urls: Mapping[str, str] = field(default_factory=dict)
+
+    def return_to(self, state: str) -> str | None:
+        return self.return_urls.get(state) or (self.return_url if state == "paid" else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +189,9 @@ def show(request: web.Request, checkout: Checkout, outcome: Outcome, action: str
 
 def _form(request: web.Request, checkout: Checkout, form: _Form, status: int = 200) -> web.Response:
     # form-action governs the redirects after a submission too: the 303 to return_url needs its origin.
-    shop = _origin(checkout.return_url) if checkout.return_url else None
-    return _render(request, "pay.html", checkout, checkout.language, status, [shop] if shop else [], form=form)
+    urls = [checkout.return_url, *checkout.return_urls.values()]
+    shops = sorted({o for o in (_origin(u) for u in urls if u) if o})
+    return _render(request, "pay.html", checkout, checkout.language, status, shops, form=form)
 
 
 def result(request: web.Request, checkout: Checkout, outcome: Outcome, action: str, key: bytes) -> web.Response:
@@ -238,9 +245,8 @@ async def submit(
         return _result(request, checkout, result, action=action, key=key)
     if result.state == "unavailable":
         return _result(request, checkout, result, 409)
-    if result.state == "paid" and checkout.return_url:
-        return _see_other(checkout.return_url)
-    return _see_other(action)
+    target = checkout.return_to(result.state)
+    return _see_other(target or action)
 
 
 def _see_other(location: str) -> web.StreamResponse:

@@ -14,8 +14,8 @@ browser, and with the request's headers that makes 3-D Secure 2's eleven
 not check), the payment uses 3-D Secure 1, which needs none of them. Either
 way the ACS's challenge is an auto-submitting form with a visible button.
 When the ACS posts back to the switch's completion route,
-:func:`after_secure3d` sends the cardholder to the page's ``return_url`` (paid)
-or shows the page's result (declined, or no return URL).
+:func:`after_secure3d` sends the cardholder to the page's ``return_url`` (paid; an invoice's page: the
+outcome's URL of its ``return_urls``) or shows the page's result (declined, or no return URL).
 """
 
 from __future__ import annotations
@@ -44,7 +44,14 @@ def page_path(token: str) -> str:
     return f"/pay/{token}"
 
 
-def _checkout(view: PageView) -> Checkout:
+async def _returns(request: web.Request, view: PageView) -> dict[str, str]:
+    """An invoice's page: its return URLs by outcome (one read, invoice pages only); other pages: none."""
+    if view.row.kind != "invoice":
+        return {}
+    return await request.app[RUNTIME].invoices.return_urls(view.order.id)
+
+
+def _checkout(view: PageView, returns: Mapping[str, str] | None = None) -> Checkout:
     order, row = view.order, view.row
     return Checkout(
         amount=from_minor(order.amount, order.currency),
@@ -55,6 +62,7 @@ def _checkout(view: PageView) -> Checkout:
         language=row.language,
         mobile=row.mobile,
         save_card=row.oneclick_prechecked if row.oneclick_customer is not None else None,
+        return_urls=returns or {},
     )
 
 
@@ -70,7 +78,8 @@ async def show_page(request: web.Request) -> web.StreamResponse:
         view = await request.app[RUNTIME].pages.view(token)
     except PageNotFound:
         return component.not_found(request)
-    return component.show(request, _checkout(view), _outcome(view), page_path(token), view.row.form_key)
+    checkout = _checkout(view, await _returns(request, view))
+    return component.show(request, checkout, _outcome(view), page_path(token), view.row.form_key)
 
 
 async def pay_page(request: web.Request) -> web.StreamResponse:
@@ -99,7 +108,8 @@ async def pay_page(request: web.Request) -> web.StreamResponse:
             return Outcome("unavailable", e.message)
         return _outcome(done)
 
-    return await component.submit(request, _checkout(view), _outcome(view), page_path(token), view.row.form_key, pay)
+    checkout = _checkout(view, await _returns(request, view))
+    return await component.submit(request, checkout, _outcome(view), page_path(token), view.row.form_key, pay)
 
 
 async def resume_page(request: web.Request) -> web.StreamResponse:
@@ -121,10 +131,9 @@ async def resume_page(request: web.Request) -> web.StreamResponse:
         return _see_page(action)
     except OrderError as e:
         return component.result(request, _checkout(view), Outcome("unavailable", e.message), action, key)
-    if done.challenge is None and done.closed == "paid" and done.row.return_url:
-        return _see_page(done.row.return_url)
     if done.challenge is None:
-        return _see_page(action)
+        target = _checkout(done, await _returns(request, done)).return_to(done.closed or "open")
+        return _see_page(target or action)
     return component.result(request, _checkout(done), _outcome(done), action, key)
 
 
@@ -134,8 +143,9 @@ async def after_secure3d(request: web.Request, order: Order, failure: OrderError
     view = await request.app[RUNTIME].pages.after_secure3d(order)
     if view is None:
         return None
-    if view.closed == "paid" and view.row.return_url:
-        return _see_page(view.row.return_url)
+    target = _checkout(view, await _returns(request, view)).return_to(view.closed or "open")
+    if target is not None:
+        return _see_page(target)
     outcome = _outcome(view)
     if outcome.reason is None and failure is not None and outcome.state != "paid":
         outcome = Outcome(outcome.state, failure.message)

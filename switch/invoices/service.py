@@ -11,6 +11,7 @@ for it; paying the page pays the order (``flow: charge`` charges it at once,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import string
@@ -144,6 +145,9 @@ class Invoices:
             assert existing is not None  # unique and never deleted
             raise DuplicateInvoice(await self._view(project, existing))
         order = None
+        if order_id is None:  # the test flow: its outcome is known now, and so is its one callback
+            status, resolution = test_flow_state(invoice.service_fields.get("status"), invoice.expires, now)
+            await store.add_callback(invoice, status, resolution, now)
         if token is not None and order_id is not None:
             cur = currency(req.currency)
             success = (req.return_urls or {}).get("success") or req.return_url
@@ -159,6 +163,19 @@ class Invoices:
                 project, create, req.amount, cur.alpha, invoice.expires, token, kind=kind, order_id=order_id
             )
         return self._state(project, invoice, order, token)
+
+    async def return_urls(self, order_id: str) -> dict[str, str]:
+        """Where the page of the invoice paid by ``order_id`` sends the cardholder, by the page's outcome
+        (``paid``, ``declined``, ``pending``): ``return_urls.success|fail|pending``, else ``return_url`` (seeds/002:
+        "a common URL for user return after payment"). Empty: no invoice, or no URL."""
+        store, _, _ = self._parts()
+        invoice = await store.of_order(order_id)
+        if invoice is None:
+            return {}
+        urls = invoice.return_urls or {}
+        by_outcome = {"paid": "success", "declined": "fail", "pending": "pending"}
+        found = {state: urls.get(name) or invoice.return_url for state, name in by_outcome.items()}
+        return {state: url for state, url in found.items() if url}
 
     async def get(self, project: Project, invoice_id: str) -> InvoiceView | None:
         store, _, _ = self._parts()
@@ -192,10 +209,12 @@ class Invoices:
         return [await self._view(project, r) for r in rows], more, count
 
     async def _view(self, project: Project, invoice: Invoice) -> InvoiceView:
-        _, pages, vault = self._parts()
+        store, pages, vault = self._parts()
         order = None
         if invoice.order_id is not None:
             order = await pages.engine.repo.get(project.id, invoice.order_id)
+        if invoice.callback_url is not None:
+            invoice = dataclasses.replace(invoice, callback_logs=await store.callbacks(invoice.id))
         token = None
         if invoice.page_token is not None and invoice.page_key_id is not None:
             token = vault.open(invoice.page_key_id, invoice.page_token, invoice.id.encode()).decode()

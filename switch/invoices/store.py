@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
 from switch.invoices.model import Invoice
+from switch.money import from_minor
 
 __all__ = ["InvoiceStore"]
 
@@ -20,6 +23,66 @@ _INSERT = (
 _GET = f"SELECT {_COLUMNS} FROM payment_invoices WHERE project_id = $1 AND id = $2"
 _BY_REFERENCE = f"SELECT {_COLUMNS} FROM payment_invoices WHERE project_id = $1 AND reference_id = $2"
 _OF_ORDER = f"SELECT {_COLUMNS} FROM payment_invoices WHERE order_id = $1"
+
+# An invoice's callbacks (022): one outbox row per status, oldest first, with its last attempt.
+_CALLBACKS = """
+SELECT created, event_type, state, attempts, last_status, last_attempt_at, delivered_at
+FROM webhook_outbox WHERE invoice_id = $1 ORDER BY created, id
+"""
+# The test flow's one callback, written with the invoice (it has no order: order_id names the invoice).
+_ADD_CALLBACK = """
+INSERT INTO webhook_outbox (event_id, project_id, order_id, event_type, payload, url, invoice_id)
+VALUES ($1, $2, $3, $4, $5, $6, $3) ON CONFLICT DO NOTHING
+"""
+_LOG_STATES = {"delivered": "done", "failed": "failed"}
+
+
+def callback_payload(invoice: Invoice, status: str, resolution: str, at: datetime) -> dict[str, Any]:
+    """The body of an invoice's callback, as repo.py's _OUTBOX_ROWS builds it for an invoice with an order."""
+    return {
+        "type": f"invoice.{status}",
+        "timestamp": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "data": {
+            "type": "payment-invoices",
+            "id": invoice.id,
+            "attributes": {
+                "serial_number": invoice.serial_number,
+                "status": status,
+                "resolution": resolution,
+                "reference_id": invoice.reference_id,
+                "amount": float(Decimal(from_minor(invoice.amount, invoice.currency))),
+                "currency": invoice.currency,
+                "test_mode": invoice.test_mode,
+                "service": invoice.service,
+                "payment_flow": invoice.payment_flow,
+                "metadata": invoice.metadata,
+            },
+            "links": {"self": f"/api/payment-invoices/{invoice.id}"},
+        },
+    }
+
+
+def callback_logs(rows: list[asyncpg.Record]) -> dict[str, Any]:
+    """seeds/002's ``callback_logs``: by the unix time of the status change, its callback's last attempt.
+
+    Two changes in one second (a page paid at once) would share a key: the later one's gets ``-2``, ``-3`` ...
+    """
+    logs: dict[str, Any] = {}
+    for r in rows:
+        key = base = str(int(r["created"].timestamp()))
+        n = 1
+        while key in logs:
+            n += 1
+            key = f"{base}-{n}"
+        at = r["delivered_at"] or r["last_attempt_at"]
+        state = _LOG_STATES.get(r["state"], "pending" if r["attempts"] == 0 else "retrying")
+        logs[key] = {
+            "status": state,
+            "processed": None if at is None else int(at.timestamp()),
+            "response_code": r["last_status"],
+            "transaction_status": r["event_type"].removeprefix("invoice."),
+        }
+    return logs
 
 
 def _invoice(r: asyncpg.Record) -> Invoice:
@@ -34,6 +97,25 @@ class InvoiceStore:
         """False when the project has an invoice of this reference_id already (nothing written)."""
         row = await self._pool.fetchval(_INSERT, *(getattr(invoice, k) for k in _FIELDS))
         return row is not None
+
+    async def callbacks(self, invoice_id: str) -> dict[str, Any]:
+        """The invoice's ``callback_logs`` (empty: none was made)."""
+        return callback_logs(await self._pool.fetch(_CALLBACKS, invoice_id))
+
+    async def add_callback(self, invoice: Invoice, status: str, resolution: str, at: datetime) -> None:
+        """A callback of an invoice that has no order (the test flow), to its callback_url."""
+        if invoice.callback_url is None:
+            return
+        payload = callback_payload(invoice, status, resolution, at)
+        await self._pool.execute(
+            _ADD_CALLBACK,
+            f"cb_{invoice.id}_{status}",
+            invoice.project_id,
+            invoice.id,
+            f"invoice.{status}",
+            payload,
+            invoice.callback_url,
+        )
 
     async def get(self, project_id: int, invoice_id: str) -> Invoice | None:
         r = await self._pool.fetchrow(_GET, project_id, invoice_id)

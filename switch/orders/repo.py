@@ -164,21 +164,38 @@ _FINISH = Columns(_FINISH_VALUES.format(events="", event_columns="") + _FINISH_O
 
 # The outbox rows of events (switch.webhooks): one per live endpoint of the project, and one for the
 # order's own notification URL. Parameters: the event id, project id, order id, type, payload, URL.
-_OUTBOX_COLUMNS = "event_id, project_id, order_id, event_type, payload, endpoint_id, url"
+# And the callback of the order's invoice (seeds/002), when it has a callback_url: its status by the invoice's
+# flow (Events.invoice_state), one row per invoice status (the unique index of 022 drops a repeat: an order
+# change that leaves its invoice's status as it was sends nothing), its body built here from the invoice row.
+_OUTBOX_COLUMNS = "event_id, project_id, order_id, event_type, payload, endpoint_id, url, invoice_id"
 _OUTBOX_ROWS = """
-SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type, {v}payload, e.id, NULL
+SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type, {v}payload, e.id, NULL, NULL
 FROM {src} JOIN webhook_endpoints AS e ON e.project_id = {v}project_id AND e.removed_at IS NULL
 UNION ALL
-SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type, {v}payload, NULL, {v}notify_url
+SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type, {v}payload, NULL, {v}notify_url, NULL
 FROM {src} WHERE {v}notify_url IS NOT NULL
+UNION ALL
+SELECT 'cb_' || i.id || '_' || s.status, {v}project_id, {v}order_id, 'invoice.' || s.status,
+    jsonb_build_object('type', 'invoice.' || s.status, 'timestamp', {v}invoice->>'timestamp',
+      'data', jsonb_build_object(
+        'type', 'payment-invoices', 'id', i.id, 'attributes', jsonb_build_object(
+            'serial_number', substr(i.id, 5), 'status', s.status, 'resolution', s.resolution,
+            'reference_id', i.reference_id, 'amount', ({v}invoice->>'amount')::numeric, 'currency', i.currency,
+            'test_mode', i.test_mode, 'service', i.service, 'payment_flow', i.payment_flow, 'metadata', i.metadata),
+        'links', jsonb_build_object('self', '/api/payment-invoices/' || i.id))),
+    NULL, i.callback_url, i.id
+FROM {src} JOIN payment_invoices AS i ON i.order_id = {v}order_id AND i.callback_url IS NOT NULL
+CROSS JOIN LATERAL (SELECT {v}invoice->i.payment_flow->>0 AS status, {v}invoice->i.payment_flow->>1 AS resolution) s
+WHERE {v}invoice IS NOT NULL
+ON CONFLICT DO NOTHING
 """
 
 # _FINISH with the event of each order it changes, in the same statement (so the same commit): used
 # only for orders that make one (Events.wanted), so the others pay nothing for webhooks.
 _FINISH_NOTIFY = Columns(
     _FINISH_VALUES.format(
-        events=", $16::text[], $17::bigint[], $18::text[], $19::jsonb[], $20::text[]",
-        event_columns=", event_id, project_id, event_type, payload, notify_url",
+        events=", $16::text[], $17::bigint[], $18::text[], $19::jsonb[], $20::text[], $21::jsonb[]",
+        event_columns=", event_id, project_id, event_type, payload, notify_url, invoice",
     )
     + ", o AS ("
     + _FINISH_ORDER
@@ -190,14 +207,14 @@ _FINISH_NOTIFY = Columns(
 # One event alone (waiting orders: their creation and changes; not on the hot path).
 _INSERT_EVENT = f"""
 WITH v AS (SELECT $1::text AS event_id, $2::bigint AS project_id, $3::text AS order_id, $4::text AS event_type,
-                  $5::jsonb AS payload, $6::text AS notify_url)
+                  $5::jsonb AS payload, $6::text AS notify_url, $7::jsonb AS invoice)
 INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})
 {_OUTBOX_ROWS.format(v="v.", src="v")}
 """
 
 
 def _event_args(e: Event) -> tuple[Any, ...]:
-    return (e.id, e.project_id, e.order_id, e.type, e.payload, e.url)
+    return (e.id, e.project_id, e.order_id, e.type, e.payload, e.url, e.invoice)
 
 
 def _order_from(row: asyncpg.Record) -> Order:
@@ -547,7 +564,8 @@ class OrderRepo:
             await self._writer.execute(_FINISH, args)
         else:
             await self._writer.execute(
-                _FINISH_NOTIFY, (*args, event.id, event.project_id, event.type, event.payload, event.url)
+                _FINISH_NOTIFY,
+                (*args, event.id, event.project_id, event.type, event.payload, event.url, event.invoice),
             )
 
     async def claim_wallet_token(self, transaction_id: str, project_id: int, order_id: str, now: datetime) -> bool:

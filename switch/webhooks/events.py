@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+from switch.invoices.model import state_of
 from switch.money import from_minor
 from switch.orders.model import Order
 
@@ -54,6 +55,10 @@ class Event:
     order_id: str
     payload: dict[str, Any]
     url: str | None  # the order's own notification URL
+    # The order's invoice's callback (orders of an invoice only): the invoice's state by its flow,
+    # {"charge": [status, resolution], "verify": [...], "amount": ..., "timestamp": ...}; the SQL picks the
+    # flow's, and writes a row only for an invoice with a callback_url, once per invoice status.
+    invoice: dict[str, Any] | None = None
 
 
 class Events:
@@ -66,7 +71,21 @@ class Events:
         self.render: Render = render or core_view
 
     def wanted(self, order: Order) -> bool:
-        return order.notification_url is not None or order.project_id in self.projects
+        # An invoice's order: its invoice may have a callback_url (the SQL looks; invoices are off the hot path).
+        return order.notification_url is not None or order.project_id in self.projects or order.invoice_id is not None
+
+    @staticmethod
+    def invoice_state(order: Order, stamp: str) -> dict[str, Any] | None:
+        """What the invoice of ``order`` shows now, for each flow (the order does not know its invoice's)."""
+        if order.invoice_id is None:
+            return None
+        # Operations or not: an order that changes was either just created (new: pending) or is paid; an expired
+        # invoice's order never changes (its page takes no payment), so `expires` plays no part here.
+        at = order.updated
+        return {flow: list(state_of(flow, order.status, True, at, at)) for flow in ("charge", "verify")} | {
+            "amount": from_minor(order.amount, order.currency),
+            "timestamp": stamp,
+        }
 
     def payload(self, order: Order) -> dict[str, Any]:
         """The envelope of ``order``'s current state."""
@@ -78,5 +97,11 @@ class Events:
         payload = self.payload(order)
         kind = payload["type"]
         return Event(
-            f"evt_{order.id}_{order.version}", kind, order.project_id, order.id, payload, order.notification_url
+            f"evt_{order.id}_{order.version}",
+            kind,
+            order.project_id,
+            order.id,
+            payload,
+            order.notification_url,
+            self.invoice_state(order, payload["timestamp"]),
         )
