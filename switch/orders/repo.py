@@ -283,6 +283,21 @@ def _operation_from(row: asyncpg.Record) -> Operation:
     )
 
 
+def _card_args(o: Order) -> list[Any]:
+    """The card's columns, in the order of ``_ORDER_COLUMNS`` and of ``_SAVE_WAITING``: pan_mask through expiry_year."""
+    return [
+        o.pan_mask,
+        o.card_key_id,
+        o.card_blob,
+        o.pan_mask[:6] if o.pan_mask else None,
+        o.card_type,
+        o.card_subtype,
+        o.card_holder,
+        o.expiry_month,
+        o.expiry_year,
+    ]
+
+
 def _order_args(o: Order) -> list[Any]:
     return [
         o.id,
@@ -294,15 +309,7 @@ def _order_args(o: Order) -> list[Any]:
         o.currency,
         o.auth_code,
         o.rrn,
-        o.pan_mask,
-        o.card_key_id,
-        o.card_blob,
-        o.pan_mask[:6] if o.pan_mask else None,
-        o.card_type,
-        o.card_subtype,
-        o.card_holder,
-        o.expiry_month,
-        o.expiry_year,
+        *_card_args(o),
         o.client,
         o.location,
         o.custom_fields,
@@ -481,15 +488,7 @@ class OrderRepo:
             o.id,
             o.version,
             o.status.value,
-            o.pan_mask,
-            o.card_key_id,
-            o.card_blob,
-            o.pan_mask[:6] if o.pan_mask else None,
-            o.card_type,
-            o.card_subtype,
-            o.card_holder,
-            o.expiry_month,
-            o.expiry_year,
+            *_card_args(o),
             o.client,
             o.location,
             o.secure3d,
