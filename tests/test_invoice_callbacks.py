@@ -58,8 +58,10 @@ class Rig:
     secret: str  # the project's callback secret
 
     def callbacks(self) -> list[dict[str, Any]]:
-        """Every callback received, verified (a bad signature raises)."""
-        return [Webhook(self.secret).verify(b, h) for h, b in self.receiver.got]
+        """Every callback received, verified (a bad signature raises), in the order of the changes: deliveries
+        run in parallel and are at least once, so arrival order is not the changes' order (their timestamp is)."""
+        verified = [Webhook(self.secret).verify(b, h) for h, b in self.receiver.got]
+        return sorted(verified, key=lambda doc: str(doc["timestamp"]))
 
 
 @pytest.fixture
