@@ -35,6 +35,8 @@ GET      /api/payment-services/:id   one service, by id or code
 POST     /api/payment-invoices       an invoice (seeds/002): its order waits, paid on its hosted page
 GET      /api/payment-invoices       invoices, newest first by cursor; ``filter[reference_id]``
 GET      /api/payment-invoices/:id   one invoice, its status read from its order
+POST     /api/payment-links          a payment-link template (GET: list; GET/PATCH/DELETE /:id)
+GET      /link/:slug                 public: a link's pre-payment page; POST makes the invoice, 303 to hpp_url
 =======  ==========================  =====================================
 
 ``POST /public-api/payment-invoices`` and ``GET /public-api/payment-invoices/:id`` are the same invoices by
@@ -66,6 +68,7 @@ from http_front.idempotency import KEY_HEADER
 from http_front.invoices import add_invoice_routes
 from http_front.invoices.jsonapi import jsonapi_errors
 from http_front.keys import CONFIG, RATES, RUNTIME, SCHEMAS
+from http_front.links import add_link_routes
 from http_front.logs import request_id_middleware
 from http_front.metrics import health, metrics_handler, metrics_middleware
 from http_front.orders import handlers, secure3d
@@ -160,4 +163,5 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     add_docs_routes(r)
     add_page_routes(app)
     add_invoice_routes(r)
+    add_link_routes(r)
     return app

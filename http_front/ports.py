@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 from switch.invoices.model import InvoiceRequest
 from switch.invoices.service import InvoiceView
 from switch.invoices.services import PaymentServices
+from switch.links.model import LinkRequest, PaymentLink
+from switch.links.service import LinkPage, LinkPayment
 from switch.orders.model import Operation, Order
 from switch.orders.oneclick import KeptCard
 from switch.orders.pages import PageView
@@ -38,6 +40,7 @@ from switch.translate import Card
 __all__ = [
     "IdempotencyPort",
     "InvoicesPort",
+    "LinksPort",
     "OrdersPort",
     "PagesPort",
     "ProjectsPort",
@@ -114,6 +117,19 @@ class InvoicesPort(Protocol):
     ) -> tuple[list[InvoiceView], bool, int] | None: ...
 
 
+class LinksPort(Protocol):
+    """Payment links (switch.links.service.PaymentLinks)."""
+
+    def now(self) -> datetime: ...
+    async def create(self, project: Project, req: LinkRequest) -> PaymentLink: ...
+    async def update(self, project: Project, link_id: str, req: LinkRequest) -> PaymentLink | None: ...
+    async def delete(self, project: Project, link_id: str) -> bool: ...
+    async def get(self, project: Project, link_id: str) -> PaymentLink | None: ...
+    async def page(self, project: Project, number: int, size: int) -> tuple[list[PaymentLink], int]: ...
+    async def open(self, slug: str) -> LinkPage | None: ...
+    async def pay(self, page: LinkPage, posted: dict[str, str], submission: str) -> LinkPayment: ...
+
+
 class RuntimePort(Protocol):
     @property
     def orders(self) -> OrdersPort: ...
@@ -125,6 +141,8 @@ class RuntimePort(Protocol):
     def pages(self) -> PagesPort: ...
     @property
     def invoices(self) -> InvoicesPort: ...
+    @property
+    def links(self) -> LinksPort: ...
 
 
 @runtime_checkable

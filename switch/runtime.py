@@ -31,6 +31,8 @@ from switch.config import SwitchConfig
 from switch.invoices.service import Invoices
 from switch.invoices.services import PaymentServices
 from switch.invoices.store import InvoiceStore
+from switch.links.service import PaymentLinks
+from switch.links.store import LinkStore
 from switch.listener import IsoListener, ListenerConfig
 from switch.orders import OrdersService
 from switch.orders.engine import Engine
@@ -134,6 +136,13 @@ class Runtime:
     webhooks: WebhookWorker | None = None  # the webhook outbox's delivery worker (switch.webhooks)
     _pages: PaymentPages | None = None
     _invoices: Invoices | None = None
+    _links: PaymentLinks | None = None
+
+    @property
+    def links(self) -> PaymentLinks:
+        """Payment links: templates and the invoices paid through them (``/api/payment-links``, ``/link/...``)."""
+        assert self._links is not None
+        return self._links
 
     @property
     def invoices(self) -> Invoices:
@@ -291,6 +300,7 @@ async def open_runtime(
             _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault),
             webhooks=hooks,
         )
+        runtime._links = PaymentLinks(runtime.invoices, LinkStore(db.pool), projects)
         if cfg.listener is not None:
             # Opened last, closed first: no ISO request is taken once what it needs starts closing.
             runtime.listener = IsoListener(cfg.listener, orders, projects)

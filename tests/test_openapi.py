@@ -91,6 +91,14 @@ ISSUE12_PENDING_DOCS: set[tuple[str, str]] = {
     ("GET", "/public-api/payment-invoices/{invoice_id}"),
     ("POST", "/public-api/payment-prerequest"),
     ("POST", "/public-api/payment-invoices/process"),
+    # payment links (issue 12 item 7)
+    ("POST", "/api/payment-links"),
+    ("GET", "/api/payment-links"),
+    ("GET", "/api/payment-links/{link_id}"),
+    ("PATCH", "/api/payment-links/{link_id}"),
+    ("DELETE", "/api/payment-links/{link_id}"),
+    ("GET", "/link/{slug}"),
+    ("POST", "/link/{slug}"),
 }
 
 
