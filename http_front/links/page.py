@@ -120,7 +120,7 @@ def _form(
             "action": link_path(link.slug),
             "nonce": link_nonce(link.form_key),
             "errors": dict(errors or {}),
-            "values": dict(values or {}),
+            "kept": dict(values or {}),  # not "values": a dict's method in Jinja2
             "general": general,
         },
     )
