@@ -117,6 +117,7 @@ async def test_a_template_with_bad_parameters_is_refused_with_every_error_at_onc
         {"name": "order no", "label": "Order number", "regexp": "(unclosed"},
         {"name": "size", "label": "", "regexp": "x" * 201},
         {"name": "code", "label": "Code", "regexp": "[0-9]{4}", "value": "abc"},
+        {"name": "slow", "label": "Slow to compile", "regexp": "(a{1000}){1000}"},
     ]
     status, doc = await front.call("POST", "/api/payment-links", template(parameters=bad, customer_fields=["fax"]))
     assert status == 422, doc
@@ -126,9 +127,11 @@ async def test_a_template_with_bad_parameters_is_refused_with_every_error_at_onc
         "parameters[1].label",
         "parameters[1].regexp",
         "parameters[2].value",
+        "parameters[3].regexp",
         "customer_fields",
     }
     assert "does not compile" in doc["errors"]["parameters[0].regexp"]
+    assert "repeats too much" in doc["errors"]["parameters[3].regexp"]
     status, doc = await front.call("POST", "/api/payment-links", template(service="test_usd_test", amount="0"))
     assert status == 422 and set(doc["errors"]) == {"service"}
     status, doc = await front.call("POST", "/api/payment-links", template(amount_min="5.00"))

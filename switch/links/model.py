@@ -7,10 +7,12 @@ payment description) and what the payer fills in: the seed's standard fields
 merchant's own parameters (name, label, placeholder, required, a regexp, or a
 fixed value the payer cannot change).
 
-Regexps are the merchant's: they must compile and stay short when the template
-is saved (:func:`check_regexp`), and each match runs with a time limit
-(``regex``'s ``timeout``), so a pattern that backtracks without end costs one
-field error, not a worker. A value must match the whole pattern (fullmatch).
+Regexps are the merchant's: when the template is saved they must be Python's
+syntax, at most 200 characters, with counted repeats that stay small once
+spelled out (compiling ``(a{1000}){1000}`` takes a second), and compile
+(:func:`check_regexp`); each match runs with a time limit (``regex``'s
+``timeout``), so a pattern that backtracks without end costs one field error,
+not a worker. A value must match the whole pattern (fullmatch).
 
 >>> p = LinkParameter(name="size", label="Size", required=True, regexp="[SML]")
 >>> check_values((p,), (), {"p_size": "M"})
@@ -18,11 +20,13 @@ field error, not a worker. A value must match the whole pattern (fullmatch).
 >>> check_values((p,), ("email",), {"p_size": "XL", "email": "a@b"})
 ({}, {}, {'email': 'invalid', 'p_size': 'invalid'})
 >>> check_regexp("(unclosed"), check_regexp("[0-9]{4}")
-('This regexp does not compile: missing ) at position 9', None)
+('This regexp does not compile: missing ), unterminated subpattern at position 0', None)
 """
 
 from __future__ import annotations
 
+import re
+import re._parser as sre  # the standard parser: the pattern's tree, to weigh its counted repeats before compiling
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +49,7 @@ __all__ = [
 CUSTOMER_FIELDS = ("email", "full_name", "phone", "address")  # the seed's "Additional parameters", in page order
 MAX_PARAMETERS = 20
 REGEXP_MAX = 200  # characters of a pattern; with values of at most 255, a match is small work, and timed anyway
+WEIGHT_MAX = 4096  # the pattern's size with its counted repeats spelled out (compiling costs that much)
 VALUE_MAX = 255
 _MATCH_SECONDS = 0.05  # per value: a well-behaved pattern takes microseconds on 255 characters
 _NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
@@ -157,13 +162,45 @@ def state_of(link: PaymentLink, now: datetime) -> str:
     return "active"
 
 
+def _weight(nodes: Any) -> int:
+    """How big ``nodes`` (the standard parser's tree) grows once its counted repeats are spelled out: what
+    compiling costs (``(a{1000}){1000}`` takes regex a second to compile; its weight is a million)."""
+    total = 0
+    for op, av in nodes:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, sub = av
+            total += max(low if high == sre.MAXREPEAT else high, 1) * _weight(sub)
+        elif name == "SUBPATTERN":
+            total += _weight(av[-1])
+        elif name == "BRANCH":
+            total += sum(_weight(branch) for branch in av[1])
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            total += _weight(av[1])
+        elif name == "ATOMIC_GROUP":
+            total += _weight(av)
+        elif name == "GROUPREF_EXISTS":
+            total += _weight(av[1]) + (_weight(av[2]) if av[2] else 0)
+        else:
+            total += 1
+    return total
+
+
 def check_regexp(pattern: str) -> str | None:
-    """Why ``pattern`` cannot be a parameter's regexp (None: it can)."""
+    """Why ``pattern`` cannot be a parameter's regexp (None: it can): Python's syntax (the standard parser must
+    read it too), at most 200 characters, counted repeats that stay small.
+
+    >>> check_regexp("(a{1000}){1000}"), check_regexp("[A-Z]{2}[0-9]{6}")
+    ('This regexp repeats too much (at most 4096 characters once its counts are spelled out).', None)
+    """
     if len(pattern) > REGEXP_MAX:
         return f"This regexp should be at most {REGEXP_MAX} characters."
     try:
+        weight = _weight(sre.parse(pattern))
+        if weight > WEIGHT_MAX:  # weighed before regex compiles it: that is the costly step
+            return f"This regexp repeats too much (at most {WEIGHT_MAX} characters once its counts are spelled out)."
         regex.compile(pattern)
-    except regex.error as e:
+    except (re.error, regex.error, OverflowError, RecursionError) as e:
         return f"This regexp does not compile: {e}"
     return None
 
@@ -177,6 +214,8 @@ def _matches(pattern: str, value: str) -> bool:
         return regex.fullmatch(pattern, value, timeout=_MATCH_SECONDS) is not None
     except TimeoutError:
         return False  # the merchant's pattern backtracks without end: the value is not accepted
+    except regex.error:
+        return False  # checked when saved; a pattern a later regex release refuses accepts nothing
 
 
 def check_values(
