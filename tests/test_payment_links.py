@@ -7,6 +7,7 @@ submission makes (source ``payment_link``), paid on its hosted page: the real ru
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,8 @@ from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
 from test_http_e2e import Front
 from test_http_e2e import front as front  # fixture
 from test_invoices import pay
+
+from switch.links.model import LinkParameter, check_regexp, check_values
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -75,6 +78,16 @@ async def invoices(front: Front) -> list[dict[str, Any]]:
 
 
 # -- templates ---------------------------------------------------------------------------
+
+
+def test_a_regexp_that_backtracks_without_end_refuses_the_value_within_its_time_limit() -> None:
+    pattern = "(a|aa)+$"  # compiles, and is small: only its match on a long near-miss explodes
+    assert check_regexp(pattern) is None
+    param = LinkParameter(name="code", label="Code", regexp=pattern)
+    started = time.monotonic()
+    assert check_values((param,), (), {"p_code": "a" * 100 + "b"}) == ({}, {}, {"p_code": "invalid"})
+    assert time.monotonic() - started < 2  # the 50 ms limit, with room for a busy machine
+    assert check_values((param,), (), {"p_code": "aaaa"}) == ({"code": "aaaa"}, {}, {})
 
 
 async def test_a_link_template_is_created_read_listed_updated_and_deleted_as_json_api(front: Front) -> None:
@@ -184,6 +197,16 @@ async def test_submitting_the_link_makes_a_payment_link_invoice_and_redirects_to
     assert paid.status == 303
     _, doc = await front.call("GET", f"/api/payment-invoices/{invoice['id']}")
     assert (doc["data"]["attributes"]["status"], doc["data"]["attributes"]["resolution"]) == ("processed", "ok")
+
+
+async def test_a_links_language_is_its_pages_and_its_invoices_pages(front: Front) -> None:
+    link = await create_link(front, language="ru")
+    page = await front.http.get(urlsplit(link["attributes"]["url"]).path)
+    assert "Перейти к оплате" in await page.text()
+    answer = await submit(front, link, GOOD)
+    assert answer.status == 303
+    card_page = await front.http.get(urlsplit(answer.headers["Location"]).path)
+    assert "Оплатить" in await card_page.text()
 
 
 async def test_bad_parameter_values_re_render_the_form_with_field_errors_and_make_no_invoice(front: Front) -> None:

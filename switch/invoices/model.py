@@ -93,6 +93,7 @@ class InvoiceRequest:
     gateway_options: dict[str, Any] | None = None
     expires: datetime | None = None  # None: the default lifetime
     source: str = "merchant_api"
+    language: str = "en"  # the hosted page's (a payment link passes its own)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

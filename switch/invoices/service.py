@@ -156,7 +156,7 @@ class Invoices:
                 currency=cur,
                 details=Details(description=req.description, invoice_id=invoice_id),
                 auto_charge=req.payment_flow == "charge",
-                page=PageOptions(return_url=success),
+                page=PageOptions(return_url=success, language=req.language),
             )
             kind = "invoice"
             order = await pages.open_waiting(

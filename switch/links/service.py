@@ -151,6 +151,7 @@ class PaymentLinks:
             return_url=link.return_url,
             callback_url=link.callback_url,
             source="payment_link",
+            language=link.language,
         )
         try:
             return LinkPayment({}, await self.invoices.create(page.project, req))
