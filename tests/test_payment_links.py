@@ -6,6 +6,7 @@ submission makes (source ``payment_link``), paid on its hosted page: the real ru
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import timedelta
@@ -176,6 +177,18 @@ async def test_the_links_url_opens_a_pre_payment_page_asking_for_its_parameters_
         assert text in html, text
     assert 'autocomplete="email"' in html and "for the shop&#39;s staff only" not in html
     assert re.search(r'id="p_campaign"[^>]*value="spring" readonly', html)
+
+
+async def test_the_access_log_keeps_six_characters_of_a_links_slug(
+    front: Front, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="isoswitch.http.access")
+    link = await create_link(front)
+    path = urlsplit(link["attributes"]["url"]).path
+    await front.http.get(path)
+    logged = [r.getMessage() for r in caplog.records if r.name == "isoswitch.http.access"]
+    assert f"GET {path[:12]}... 200" in " ".join(logged), logged
+    assert not any(path in line for line in logged)
 
 
 async def test_submitting_the_link_makes_a_payment_link_invoice_and_redirects_to_its_hpp_url(front: Front) -> None:
