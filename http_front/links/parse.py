@@ -121,35 +121,34 @@ def _parameter(i: int, raw: object, errors: dict[str, str]) -> LinkParameter | N
     if not isinstance(raw, dict):
         errors[where] = "This value should be an object."
         return None
+    mine: dict[str, str] = {}  # this parameter's problems, by its own keys (then placed under ``where``)
     name = raw.get("name")
     if not (isinstance(name, str) and check_name(name)):
-        errors[f"{where}.name"] = "Latin letters, digits and underscores, 1 to 32, not starting with a digit."
-    label = _text(raw, "label", errors, required=True)
-    placeholder = _text(raw, "placeholder", errors)
-    value = _text(raw, "value", errors)
+        mine["name"] = "Latin letters, digits and underscores, 1 to 32, not starting with a digit."
+    label = _text(raw, "label", mine, required=True)
+    placeholder = _text(raw, "placeholder", mine)
+    value = _text(raw, "value", mine)
     required = raw.get("required", False)
     if not isinstance(required, bool):
-        errors[f"{where}.required"] = "This value should be true or false."
+        mine["required"] = "This value should be true or false."
     pattern = raw.get("regexp")
     if pattern is not None:
         why = check_regexp(pattern) if isinstance(pattern, str) else "This value should be a string."
         if why is not None:
-            errors[f"{where}.regexp"] = why
-    for key in ("label", "placeholder", "value"):  # _text reported them without the parameter's place
-        if key in errors:
-            errors[f"{where}.{key}"] = errors.pop(key)
-    bad = [k for k in raw if k not in ("name", "label", "required", "regexp", "placeholder", "value")]
-    for k in bad:
-        errors[f"{where}.{k}"] = "This attribute is not known."
-    if any(k.startswith(where) for k in errors):
-        return None
-    assert isinstance(name, str) and label is not None
-    param = LinkParameter(
-        name=name, label=label, required=bool(required), regexp=pattern, placeholder=placeholder, value=value
-    )
-    if value is not None and check_values((param,), (), {})[2]:
-        errors[f"{where}.value"] = "The fixed value should match the regexp."
-    return param
+            mine["regexp"] = why
+    for k in raw:
+        if k not in ("name", "label", "required", "regexp", "placeholder", "value"):
+            mine[k] = "This attribute is not known."
+    if not mine:
+        assert isinstance(name, str) and label is not None
+        param = LinkParameter(
+            name=name, label=label, required=bool(required), regexp=pattern, placeholder=placeholder, value=value
+        )
+        if value is None or not check_values((param,), (), {})[2]:
+            return param
+        mine["value"] = "The fixed value should match the regexp."
+    errors.update({f"{where}.{k}": v for k, v in mine.items()})
+    return None
 
 
 def _parameters(attrs: Mapping[str, Any], errors: dict[str, str]) -> tuple[LinkParameter, ...]:
