@@ -194,7 +194,8 @@ async def daily_report(pool: asyncpg.Pool, project_id: int, day: date, tz: tzinf
     """The rows of the report: the header, the orders, the operations, the totals (see the module's text).
 
     One connection and one read-only REPEATABLE READ transaction: the orders, the operations and the totals are
-    one snapshot of the books, however long the reading takes.
+    one snapshot of the books, however long the reading takes. A reader that may stop early (a download the
+    browser gave up) closes the generator (``contextlib.aclosing``), which gives the connection back at once.
     """
     report = DailyReport(project_id, day, tz)
     start, end = report.bounds
@@ -226,7 +227,13 @@ def csv_text(rows: Iterable[list[str]]) -> str:
 
 
 def zone(name: str) -> tzinfo:
-    """A time zone by its IANA name ("UTC", "Europe/Kyiv"); ValueError for an unknown one."""
+    """A time zone by its IANA name ("UTC", "Europe/Kyiv"); ValueError for an unknown one.
+
+    >>> zone("UTC") is UTC, str(zone("Europe/Kyiv"))
+    (True, 'Europe/Kyiv')
+    """
+    if name.upper() == "UTC":
+        return UTC  # needs no time zone database (a slim container may have none)
     try:
         return ZoneInfo(name)
     except (ValueError, KeyError) as e:  # ZoneInfoNotFoundError is a KeyError
