@@ -327,7 +327,7 @@ def test_the_invoice_api_documents_the_seeds_error_shapes() -> None:
                 continue
             schema = _follow(doc, response)["content"]["application/json"]["schema"]["$ref"]
             assert schema.endswith("/ApiInvalid" if code == "422" else "/ApiErrors"), (method, path, code)
-    assert seen == 9
+    assert seen >= 9  # the nine of seeds/002; later /api/ routes (links, carts) keep the same rules
 
 
 def test_the_invoice_api_request_examples_match_their_schemas() -> None:
@@ -343,7 +343,7 @@ def test_the_invoice_api_request_examples_match_their_schemas() -> None:
                 errors = list(_validator(doc, media["schema"]).iter_errors(value))
                 assert not errors, (method, path, label, [e.message for e in errors])
                 seen += 1
-    assert seen == 5
+    assert seen >= 5
 
 
 # -- the examples (Swagger UI's Try it out sends them) ---------------------------------
