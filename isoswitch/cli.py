@@ -163,6 +163,8 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     _runs(rec, "isoswitch.admin", "cmd_reconcile")
 
+    _report_commands(sub)
+
     cfg = sub.add_parser("config", help="the effective configuration: `isoswitch config show` (secrets hidden)")
     actions = cfg.add_subparsers(dest="_action", required=True, metavar="{show}")
     show = actions.add_parser(
@@ -175,6 +177,27 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     show.add_argument("--workers", type=int)
     show.add_argument("--node-id", type=int)
     _runs(cfg, "isoswitch.admin", "cmd_config")
+
+
+def _report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``isoswitch report daily --project NAME --date D [--tz ZONE] [--out FILE]``."""
+    from datetime import date
+
+    report = sub.add_parser("report", help="reports over a project's books: `isoswitch report daily`")
+    actions = report.add_subparsers(dest="_action", required=True, metavar="{daily}")
+    daily = actions.add_parser(
+        "daily",
+        help="a CSV of a project's day: its orders, operations, fees and totals per currency (masked PANs only)",
+        description="A CSV of one project's day: every order and operation created that day (amounts, cash flow "
+        "and fees, status, masked PAN), then totals per currency. Written to --out (and a JSON line saying so "
+        "on stdout), or to stdout.",
+    )
+    daily.add_argument("--project", required=True, metavar="NAME", help="the project's name (its login)")
+    daily.add_argument("--date", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD", help="the day")
+    daily.add_argument("--tz", default="UTC", metavar="ZONE", help="the day's time zone, IANA name (default UTC)")
+    daily.add_argument("--out", type=Path, metavar="FILE", help="write the CSV here (default: stdout)")
+    options.add_database(daily)
+    _runs(report, "isoswitch.reports", "cmd_report")
 
 
 def _webhook_endpoint_commands(p: argparse.ArgumentParser) -> None:

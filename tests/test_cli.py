@@ -87,6 +87,7 @@ def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error(capsys: py
         "audit",
         "webhook",
         "reconcile",
+        "report",
         "config",
         "keys",
         "sim",
@@ -109,6 +110,7 @@ def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error(capsys: py
         ["webhook", "list"],
         ["webhook", "redeliver", "evt_1_1"],
         ["reconcile", "--sim-admin", "http://127.0.0.1:1"],
+        ["report", "daily", "--project", "shop", "--date", "2026-01-01"],
     ],
 )
 def test_every_book_command_opens_the_database_of_its_config(
