@@ -305,3 +305,14 @@ async def test_h2h_services_are_refused_by_public_key_and_not_offered_by_the_pre
     )
     status, doc = await rig.front.call("GET", "/api/payment-services")
     assert SERVICE in {s["attributes"]["service"] for s in doc["data"]}  # the private API lists it
+
+
+async def test_a_database_that_is_gone_answers_503_in_the_seeds_shape(rig: Rig) -> None:
+    await rig.front.runtime.db.pool.close()  # every later query fails: the database is unavailable
+    for request in (h2h(), body(reference_id=str(uuid.uuid4()))):
+        status, doc = await rig.front.call("POST", "/api/payment-invoices", request)
+        assert status == 503, doc
+        assert doc == {
+            "errors": [{"status": "Service Unavailable", "code": "503", "detail": doc["errors"][0]["detail"]}]
+        }
+    assert rig.live == []

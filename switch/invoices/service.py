@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import asyncpg
-
 from switch.invoices.model import Invoice, InvoiceRequest, state_of, test_flow_state
 from switch.invoices.services import PaymentService, PaymentServices
 from switch.invoices.store import InvoiceStore
@@ -40,7 +38,7 @@ from switch.orders.model import Order
 from switch.orders.pages import PaymentPages
 from switch.orders.requests import AuthorizeRequest, CreateRequest, Details, PageOptions
 from switch.orders.verdicts import ISSUER_BUSY, ISSUER_UNAVAILABLE, LINK_LOST, NOT_ENCODED, TIMED_OUT
-from switch.store.errors import WriterClosed
+from switch.store.db import DATABASE_DOWN
 from switch.store.projects import Project
 from switch.store.vault import Vault
 
@@ -111,8 +109,6 @@ _DETAILS = {
     INTERNAL: "The request could not be sent to the issuer.",
 }
 _CHECK = " Check the invoice's status (by id or reference_id) before creating it again."
-# The database down or gone (a connection refused or lost, the server shutting down, the writer closed).
-_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.OperatorInterventionError)
 
 
 def failure_kind(order: Order | None) -> str:
@@ -170,7 +166,7 @@ class Invoices:
             if service.flow == "h2h":
                 return await self._pay_now(project, req)
             return await self._create(project, req, service)
-        except (*_DB_DOWN, WriterClosed) as e:
+        except DATABASE_DOWN as e:
             raise GatewayFailure(UNAVAILABLE, None, "The service is unavailable, try again later.") from e
 
     async def _pay_now(self, project: Project, req: InvoiceRequest) -> InvoiceView:
