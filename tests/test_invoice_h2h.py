@@ -316,3 +316,15 @@ async def test_a_database_that_is_gone_answers_503_in_the_seeds_shape(rig: Rig) 
             "errors": [{"status": "Service Unavailable", "code": "503", "detail": doc["errors"][0]["detail"]}]
         }
     assert rig.live == []
+
+
+async def test_an_h2h_invoice_queues_its_callback_with_its_final_status(rig: Rig) -> None:
+    status, doc = await rig.front.call("POST", "/api/payment-invoices", h2h(callback_url="https://shop.example/cb"))
+    assert status == 201, doc
+    async with rig.front.runtime.db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT event_type, payload FROM webhook_outbox WHERE invoice_id = $1 ORDER BY created, id",
+            doc["data"]["id"],
+        )
+    assert [r["event_type"] for r in rows][-1:] == ["invoice.processed"]
+    assert all(PAN not in str(r["payload"]) for r in rows)
