@@ -328,3 +328,19 @@ async def test_an_h2h_invoice_queues_its_callback_with_its_final_status(rig: Rig
         )
     assert [r["event_type"] for r in rows][-1:] == ["invoice.processed"]
     assert all(PAN not in str(r["payload"]) for r in rows)
+
+
+async def test_a_project_that_requires_3ds_or_the_holder_refuses_an_h2h_invoice_without_making_it(rig: Rig) -> None:
+    projects = rig.front.runtime.projects
+    project = await projects.by_login("project")
+    assert project is not None
+    await projects.update_settings(project.id, holder_required=True)
+    request = h2h(service_fields={k: v for k, v in card_fields().items() if k != "card_holder"})
+    status, doc = await rig.front.call("POST", "/api/payment-invoices", request)
+    assert status == 422 and "service_fields.card_holder" in doc["errors"], doc
+    await projects.update_settings(project.id, holder_required=False, require_3ds=True)
+    request = h2h()
+    status, doc = await rig.front.call("POST", "/api/payment-invoices", request)
+    assert status == 422 and "3-D Secure" in doc["errors"]["service"], doc
+    assert await by_reference(rig.front, request["data"]["attributes"]["reference_id"]) == []
+    assert rig.live == [] and rig.test == []

@@ -37,9 +37,11 @@ async def create_invoice(request: web.Request) -> web.Response:
     except GatewayFailure as e:
         raise gateway_failure(e) from None
     except InvalidInput as e:
-        # A card the translator refuses (checked before anything is written): nothing was made.
-        field = e.problems[0].field if e.problems else None
-        raise invalid({f"service_fields.{field}" if field else "service_fields": e.problems[0].message}) from None
+        # A card or amount the core refuses (checked before anything is written): nothing was made.
+        problem = e.problems[0] if e.problems else None
+        field = (problem.field if problem is not None else None) or ""
+        key = field if field in ("amount", "currency") or field.startswith("service_fields.") else "service_fields"
+        raise invalid({key: problem.message if problem is not None else e.message}) from None
     except Rejected as e:
         raise invalid({"service": e.message}) from None
     body = {"data": invoice_resource(request, project, view)}

@@ -33,7 +33,7 @@ from switch.invoices.services import PaymentService, PaymentServices
 from switch.invoices.store import InvoiceStore
 from switch.money import currency, from_minor
 from switch.orders.cashflow import percent_of
-from switch.orders.errors import Declined, Fraud, IssuerError
+from switch.orders.errors import Declined, Fraud, InvalidInput, IssuerError, Rejected
 from switch.orders.model import Order
 from switch.orders.pages import PaymentPages
 from switch.orders.requests import AuthorizeRequest, CreateRequest, Details, PageOptions
@@ -164,12 +164,12 @@ class Invoices:
         assert service is not None
         try:
             if service.flow == "h2h":
-                return await self._pay_now(project, req)
+                return await self._pay_now(project, req, service)
             return await self._create(project, req, service)
         except DATABASE_DOWN as e:
             raise GatewayFailure(UNAVAILABLE, None, "The service is unavailable, try again later.") from e
 
-    async def _pay_now(self, project: Project, req: InvoiceRequest) -> InvoiceView:
+    async def _pay_now(self, project: Project, req: InvoiceRequest, service: PaymentService) -> InvoiceView:
         """An h2h invoice: written when its order is built, then authorized (and charged) at once."""
         store, pages, _ = self._parts()
         invoice_id = _new_id()
@@ -183,11 +183,18 @@ class Invoices:
                 raise DuplicateInvoice(await self._view(project, existing))
             written.append(invoice)
 
-        assert req.card is not None  # the front's parse took it out of service_fields
+        card, settings = req.card, project.settings
+        assert card is not None  # the front's parse took it out of service_fields
+        if settings.require_3ds:
+            # No cardholder's browser host to host: the project's rule is kept, not bypassed (nothing is made).
+            raise Rejected("This project requires 3-D Secure: use a hosted page's service (hpp)")
+        if settings.holder_required and not card.holder:
+            key = (service.card_fields or {}).get("holder", "card_holder")
+            raise InvalidInput.one("This value should not be blank.", f"service_fields.{key}")
         cur = currency(req.currency)
         pay = AuthorizeRequest(
             amount=Decimal(from_minor(req.amount, cur)),
-            card=req.card,
+            card=card,
             currency=cur,
             details=Details(description=req.description, invoice_id=invoice_id),
             auto_charge=req.payment_flow == "charge",
