@@ -8,7 +8,8 @@ One operation, whatever its type and whoever asked (the REST front through
 2. the order (when new) and a **pending** operation, holding the request's
    MTI, RRN, DE 7, DE 41, DE 32 and amount, are committed through the group
    writer (write-ahead intent) before the host sees anything;
-3. the request goes to the router; DE 11 was reserved from the destination's
+3. the request goes to the router (a test-mode order's to the test destination,
+   ``[routing] test``, whatever the card); DE 11 was reserved from the destination's
    STAN space before the intent (with reversals; else the link stamps it);
 4. the outcome and the order's new state are committed in one statement,
    then the caller gets the outcome.
