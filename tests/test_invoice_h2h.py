@@ -182,6 +182,17 @@ async def test_a_live_invoice_routed_by_the_bin_table_to_a_destination_that_is_d
     assert rig.live == [] and rig.test == []
 
 
+async def test_a_pk_test_key_makes_test_mode_orders_and_a_pk_live_key_live_ones(rig: Rig) -> None:
+    test_key, live_key = await keys_of(rig.front, "project")
+    for key, sim in ((test_key, rig.test), (live_key, rig.live)):
+        request = {"public_key": key, "service": "payment_card_usd_hpp", "currency": "USD", "amount": 12.5}
+        status, doc = await rig.front.call("POST", "/public-api/payment-invoices", request, headers={})
+        assert status == 201, doc
+        resp = await pay(rig.front, {"attributes": {"hpp_url": doc["data"]["hpp_url"]}})
+        assert resp.status == 303 and mtis(sim) == ["0100", "0220"]  # flow charge (the default): charged
+    assert len(rig.test) == len(rig.live) == 2
+
+
 async def test_the_same_card_in_test_mode_never_reaches_the_destination_its_bin_names(rig: Rig) -> None:
     status, doc = await rig.front.call("POST", "/api/payment-invoices", h2h(DOWN_PAN, test_mode=True))
     assert status == 201, doc  # the BIN table says "down"; test mode says the test host
