@@ -269,6 +269,19 @@ async def test_an_issuer_that_times_out_answers_504_and_the_authorization_is_rev
     assert len(rig.live) == asked
 
 
+async def test_a_connection_lost_before_the_answer_answers_502_and_queues_the_reversal(rig: Rig) -> None:
+    rig.front.sim.set_faults([{"action": "close", "pan": PAN, "mti": "0100", "times": 1}])
+    status, doc = await rig.front.call("POST", "/api/payment-invoices", h2h(PAN))
+    assert status == 502, doc
+    attrs = await read(rig.front, doc["meta"]["id"])
+    assert (attrs["status"], attrs["resolution"]) == ("process_failed", "error")
+    async with rig.front.runtime.db.pool.acquire() as conn:
+        queued = await conn.fetchval(
+            "SELECT count(*) FROM saf WHERE order_id = $1", attrs["original_data"]["external_id"]
+        )
+    assert queued == 1  # the outcome is unknown: reversed through store-and-forward
+
+
 async def test_a_duplicate_reference_of_an_h2h_invoice_is_409_and_pays_nothing_more(rig: Rig) -> None:
     request = h2h()
     first = await rig.front.call("POST", "/api/payment-invoices", request)
