@@ -30,7 +30,7 @@ _LINK_KEYS = {f.name for f in dataclasses.fields(LinkConfig)} - {"host", "port",
 # Each link option's type is its default's: a wrong type must fail here, naming
 # the key, not later inside a running link (TOML integers do for floats).
 _LINK_TYPES = {f.name: type(f.default) for f in dataclasses.fields(LinkConfig) if f.name in _LINK_KEYS}
-_SECTION_KEYS = {"switch": {"node_id"}, "routing": {"default"}}
+_SECTION_KEYS = {"switch": {"node_id"}, "routing": {"default", "test"}}
 _ROUTE_KEYS = {"bins", "destination"}
 # TLS of a destination's links (switch.wire.tls.client_context): ``tls = true`` turns it on;
 # ``ca_file`` (default: the system's CAs), ``cert_file``/``key_file`` (mutual TLS) and
@@ -63,6 +63,14 @@ class SwitchConfig:
     destinations: tuple[DestinationConfig, ...] = ()
     routes: tuple[Route, ...] = ()
     default_route: str | None = None
+    # [routing] test: where test-mode orders go (seeds/002 test_mode invoices, the pk_test_ public API).
+    # None: the default destination (and with no default either, the BIN table, as live orders).
+    test_route: str | None = None
+
+    @property
+    def test_destination(self) -> str | None:
+        """Where test-mode orders go: ``test_route``, else ``default_route``."""
+        return self.test_route or self.default_route
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = "config") -> SwitchConfig:
@@ -128,10 +136,13 @@ class SwitchConfig:
                 raise ConfigError(f"{where}: {e}") from None
             if dest not in names:
                 raise ConfigError(f"{where}: unknown destination {dest!r}")
-        default = doc.get("routing", {}).get("default")
+        routing = doc.get("routing", {})
+        default, test = routing.get("default"), routing.get("test")
         if default is not None and default not in names:
             raise ConfigError(f"{source}: routing.default names unknown destination {default!r}")
-        return cls(node_id, tuple(dests), tuple(routes), default)
+        if test is not None and test not in names:
+            raise ConfigError(f"{source}: routing.test names unknown destination {test!r}")
+        return cls(node_id, tuple(dests), tuple(routes), default, test)
 
     def with_target(self, host: str, port: int) -> SwitchConfig:
         """The same config with every destination pointed at ``host:port`` (for ``up`` and bench)."""
@@ -146,7 +157,7 @@ class SwitchConfig:
             Pool.connect(d.name, d.link, d.links, node_id=self.node_id, on_unmatched=on_unmatched)
             for d in self.destinations
         ]
-        return Router(pools, RoutingTable(self.routes, self.default_route))
+        return Router(pools, RoutingTable(self.routes, self.default_route, test=self.test_destination))
 
 
 def _tls_of(d: dict[str, Any], where: str) -> ssl.SSLContext | None:

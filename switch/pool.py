@@ -3,6 +3,13 @@
 >>> t = RoutingTable([Route("visa", "400000", "499999"), Route("amex", "34", "37")], default="sim")
 >>> t.destination("4111111111111111"), t.destination("371449635398431"), t.destination("6011000990139424")
 ('visa', 'amex', 'sim')
+
+Test mode (seeds/002's ``test_mode`` invoices) goes to one destination whatever the card, ``test`` (the
+simulator, say), so a test payment never reaches a live issuer:
+
+>>> t = RoutingTable([Route("visa", "400000", "499999")], default="live", test="sim")
+>>> t.destination("4111111111111111"), t.destination("4111111111111111", test_mode=True)
+('visa', 'sim')
 """
 
 from __future__ import annotations
@@ -132,17 +139,23 @@ class Route:
 
 
 class RoutingTable:
-    """BIN ranges to destination names; the most specific range wins, else the default."""
+    """BIN ranges to destination names; the most specific range wins, else the default.
+
+    ``test``: where test-mode requests go (None: by the ranges, like live ones).
+    """
 
     _CACHE_MAX = 65_536
 
-    def __init__(self, routes: Iterable[Route], default: str | None = None) -> None:
+    def __init__(self, routes: Iterable[Route], default: str | None = None, *, test: str | None = None) -> None:
         self.routes = sorted(routes, key=lambda r: r.width)
         self.default = default
+        self.test = test
         self._cache: dict[str, str | None] = {}
         self._key_len = max((len(r.low) for r in self.routes), default=0)
 
-    def destination(self, pan: str) -> str:
+    def destination(self, pan: str, *, test_mode: bool = False) -> str:
+        if test_mode and self.test is not None:
+            return self.test
         # Routes only look at the first _key_len digits: cache on those.
         key = pan[: self._key_len]
         try:
@@ -170,9 +183,11 @@ class Router:
                 raise ValueError(f"route {r.low}-{r.high} names unknown destination {r.destination}")
         if table.default is not None and table.default not in self.pools:
             raise ValueError(f"default route names unknown destination {table.default}")
+        if table.test is not None and table.test not in self.pools:
+            raise ValueError(f"test route names unknown destination {table.test}")
 
-    def pool_for(self, pan: str) -> Pool:
-        return self.pools[self.table.destination(pan)]
+    def pool_for(self, pan: str, *, test_mode: bool = False) -> Pool:
+        return self.pools[self.table.destination(pan, test_mode=test_mode)]
 
     async def request_to(self, destination: str, msg: Message, *, timeout: float | None = None) -> Message:
         """Send to the named pool (where an original went), or route on DE 2 when it no longer exists."""
@@ -181,8 +196,8 @@ class Router:
             pool = self.pool_for(msg.get("2", ""))
         return await pool.request(msg, timeout=timeout)
 
-    async def request(self, msg: Message, *, timeout: float | None = None) -> Message:
-        return await self.pool_for(msg.get("2", "")).request(msg, timeout=timeout)
+    async def request(self, msg: Message, *, timeout: float | None = None, test_mode: bool = False) -> Message:
+        return await self.pool_for(msg.get("2", ""), test_mode=test_mode).request(msg, timeout=timeout)
 
     def start(self) -> None:
         for p in self.pools.values():

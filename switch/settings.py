@@ -284,8 +284,9 @@ def shown(settings: Settings, sections: Mapping[str, Section] | None = None) -> 
             table[key] = _plain(value)
         out[name] = table
     out["destinations"] = [_destination(d) for d in settings.switch.destinations]
-    if settings.switch.default_route is not None:
-        out["routing"] = {"default": settings.switch.default_route}
+    routing = {"default": settings.switch.default_route, "test": settings.switch.test_route}
+    if any(v is not None for v in routing.values()):
+        out["routing"] = {k: v for k, v in routing.items() if v is not None}
     if settings.switch.routes:
         out["routes"] = [
             {"bins": r.low if r.low == r.high else f"{r.low}-{r.high}", "destination": r.destination}

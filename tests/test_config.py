@@ -142,6 +142,27 @@ def test_default_route_to_an_unknown_destination_is_an_error() -> None:
     assert "routing.default" in msg and "sim" in msg
 
 
+def test_test_route_defaults_to_the_default_destination_and_may_name_another() -> None:
+    document = doc()
+    document["destinations"].append({"name": "amex", "host": "10.0.0.2", "port": 9001})
+    cfg = SwitchConfig.from_dict(document)
+    assert (cfg.test_route, cfg.test_destination) == (None, "visa")
+    assert cfg.build_router().table.test == "visa"
+    document["routing"]["test"] = "amex"
+    cfg = SwitchConfig.from_dict(document)
+    assert (cfg.test_route, cfg.test_destination) == ("amex", "amex")
+    router = cfg.build_router()
+    assert router.pool_for("4111111111111111").name == "visa"
+    assert router.pool_for("4111111111111111", test_mode=True).name == "amex"
+
+
+def test_test_route_to_an_unknown_destination_is_an_error() -> None:
+    document = doc()
+    document["routing"]["test"] = "sandbox"
+    msg = config_error(document)
+    assert "routing.test" in msg and "sandbox" in msg
+
+
 @pytest.mark.parametrize("bins", ["abc", "45-4", "4-45", "", "4-x"])
 def test_malformed_bins_are_an_error_naming_the_route(bins: str) -> None:
     document = doc()

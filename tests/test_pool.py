@@ -227,6 +227,16 @@ def test_routing_table_without_default_raises_no_route() -> None:
     assert RoutingTable([], default="sim").destination("4111111111111111") == "sim"
 
 
+def test_test_mode_goes_to_the_test_destination_whatever_the_card_and_live_by_the_ranges() -> None:
+    table = RoutingTable([Route("visa", "4", "4")], default="live", test="sim")
+    assert table.destination("4111111111111111") == "visa"
+    assert table.destination("4111111111111111", test_mode=True) == "sim"
+    assert table.destination("6011000990139424", test_mode=True) == "sim"
+    assert table.destination("4111111111111111") == "visa"  # the cache holds live answers only
+    # Without a test destination, test mode routes as live does.
+    assert RoutingTable([Route("visa", "4", "4")], default="live").destination("4111", test_mode=True) == "visa"
+
+
 @pytest.mark.parametrize(
     ("low", "high"),
     [("4", "45"), ("45", "44"), ("4a", "4b"), ("", ""), ("-1", "-1")],
@@ -304,6 +314,8 @@ def test_router_refuses_routes_to_unknown_destinations() -> None:
         Router([visa], RoutingTable([Route("amex", "34", "34")]))
     with pytest.raises(ValueError, match="sim"):
         Router([visa], RoutingTable([Route("visa", "4", "4")], default="sim"))
+    with pytest.raises(ValueError, match="test route names unknown destination sandbox"):
+        Router([visa], RoutingTable([], default="visa", test="sandbox"))
 
 
 async def test_links_of_one_pool_never_hand_out_the_same_stan() -> None:

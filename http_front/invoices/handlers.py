@@ -12,9 +12,13 @@ from http_front.invoices.jsonapi import ApiError, error_list, invalid
 from http_front.invoices.parse import invoice_request, read_body
 from http_front.invoices.views import PATH, invoice_resource
 from http_front.keys import PROJECT, RUNTIME
-from switch.invoices.service import DuplicateInvoice
+from switch.invoices.service import DuplicateInvoice, GatewayFailure
+from switch.orders.errors import InvalidInput, Rejected
 
-__all__ = ["create_invoice", "get_invoice", "list_invoices"]
+__all__ = ["create_invoice", "gateway_failure", "get_invoice", "list_invoices"]
+
+# seeds/002's code table: the issuer's answer unusable, the issuer or the database unavailable, no answer in time.
+_GATEWAY_STATUS = {"bad_gateway": 502, "unavailable": 503, "timeout": 504, "internal": 500}
 
 _INVOICE_ID = re.compile(r"cpi_[A-Za-z0-9]{16}")
 _DEFAULT_SIZE, _MAX_SIZE = 20, 100
@@ -30,8 +34,29 @@ async def create_invoice(request: web.Request) -> web.Response:
     except DuplicateInvoice as e:
         # seeds/002's 409: the invoice made first, for the merchant's own reconciliation.
         raise ApiError(409, {"data": invoice_resource(request, project, e.existing)}) from None
+    except GatewayFailure as e:
+        raise gateway_failure(e) from None
+    except InvalidInput as e:
+        # A card or amount the core refuses (checked before anything is written): nothing was made.
+        problem = e.problems[0] if e.problems else None
+        field = (problem.field if problem is not None else None) or ""
+        key = field if field in ("amount", "currency") or field.startswith("service_fields.") else "service_fields"
+        raise invalid({key: problem.message if problem is not None else e.message}) from None
+    except Rejected as e:
+        raise invalid({"service": e.message}) from None
     body = {"data": invoice_resource(request, project, view)}
     return json_reply(body, 201, {"Location": f"{PATH}/{view.invoice.id}"}).response()
+
+
+def gateway_failure(e: GatewayFailure) -> ApiError:
+    """seeds/002's 502/503/504 (``{"errors": [...]}``), with the invoice's id and reference when one was written,
+    so the merchant can check it (the seed: "Check the transaction status") before creating it again."""
+    status = _GATEWAY_STATUS[e.kind]
+    body: dict[str, Any] = error_list(status, e.detail)
+    if e.view is not None:
+        inv = e.view.invoice
+        body["meta"] = {"id": inv.id, "reference_id": inv.reference_id, "status": e.view.status}
+    return ApiError(status, body)
 
 
 async def get_invoice(request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ from aiohttp.typedefs import Handler
 from http_front.errors import route_name
 from http_front.failures import HttpFailure, Reply, dumps
 from http_front.logs import format_exception
+from switch.store.db import DATABASE_DOWN
 
 __all__ = [
     "API_PREFIXES",
@@ -99,6 +100,11 @@ async def jsonapi_errors(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         allow = e.headers.get("Allow")
         return ApiError(e.status, error_list(e.status), {"Allow": allow} if allow else None).reply().response()
+    except DATABASE_DOWN as e:
+        # seeds/002's 503 (the server is not ready to handle the request), not a 500 with nothing said.
+        log.error("database unavailable in %s: %s", route_name(request), type(e).__name__)
+        detail = "The service is unavailable, try again later."
+        return ApiError(503, error_list(503, detail), {"Retry-After": "1"}).reply().response()
     except Exception as e:
         log.error("unhandled error in %s\n%s", route_name(request), format_exception(e))
         return ApiError(500, _INTERNAL).reply().response()

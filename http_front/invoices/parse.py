@@ -21,7 +21,7 @@ from http_front.failures import ValidationFailed
 from http_front.invoices.jsonapi import ApiError, error_list, invalid
 from switch.errors import TranslationError
 from switch.invoices.model import InvoiceRequest
-from switch.invoices.services import PaymentServices
+from switch.invoices.services import CardFieldError, PaymentServices
 from switch.money import to_minor
 
 __all__ = ["EXPIRES_MAX", "EXPIRES_MIN", "invoice_request", "read_body"]
@@ -196,8 +196,19 @@ def attributes_request(
     elif not (isinstance(reference_id, str) and 0 < len(reference_id.strip()) and len(reference_id) <= 255):
         errors["reference_id"] = "This value should be a string of 1 to 255 characters."
     service_fields = _object(attrs, "service_fields", errors) or {}
+    card = None
     if service is not None:
         errors.update(service.check_fields(service_fields))
+        if service.flow == "h2h" and source != "merchant_api":
+            # Card data goes host to host only, with the private API's credentials, never with a public key.
+            errors["service"] = "This service is available through the private API only."
+        elif service.flow == "h2h" and not errors.keys() & {f"service_fields.{f.key}" for f in service.fields}:
+            try:
+                card = service.card_of(service_fields)
+            except CardFieldError as e:
+                errors[e.key] = e.message
+        if service.card_fields is not None:
+            service_fields = service.kept_fields(service_fields)  # the card is the order's, sealed; never here
     req_kwargs = {
         "description": _text(attrs, "description", errors),
         "customer": _customer(attrs, errors),
@@ -219,6 +230,7 @@ def attributes_request(
         payment_flow=str(flow),
         test_mode=bool(test_mode),
         service_fields=service_fields,
+        card=card,
         source=source,
         **req_kwargs,  # type: ignore[arg-type]
     )

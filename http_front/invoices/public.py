@@ -18,12 +18,13 @@ from typing import Any
 from aiohttp import web
 
 from http_front.failures import json_reply
+from http_front.invoices.handlers import gateway_failure
 from http_front.invoices.jsonapi import ApiError, error_list, invalid
 from http_front.invoices.parse import attributes_request, read_body
 from http_front.invoices.services import number
 from http_front.invoices.views import invoice_resource
 from http_front.keys import RUNTIME
-from switch.invoices.service import DuplicateInvoice, InvoiceView
+from switch.invoices.service import DuplicateInvoice, GatewayFailure, InvoiceView
 from switch.store.projects import Project
 
 __all__ = ["nest_form", "prerequest", "process_form", "public_create", "public_get", "public_invoice"]
@@ -91,6 +92,8 @@ async def public_create(request: web.Request) -> web.Response:
         view = await invoices.create(project, req)
     except DuplicateInvoice as e:
         raise ApiError(409, {"data": public_invoice(request, project, e.existing)}) from None
+    except GatewayFailure as e:
+        raise gateway_failure(e) from None
     return json_reply({"data": public_invoice(request, project, view)}, 201).response()
 
 
@@ -114,7 +117,10 @@ async def prerequest(request: web.Request) -> web.Response:
     services = request.app[RUNTIME].invoices.services
     if not isinstance(cur, str) or not re.fullmatch(r"[A-Za-z]{3}", cur):
         raise invalid({"currency": "This value is not a valid currency."})
-    chosen = [s for s in services.services if s.currency == cur.upper() and (test_mode or not s.test_only)]
+    # Not the h2h services: card data goes host to host with the private API's credentials, never a public key.
+    chosen = [
+        s for s in services.services if s.currency == cur.upper() and (test_mode or not s.test_only) and s.flow != "h2h"
+    ]
     data = {
         "currency": cur.upper(),
         "test_mode": test_mode,
@@ -180,6 +186,8 @@ async def process_form(request: web.Request) -> web.StreamResponse:
         view = await invoices.create(project, req)
     except DuplicateInvoice as e:
         view = e.existing
+    except GatewayFailure as e:
+        raise gateway_failure(e) from None
     url = public_invoice(request, project, view)["hpp_url"]
     if url is None:  # a service with no page (the test flow): its outcome is known at once
         return json_reply({"data": public_invoice(request, project, view)}, 201).response()

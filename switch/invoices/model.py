@@ -14,11 +14,12 @@ and ``process_failed`` with a ``resolution`` (``declined``, ``expired``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from switch.orders.model import OrderStatus
+from switch.translate import Card
 
 __all__ = ["Invoice", "InvoiceRequest", "state_of", "test_flow_state"]
 
@@ -94,6 +95,8 @@ class InvoiceRequest:
     expires: datetime | None = None  # None: the default lifetime
     source: str = "merchant_api"
     language: str = "en"  # the hosted page's (a payment link passes its own)
+    # An h2h service's card, taken out of service_fields (switch.invoices.services): never stored with the invoice.
+    card: Card | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

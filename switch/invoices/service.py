@@ -7,6 +7,15 @@ so ``GET /orders/`` shows it) and a hosted payment page of kind ``invoice``
 for it; paying the page pays the order (``flow: charge`` charges it at once,
 ``verify`` only authorizes). The invoice's status is read from its order
 (:func:`switch.invoices.model.state_of`).
+
+A host-to-host service (flow ``h2h``, the card in the request) pays at once: the
+invoice row is written once the card and the request are checked (``claim`` of
+:meth:`OrdersService.authorize`, before the intent), then the order is
+authorized (``flow: charge``: and charged) through the order service. A decline is
+an answer (the invoice is ``process_failed``/``declined``); an issuer that could not
+be asked, answered something unusable or did not answer in time (its reversal goes
+through store-and-forward as any) is :class:`GatewayFailure`, seeds/002's 503/502/504,
+and the invoice stays readable by id and reference, as the seed's code table advises.
 """
 
 from __future__ import annotations
@@ -24,13 +33,16 @@ from switch.invoices.services import PaymentService, PaymentServices
 from switch.invoices.store import InvoiceStore
 from switch.money import currency, from_minor
 from switch.orders.cashflow import percent_of
+from switch.orders.errors import Declined, Fraud, InvalidInput, IssuerError, Rejected
 from switch.orders.model import Order
 from switch.orders.pages import PaymentPages
-from switch.orders.requests import CreateRequest, Details, PageOptions
+from switch.orders.requests import AuthorizeRequest, CreateRequest, Details, PageOptions
+from switch.orders.verdicts import ISSUER_BUSY, ISSUER_UNAVAILABLE, LINK_LOST, NOT_ENCODED, TIMED_OUT
+from switch.store.db import DATABASE_DOWN
 from switch.store.projects import Project
 from switch.store.vault import Vault
 
-__all__ = ["DEFAULT_LIFETIME", "DuplicateInvoice", "InvoiceView", "Invoices"]
+__all__ = ["DEFAULT_LIFETIME", "DuplicateInvoice", "GatewayFailure", "InvoiceView", "Invoices", "failure_kind"]
 
 DEFAULT_LIFETIME = timedelta(days=1)  # when the request says no `expires` (seeds/002 allows 14 min to 2 days)
 _ALPHABET = string.ascii_letters + string.digits
@@ -42,6 +54,10 @@ def _base62(n: int, length: int = 16) -> str:
         n, r = divmod(n, 62)
         out.append(_ALPHABET[r])
     return "".join(out)
+
+
+def _new_id() -> str:
+    return "cpi_" + "".join(secrets.choice(_ALPHABET) for _ in range(16))
 
 
 def customer_id(project_id: int, reference_id: str) -> str:
@@ -75,6 +91,47 @@ class DuplicateInvoice(Exception):
         self.existing = existing
 
 
+# What a create that got no usable answer tells the merchant (seeds/002's 5xx), as data: by the reason an
+# operation was not answered, else by the issuer's DE 39 when it answered with an error code.
+BAD_GATEWAY, UNAVAILABLE, TIMEOUT, INTERNAL = "bad_gateway", "unavailable", "timeout", "internal"
+_UNANSWERED = {
+    ISSUER_UNAVAILABLE: UNAVAILABLE,  # no ready link, no route: nothing was sent
+    ISSUER_BUSY: UNAVAILABLE,
+    TIMED_OUT: TIMEOUT,  # sent, no answer in time: reversed through store-and-forward
+    LINK_LOST: BAD_GATEWAY,  # sent, the connection dropped before the answer: reversed too
+    NOT_ENCODED: INTERNAL,  # our bug, logged by the engine
+}
+_ANSWERED = {"91": UNAVAILABLE, "92": UNAVAILABLE}  # issuer inoperative, no route to it; other codes: unusable
+_DETAILS = {
+    BAD_GATEWAY: "The issuer's answer could not be used.",
+    UNAVAILABLE: "The issuer is unavailable.",
+    TIMEOUT: "The issuer did not answer in time; the authorization is being reversed.",
+    INTERNAL: "The request could not be sent to the issuer.",
+}
+_CHECK = " Check the invoice's status (by id or reference_id) before creating it again."
+
+
+def failure_kind(order: Order | None) -> str:
+    """Which 5xx an h2h invoice's order that failed with an issuer error answers (its last operation says)."""
+    last = order.operations[-1] if order is not None and order.operations else None
+    if last is None:
+        return UNAVAILABLE
+    if last.iso_response_code is not None:
+        return _ANSWERED.get(last.iso_response_code, BAD_GATEWAY)
+    return _UNANSWERED.get(last.iso_message or "", BAD_GATEWAY)
+
+
+class GatewayFailure(Exception):
+    """An invoice create that got no usable answer: ``kind`` (bad_gateway, unavailable, timeout, internal: the
+    seed's 502, 503, 504, 500), why in words, and the invoice as stored when one was written (None: none was)."""
+
+    def __init__(self, kind: str, view: InvoiceView | None, detail: str | None = None) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.view = view
+        self.detail = (detail or _DETAILS[kind]) + (_CHECK if view is not None else "")
+
+
 class Invoices:
     """The invoice service: payment services as data, invoices and the orders that pay them."""
 
@@ -100,26 +157,79 @@ class Invoices:
         return self.store, self.pages, self._vault
 
     async def create(self, project: Project, req: InvoiceRequest) -> InvoiceView:
-        """A new invoice (and, for a page's service, its waiting order and page); :class:`DuplicateInvoice` when
-        the reference is taken. The request is checked already (the front's parse)."""
-        store, pages, vault = self._parts()
+        """A new invoice (and, for a page's service, its waiting order and page; for an h2h service, its
+        payment); :class:`DuplicateInvoice` when the reference is taken, :class:`GatewayFailure` when the issuer
+        or the database did not serve it. The request is checked already (the front's parse)."""
         service = self.services.get(req.service)
         assert service is not None
-        engine = pages.engine
-        now = engine.clock()
-        invoice_id = "cpi_" + "".join(secrets.choice(_ALPHABET) for _ in range(16))
-        hpp = service.flow == "hpp"
-        token = secrets.token_urlsafe(32) if hpp else None  # 256 bits: the page's URL is its only credential
-        key_id, sealed = vault.seal(token.encode(), invoice_id.encode()) if token else (None, None)
-        order_id = await engine.take(engine.ids.order_id) if hpp else None
+        try:
+            if service.flow == "h2h":
+                return await self._pay_now(project, req, service)
+            return await self._create(project, req, service)
+        except DATABASE_DOWN as e:
+            raise GatewayFailure(UNAVAILABLE, None, "The service is unavailable, try again later.") from e
+
+    async def _pay_now(self, project: Project, req: InvoiceRequest, service: PaymentService) -> InvoiceView:
+        """An h2h invoice: written when its order is built, then authorized (and charged) at once."""
+        store, pages, _ = self._parts()
+        invoice_id = _new_id()
+        written: list[Invoice] = []
+
+        async def claim(order_id: str, now: datetime) -> None:
+            invoice = self._invoice(project, req, invoice_id, order_id, now)
+            if not await store.insert(invoice):
+                existing = await store.by_reference(project.id, req.reference_id)
+                assert existing is not None  # unique and never deleted
+                raise DuplicateInvoice(await self._view(project, existing))
+            written.append(invoice)
+
+        card, settings = req.card, project.settings
+        assert card is not None  # the front's parse took it out of service_fields
+        if settings.require_3ds:
+            # No cardholder's browser host to host: the project's rule is kept, not bypassed (nothing is made).
+            raise Rejected("This project requires 3-D Secure: use a hosted page's service (hpp)")
+        if settings.holder_required and not card.holder:
+            key = (service.card_fields or {}).get("holder", "card_holder")
+            raise InvalidInput.one("This value should not be blank.", f"service_fields.{key}")
+        cur = currency(req.currency)
+        pay = AuthorizeRequest(
+            amount=Decimal(from_minor(req.amount, cur)),
+            card=card,
+            currency=cur,
+            details=Details(description=req.description, invoice_id=invoice_id),
+            auto_charge=req.payment_flow == "charge",
+            test_mode=req.test_mode,
+        )
+        failed = False
+        try:
+            await pages.service.authorize(project, pay, claim=claim)
+        except (Declined, Fraud):
+            pass  # an answer: the invoice reads process_failed / declined
+        except IssuerError:
+            failed = True
+        view = await self._view(project, written[0])
+        if failed:
+            raise GatewayFailure(failure_kind(view.order), view)
+        return view
+
+    def _invoice(
+        self,
+        project: Project,
+        req: InvoiceRequest,
+        invoice_id: str,
+        order_id: str | None,
+        now: datetime,
+        page: tuple[str | None, bytes | None] = (None, None),
+    ) -> Invoice:
+        """The invoice row of ``req`` (``page``: its page token, sealed by the vault)."""
         customer = req.customer
-        invoice = Invoice(
+        return Invoice(
             id=invoice_id,
             project_id=project.id,
             order_id=order_id,
             reference_id=req.reference_id,
             test_mode=req.test_mode,
-            service=service.code,
+            service=req.service,  # the service's code (the front's parse)
             payment_flow=req.payment_flow,
             amount=req.amount,
             currency=req.currency,
@@ -134,12 +244,24 @@ class Invoices:
             gateway_options=req.gateway_options,
             source=req.source,
             expires=req.expires or now + DEFAULT_LIFETIME,
-            page_key_id=key_id,
-            page_token=sealed,
+            page_key_id=page[0],
+            page_token=page[1],
             callback_logs={},
             created=now,
             updated=now,
         )
+
+    async def _create(self, project: Project, req: InvoiceRequest, service: PaymentService) -> InvoiceView:
+        """An invoice of a page's service (its waiting order and page) or of the test flow."""
+        store, pages, vault = self._parts()
+        engine = pages.engine
+        now = engine.clock()
+        invoice_id = _new_id()
+        hpp = service.flow == "hpp"
+        token = secrets.token_urlsafe(32) if hpp else None  # 256 bits: the page's URL is its only credential
+        key_id, sealed = vault.seal(token.encode(), invoice_id.encode()) if token else (None, None)
+        order_id = await engine.take(engine.ids.order_id) if hpp else None
+        invoice = self._invoice(project, req, invoice_id, order_id, now, (key_id, sealed))
         if not await store.insert(invoice):
             existing = await store.by_reference(project.id, req.reference_id)
             assert existing is not None  # unique and never deleted
@@ -157,6 +279,7 @@ class Invoices:
                 details=Details(description=req.description, invoice_id=invoice_id),
                 auto_charge=req.payment_flow == "charge",
                 page=PageOptions(return_url=success, language=req.language),
+                test_mode=req.test_mode,
             )
             kind = "invoice"
             order = await pages.open_waiting(

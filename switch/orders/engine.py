@@ -8,7 +8,8 @@ One operation, whatever its type and whoever asked (the REST front through
 2. the order (when new) and a **pending** operation, holding the request's
    MTI, RRN, DE 7, DE 41, DE 32 and amount, are committed through the group
    writer (write-ahead intent) before the host sees anything;
-3. the request goes to the router; DE 11 was reserved from the destination's
+3. the request goes to the router (a test-mode order's to the test destination,
+   ``[routing] test``, whatever the card); DE 11 was reserved from the destination's
    STAN space before the intent (with reversals; else the link stamps it);
 4. the outcome and the order's new state are committed in one statement,
    then the caller gets the outcome.
@@ -81,8 +82,10 @@ from switch.orders.status import allowed
 from switch.orders.verdicts import (
     ISSUER_BUSY,
     ISSUER_UNAVAILABLE,
+    LINK_LOST,
     MADE_BY,
     NOT_ENCODED,
+    TIMED_OUT,
     VERDICTS,
     Exchanged,
     Sent,
@@ -218,7 +221,7 @@ class Engine:
         )
         if self.reversals is not None:
             # DE 11 before the intent: a crash between send and result still knows what to reverse.
-            op.stan, op.destination = self.reversals.prepare(msg)
+            op.stan, op.destination = self.reversals.prepare(msg, test_mode=order.test_mode)
             op.owner = self.reversals.owner
         note = current_note()
         if note is not None and not note.written and note.operation_id is None:
@@ -270,7 +273,7 @@ class Engine:
             debug = log.isEnabledFor(logging.DEBUG)  # the request id rides on each of these lines
             if debug:
                 log.debug("intent written", extra={"order_id": order.id, "operation_id": op.id, "mti": msg["t"]})
-            outcome = await self._send(msg)
+            outcome = await self._send(msg, order.test_mode)
             if debug:
                 resp = outcome.response or {}
                 extra = {"order_id": order.id, "destination": op.destination, "mti": msg["t"], "stan": msg.get("11")}
@@ -378,13 +381,16 @@ class Engine:
         entry = note.entry("success") if failure is None else note.entry(failure.failure_type, failure.message)
         await asyncio.gather(self.repo.finish(order, op, changed=changed), self.record(entry))
 
-    async def _send(self, msg: Message) -> Exchanged:
+    async def _send(self, msg: Message, test_mode: bool = False) -> Exchanged:
         try:
-            resp = await self.router.request(msg, timeout=self.timeout)
+            if test_mode:  # to the test destination whatever the card (switch.pool.RoutingTable)
+                resp = await self.router.request(msg, timeout=self.timeout, test_mode=True)
+            else:
+                resp = await self.router.request(msg, timeout=self.timeout)
         except RequestTimeout:
-            return Exchanged(Sent.UNKNOWN, reason="Request timed out")
+            return Exchanged(Sent.UNKNOWN, reason=TIMED_OUT)
         except LinkClosed:
-            return Exchanged(Sent.UNKNOWN, reason="Connection to the issuer lost")
+            return Exchanged(Sent.UNKNOWN, reason=LINK_LOST)
         except (DestinationUnavailable, NoRoute, LinkNotReady):
             return Exchanged(Sent.NOT_SENT, reason=ISSUER_UNAVAILABLE)
         except (LinkBusy, DuplicateRequest):

@@ -226,6 +226,7 @@ class Order:
     recurring: bool = False
     source: Source = Source.REST
     notification_url: str | None = None  # options.notification_url: this order's events are POSTed there too
+    test_mode: bool = False  # a test-mode invoice's: every request to the test destination ([routing] test)
     version: int = 0
     operations: list[Operation] = field(default_factory=list)
 

@@ -266,6 +266,7 @@ class PaymentPages:
             created=now,
             updated=now,
             recurring=req.recurring,
+            test_mode=req.test_mode,
         )
         fill_details(order, req.details, settings, req.descriptor)
         order.notification_url = req.notification_url  # its events go there too, from the first one

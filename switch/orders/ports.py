@@ -16,7 +16,9 @@ __all__ = ["Database", "Ids", "Router"]
 
 
 class Router(Protocol):
-    async def request(self, msg: Message, *, timeout: float | None = None) -> Message: ...
+    # test_mode: a test-mode order's request, routed to the test destination (switch.pool.RoutingTable).
+    # Only ever passed as True, so a router of a test that knows no test mode still works for live orders.
+    async def request(self, msg: Message, *, timeout: float | None = None, test_mode: bool = False) -> Message: ...
 
 
 class Database(Protocol):

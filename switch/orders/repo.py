@@ -50,7 +50,8 @@ _ORDER_COLUMNS = (
     "id, project_id, status, amount, amount_charged, amount_refunded, currency, auth_code, rrn, pan_mask,"
     " card_key_id, card_blob, card_bin, card_type, card_subtype, card_holder, expiry_month, expiry_year,"
     " client, location, custom_fields, description, merchant_order_id, segment, descriptor, secure3d, issuer,"
-    " invoice_id, parent_order_id, initial_rrn, recurring, source, version, created, updated, notification_url"
+    " invoice_id, parent_order_id, initial_rrn, recurring, source, version, created, updated, notification_url,"
+    " test_mode"
 )
 
 _OPERATION_COLUMNS = (
@@ -70,7 +71,7 @@ INSERT INTO operations (order_id, id, project_id, type, status, amount, currency
 _ORDER_TYPES = (
     "text bigint text bigint bigint bigint text text text text text bytea text text text text smallint smallint"
     " jsonb jsonb jsonb text text text text jsonb jsonb text text text boolean text integer timestamptz timestamptz"
-    " text"
+    " text boolean"
 ).split()
 _OPERATION_TYPES = (
     "text text bigint text text text text text text text text text text text text jsonb timestamptz timestamptz"
@@ -84,7 +85,7 @@ def _arrays(first: int, types: list[str]) -> str:
 
 # New orders and their first (pending) operations: one statement, so each
 # order and its operation (indeed the whole batch's) are written together or
-# not at all. Parameters: the order's 36 (``_order_args``), the operation's
+# not at all. Parameters: the order's 37 (``_order_args``), the operation's
 # id, then its 20 (``_operation_args``); the operation reuses $1 and $2
 # (order id, project id).
 _N_ORDER = len(_ORDER_TYPES)
@@ -254,6 +255,7 @@ def _order_from(row: asyncpg.Record) -> Order:
         created=row["created"],
         updated=row["updated"],
         notification_url=row["notification_url"],
+        test_mode=row["test_mode"],
     )
 
 
@@ -328,6 +330,7 @@ def _order_args(o: Order) -> list[Any]:
         o.created,
         o.updated,
         o.notification_url,
+        o.test_mode,
     ]
 
 

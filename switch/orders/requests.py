@@ -114,6 +114,7 @@ class AuthorizeRequest:
     stored: Recurring | None = None
     oneclick: Oneclick | None = None
     cvv: str | None = None  # with a kept card (oneclick): the CVV the customer typed now
+    test_mode: bool = False  # a test-mode invoice's order: to the test destination ([routing] test)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,7 @@ class CreateRequest:
     page: PageOptions = field(default_factory=PageOptions)
     notification_url: str | None = None  # options.notification_url
     oneclick: Oneclick | None = None  # extra_fields.oneclick: the page offers to keep the card (bind: prechecked)
+    test_mode: bool = False  # a test-mode invoice's order: to the test destination ([routing] test)
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,14 +163,21 @@ class OrdersService:
         rrn = await engine.take(lambda: engine.ids.rrn(now))
         return now, order_id, rrn
 
-    async def authorize(self, project: Project, req: AuthorizeRequest) -> Order:
+    async def authorize(
+        self,
+        project: Project,
+        req: AuthorizeRequest,
+        *,
+        claim: Callable[[str, datetime], Awaitable[None]] | None = None,
+    ) -> Order:
         """``POST /orders/authorize``: 2-stage, or 1-stage (authorize + charge) with ``auto_charge``.
 
         Terminal, stored credential and a oneclick customer's kept card: :mod:`switch.orders.credentials`
         (database reads only for a parent order or a kept card). A card to keep (``oneclick``) is kept
-        once the authorization is approved.
+        once the authorization is approved. ``claim(order_id, now)`` runs once the request is checked
+        and the order built, before anything is written (an h2h invoice claims its reference there).
         """
-        return await self._authorize(project, req)
+        return await self._authorize(project, req, claim)
 
     async def _authorize(
         self, project: Project, req: AuthorizeRequest, claim: Callable[[str, datetime], Awaitable[None]] | None = None
@@ -207,6 +214,7 @@ class OrdersService:
         order = engine.cards.new_order(project, order_id, card, amount, cur, now, rrn=rrn, recurring=recurring)
         order.initial_rrn = series.first_rrn or rrn
         order.parent_order_id = series.parent_id
+        order.test_mode = req.test_mode
         if kept_from is not None:
             order.card_holder = kept_from.card_holder
         _fill(order, req.details, settings, req.descriptor)

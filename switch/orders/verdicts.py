@@ -15,7 +15,20 @@ from switch.orders.model import Operation, OperationStatus, OperationType, Order
 from switch.translate import Outcome, Result
 from switch.wire.codec import Message
 
-__all__ = ["MADE_BY", "NOT_SENT_REASONS", "VERDICTS", "Exchanged", "Sent", "Verdict", "reached_issuer"]
+__all__ = [
+    "ISSUER_BUSY",
+    "ISSUER_UNAVAILABLE",
+    "LINK_LOST",
+    "MADE_BY",
+    "NOT_ENCODED",
+    "NOT_SENT_REASONS",
+    "TIMED_OUT",
+    "VERDICTS",
+    "Exchanged",
+    "Sent",
+    "Verdict",
+    "reached_issuer",
+]
 
 
 class Sent(enum.Enum):
@@ -56,6 +69,9 @@ VERDICTS: dict[Verdict, _Row] = {
 # Why an exchange was not sent (failed fast): the operation's iso_message, and how a stored
 # operation tells it never reached the issuer (:func:`reached_issuer`).
 ISSUER_UNAVAILABLE = "Issuer unavailable"
+# Why a sent request has no answer (its reversal is queued): the operation's iso_message.
+TIMED_OUT = "Request timed out"
+LINK_LOST = "Connection to the issuer lost"
 ISSUER_BUSY = "Issuer busy"
 NOT_ENCODED = "Request could not be encoded"
 NOT_SENT_REASONS = frozenset({ISSUER_UNAVAILABLE, ISSUER_BUSY, NOT_ENCODED})

@@ -99,13 +99,14 @@ class Reversals:
 
     # -- the orders service's side ------------------------------------------------
 
-    def prepare(self, msg: Message) -> tuple[str | None, str | None]:
+    def prepare(self, msg: Message, *, test_mode: bool = False) -> tuple[str | None, str | None]:
         """Reserve DE 11 in ``msg`` from its destination's STAN space; (STAN, destination) for the intent.
 
         (None, None) when the PAN routes nowhere: the send then fails fast and nothing needs reversing.
+        ``test_mode``: a test-mode order's, routed to the test destination (``[routing] test``).
         """
         try:
-            pool = self._router.pool_for(msg.get("2", ""))
+            pool = self._router.pool_for(msg.get("2", ""), test_mode=test_mode)
         except NoRoute:
             return None, None
         stan: str = pool.next_stan()

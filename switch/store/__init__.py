@@ -11,7 +11,7 @@ Typical start::
     await writer.close(); await ids.close(); await db.close()   # database last
 """
 
-from switch.store.db import Database, DbConfig, dsn_with_database, open_database, redact_dsn
+from switch.store.db import DATABASE_DOWN, Database, DbConfig, dsn_with_database, open_database, redact_dsn
 from switch.store.errors import (
     DatabaseUnavailable,
     DecryptError,
@@ -32,6 +32,7 @@ from switch.store.vault import Vault
 from switch.store.writer import Columns, GroupWriter
 
 __all__ = [
+    "DATABASE_DOWN",
     "Begin",
     "BeginState",
     "Columns",

@@ -27,10 +27,28 @@ import orjson
 
 from schemas import SCHEMAS_DIR
 from switch.store import embedded
-from switch.store.errors import DatabaseUnavailable
+from switch.store.errors import DatabaseUnavailable, WriterClosed
 from switch.store.migrations import migrate
 
-__all__ = ["DbConfig", "Database", "open_database", "dsn_with_database", "redact_dsn", "MIGRATIONS_DIR"]
+__all__ = [
+    "DATABASE_DOWN",
+    "DbConfig",
+    "Database",
+    "open_database",
+    "dsn_with_database",
+    "redact_dsn",
+    "MIGRATIONS_DIR",
+]
+
+# What a query raises when the database is down or gone, not wrong: a connection refused or lost, the pool
+# closed, the server shutting down (57P01 ...), the group writer closed. Callers answer "unavailable" (503).
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    WriterClosed,
+)
 
 log = logging.getLogger("isoswitch.store")
 
