@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from switch.invoices.model import InvoiceRequest
 from switch.invoices.service import InvoiceView
 from switch.invoices.services import PaymentServices
+from switch.mail import QueuedMail
 from switch.orders.model import Operation, Order
 from switch.orders.oneclick import KeptCard
 from switch.orders.pages import PageView
@@ -103,6 +104,7 @@ class InvoicesPort(Protocol):
     async def get(self, project: Project, invoice_id: str) -> InvoiceView | None: ...
     async def by_reference(self, project: Project, reference_id: str) -> InvoiceView | None: ...
     async def return_urls(self, order_id: str) -> dict[str, str]: ...
+    async def send_mail(self, project: Project, view: InvoiceView, url: str) -> QueuedMail: ...
     async def page(
         self,
         project: Project,

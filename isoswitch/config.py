@@ -50,7 +50,7 @@ class SmtpSinkConfig:
     ``[mail]`` at; mails are kept as .eml files in DATA_DIR/mail."""
 
     enabled: bool = True  # false: no sink; [mail] is used as written
-    port: int = 8025  # on [http] host; 0: any free port (the banner shows it)
+    port: int = 8025  # on 127.0.0.1; 0: any free port (the banner shows it)
 
 
 # The REST front's table: FrontConfig's fields, but for the data files shipped in schemas/.

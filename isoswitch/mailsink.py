@@ -79,7 +79,8 @@ def read_mails(directory: Path) -> list[EmailMessage]:
         return []
     out = []
     for path in sorted(directory.glob("*.eml")):
-        msg = message_from_bytes(path.read_bytes(), policy=default)
+        # Kept as received (CRLF line ends); parsed with the local ones, so bodies read as text does.
+        msg = message_from_bytes(path.read_bytes().replace(b"\r\n", b"\n"), policy=default)
         assert isinstance(msg, EmailMessage)
         out.append(msg)
     return out

@@ -244,7 +244,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     ports = [(front.host, front.port, "[http] port"), (front.host, sim.port, "[simulator] port")]
     ports.append((front.host, sim.admin_port, "[simulator] admin_port"))
     if config.smtp_sink(settings).enabled:
-        ports.append((front.host, config.smtp_sink(settings).port, "[smtp_sink] port"))
+        ports.append(("127.0.0.1", config.smtp_sink(settings).port, "[smtp_sink] port"))
     if settings.listener is not None:
         ports.append((settings.listener.host, settings.listener.port, "[iso_listener] port"))
     _ensure_free(ports)
@@ -301,7 +301,8 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
     if config.smtp_sink(settings).enabled:
         from isoswitch.mailsink import MailSink
 
-        sink = MailSink(mail_dir(settings), config.front(settings).host, config.smtp_sink(settings).port)
+        # Loopback only, whatever [http] host is: only this machine's processes send to it.
+        sink = MailSink(mail_dir(settings), "127.0.0.1", config.smtp_sink(settings).port)
         settings = with_mail_sink(settings, *await sink.start())
     try:
         return await _up_with(args, settings, sim_addr, stop)

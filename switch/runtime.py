@@ -310,7 +310,7 @@ async def open_runtime(
             audit,
             _step=step,
             _pages=pages,
-            _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault),
+            _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault, mailer),
             webhooks=hooks,
             _mail=mailer,
         )

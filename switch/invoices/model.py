@@ -20,7 +20,7 @@ from typing import Any
 
 from switch.orders.model import OrderStatus
 
-__all__ = ["Invoice", "InvoiceRequest", "state_of", "test_flow_state"]
+__all__ = ["FAILED", "PENDING", "PROCESSED", "Invoice", "InvoiceRequest", "state_of", "test_flow_state"]
 
 PENDING, PROCESSED, FAILED = "process_pending", "processed", "process_failed"
 
@@ -93,6 +93,9 @@ class InvoiceRequest:
     gateway_options: dict[str, Any] | None = None
     expires: datetime | None = None  # None: the default lifetime
     source: str = "merchant_api"
+    cart: list[dict[str, Any]] | None = None  # line items as CartLine.stored() gives them (checked by the front)
+    # Mail the pay link to customer.email once created: the front does (it knows the page's public URL).
+    send_email: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +127,7 @@ class Invoice:
     callback_logs: dict[str, Any]
     created: datetime
     updated: datetime
+    cart: list[dict[str, Any]] | None = None  # 027: line items in minor units (switch/invoices/cart.py)
 
     @property
     def serial_number(self) -> str:
