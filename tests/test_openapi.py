@@ -91,6 +91,8 @@ ISSUE12_PENDING_DOCS: set[tuple[str, str]] = {
     ("GET", "/public-api/payment-invoices/{invoice_id}"),
     ("POST", "/public-api/payment-prerequest"),
     ("POST", "/public-api/payment-invoices/process"),
+    ("POST", "/api/payment-invoices/cart-import"),  # the mail helper's (issue 12 item 7)
+    ("POST", "/api/payment-invoices/{invoice_id}/send"),
 }
 
 
