@@ -45,6 +45,7 @@ __all__ = [
     "RuntimePort",
     "SafCountsPort",
     "WebhookCountsPort",
+    "MailCountsPort",
 ]
 
 
@@ -134,6 +135,13 @@ class SafCountsPort(Protocol):
     """A runtime with store-and-forward: ``/metrics`` reads its queue's counts (others are scraped without)."""
 
     async def saf_counts(self) -> SafCounts: ...
+
+
+@runtime_checkable
+class MailCountsPort(Protocol):
+    """A runtime with the mail outbox: ``/metrics`` reads its (pending, failed) counts."""
+
+    async def mail_counts(self) -> tuple[int, int]: ...
 
 
 @runtime_checkable

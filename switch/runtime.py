@@ -187,6 +187,10 @@ class Runtime:
         assert self.webhooks is not None
         return await self.webhooks.store.depth()
 
+    async def mail_counts(self) -> tuple[int, int]:
+        """Mails (pending, failed) in the outbox (for metrics)."""
+        return await self.mail.store.depth()
+
     async def close(self, *, timeout: float | None = None) -> None:
         """Drain and sign off the links, flush the writer, stop the id leases, close the database. Idempotent.
 

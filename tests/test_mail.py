@@ -134,6 +134,9 @@ async def test_attempts_used_up_leave_a_mail_failed_and_visible(front: Front) ->
         assert row["attempts"] == 2 and len(row["attempt_log"]) == 2 and row["next_attempt_at"] is None
         assert row["last_error"] == row["attempt_log"][-1]["detail"]
         assert await front.runtime.mail.store.depth() == (0, 1)
+        scrape = await (await front.http.get("/metrics")).text()
+        assert 'isoswitch_mail_outbox_depth{state="failed"} 1.0' in scrape
+        assert 'isoswitch_mail_attempts_total{outcome="failed"}' in scrape
     finally:
         await mailer.close()
 

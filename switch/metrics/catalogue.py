@@ -98,6 +98,10 @@ _SPECS: dict[str, _Spec] = {
         buckets=LATENCY_BUCKETS,
     ),
     # mail (switch.mail)
+    "isoswitch_mail_outbox_depth": _Spec(
+        "gauge", "Mails by state, pending or failed (read from the database at scrape)", ("state",),
+        mode="mostrecent",
+    ),
     "isoswitch_mail_attempts": _Spec(
         "counter", "Mail attempts by outcome: sent (the SMTP server took it), retried (to be tried again), failed "
         "(given up: refused for good or attempts used up)", ("outcome",),
