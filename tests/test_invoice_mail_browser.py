@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from browser import Shop, new_page
+from browser import Shop, new_page, screenshot, screenshot_dir
 from browser import browser as browser  # fixtures
 from browser import front as front
 from browser import shop as shop
@@ -61,6 +61,7 @@ async def test_the_pay_link_of_an_invoice_mail_read_from_the_smtp_sink_pays_the_
     await page.goto(letter.as_uri())
     await expect(page.locator("#cart")).to_contain_text("Green tea")
     await expect(page.locator("#amount")).to_contain_text("100.00 USD")
+    await screenshot(page, screenshot_dir(tmp_path), "invoice-mail.png")
     await page.click("#pay")
     await expect(page.locator("#amount")).to_have_text("100.00 USD")
     for field, value in (("#number", "4111111111111111"), ("#exp_month", "12"), ("#exp_year", "30")):
