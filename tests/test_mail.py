@@ -338,6 +338,10 @@ async def test_a_csv_of_cart_lines_is_imported_whole_or_refused_with_every_bad_l
     assert status == 422 and set(doc["errors"]) == {"currency"}
     status, doc = await import_csv(front, b"name,quantity,price\n\xff,1,1\n")
     assert status == 400
+    big = "name,quantity,price\n" + "Tea,1,1.00\n" * 200 + "x" * 256 * 1024
+    assert (await import_csv(front, big))[0] == 413
+    many = "name,quantity,price\n" + "Tea,1,1.00\n" * 201
+    assert await import_csv(front, many) == (422, {"errors": {"file": "The file should hold 1 to 200 lines."}})
 
 
 # -- invoices by e-mail -------------------------------------------------------------------------------

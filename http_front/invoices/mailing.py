@@ -67,9 +67,13 @@ async def cart_import(request: web.Request) -> web.Response:
         raise invalid({"currency": "This value should be the cart's currency (ISO 4217), in the query: ?currency=USD."})
     if request.content_type not in ("text/csv", "text/plain"):
         raise ApiError(400, error_list(400, "The body should be a CSV file (Content-Type: text/csv)."))
-    raw = await request.content.read(_MAX_CSV + 1)
-    if len(raw) > _MAX_CSV:
-        raise ApiError(413, error_list(413, f"The file should be at most {_MAX_CSV} bytes."))
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(65536):  # read(n) may stop at what has arrived so far
+        size += len(chunk)
+        if size > _MAX_CSV:
+            raise ApiError(413, error_list(413, f"The file should be at most {_MAX_CSV} bytes."))
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         text = raw.decode("utf-8-sig")  # a spreadsheet's export may start with a byte order mark
     except UnicodeDecodeError:
