@@ -400,3 +400,20 @@ async def test_an_invoice_is_mailed_only_to_a_valid_address_while_it_can_still_b
     assert status == 422 and set(doc["errors"]) == {"status"}, doc
     assert (await front.call("POST", "/api/payment-invoices/cpi_0000000000000000/send"))[0] == 404
     assert (await front.call("POST", f"/api/payment-invoices/{inv['id']}/send", headers=front.other))[0] == 404
+
+
+def test_the_smtp_password_comes_from_the_environment_and_config_show_hides_it() -> None:
+    from isoswitch.config import load, show
+    from switch.settings import ConfigError
+
+    s = load(env={"ISOSWITCH_MAIL__USERNAME": "relay-user", "ISOSWITCH_MAIL__PASSWORD": "s3cret-pw"})
+    assert (s.runtime.mail.username, s.runtime.mail.password) == ("relay-user", "s3cret-pw")
+    shown = show(s)
+    assert 'password = "<hidden>"' in shown and "s3cret-pw" not in shown
+    for env, what in (
+        ({"ISOSWITCH_MAIL__TLS": "ssl"}, "tls must be one of none, starttls, tls"),
+        ({"ISOSWITCH_MAIL__USERNAME": "relay-user"}, "username and password go together"),
+        ({"ISOSWITCH_MAIL__FROM_ADDRESS": "a@b.c\r\nBcc: e@f.g"}, "from_address"),
+    ):
+        with pytest.raises(ConfigError, match=what):
+            load(env=env)
