@@ -11,12 +11,12 @@ before the answer (cancelled) is not counted. The requests in flight are a
 plain integer, read when the metrics are flushed.
 
 ``/metrics`` first refreshes the store-and-forward gauges from
-``runtime.saf_counts()`` and the webhook outbox's from
-``runtime.webhook_counts()`` -- each one query at a time per runtime however
-many scrapers ask, waited for at most :data:`SAF_TIMEOUT` seconds so a slow
-database cannot hang a scrape (the gauges then keep their last values) --
-then answers :func:`switch.metrics.render` (every worker's sum in
-multi-process mode).
+``runtime.saf_counts()``, the webhook outbox's from ``runtime.webhook_counts()``
+and the mail outbox's from ``runtime.mail_counts()`` -- each one query at a
+time per runtime however many scrapers ask, waited for at most
+:data:`SAF_TIMEOUT` seconds so a slow database cannot hang a scrape (the
+gauges then keep their last values) -- then answers
+:func:`switch.metrics.render` (every worker's sum in multi-process mode).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from http_front.keys import RUNTIME
-from http_front.ports import SafCountsPort, WebhookCountsPort
+from http_front.ports import MailCountsPort, SafCountsPort, WebhookCountsPort
 from switch import metrics
 
 __all__ = ["SAF_TIMEOUT", "health", "metrics_handler", "metrics_middleware"]
@@ -174,9 +174,17 @@ async def _refresh_webhooks(runtime: object) -> None:
         metrics.set_webhook_depth(*counts)
 
 
+async def _refresh_mail(runtime: object) -> None:
+    if not isinstance(runtime, MailCountsPort) or getattr(runtime, "_mail", None) is None:
+        return  # a runtime without the mail outbox
+    counts = await _read_once(runtime, "mail outbox counts", runtime.mail_counts)
+    if counts is not None:
+        metrics.set_mail_depth(*counts)
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     """Prometheus text format: this process's metrics, or every worker's in multi-process mode."""
     runtime = request.app[RUNTIME]
-    await asyncio.gather(_refresh_saf(runtime), _refresh_webhooks(runtime))
+    await asyncio.gather(_refresh_saf(runtime), _refresh_webhooks(runtime), _refresh_mail(runtime))
     body, content_type = metrics.render()
     return web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})

@@ -18,6 +18,7 @@ from switch.invoices.service import InvoiceView
 from switch.invoices.services import PaymentServices
 from switch.links.model import LinkRequest, PaymentLink
 from switch.links.service import LinkPage, LinkPayment
+from switch.mail import QueuedMail
 from switch.orders.model import Operation, Order
 from switch.orders.oneclick import KeptCard
 from switch.orders.pages import PageView
@@ -47,6 +48,7 @@ __all__ = [
     "RuntimePort",
     "SafCountsPort",
     "WebhookCountsPort",
+    "MailCountsPort",
 ]
 
 
@@ -106,6 +108,7 @@ class InvoicesPort(Protocol):
     async def get(self, project: Project, invoice_id: str) -> InvoiceView | None: ...
     async def by_reference(self, project: Project, reference_id: str) -> InvoiceView | None: ...
     async def return_urls(self, order_id: str) -> dict[str, str]: ...
+    async def send_mail(self, project: Project, view: InvoiceView, url: str) -> QueuedMail: ...
     async def page(
         self,
         project: Project,
@@ -150,6 +153,13 @@ class SafCountsPort(Protocol):
     """A runtime with store-and-forward: ``/metrics`` reads its queue's counts (others are scraped without)."""
 
     async def saf_counts(self) -> SafCounts: ...
+
+
+@runtime_checkable
+class MailCountsPort(Protocol):
+    """A runtime with the mail outbox: ``/metrics`` reads its (pending, failed) counts."""
+
+    async def mail_counts(self) -> tuple[int, int]: ...
 
 
 @runtime_checkable

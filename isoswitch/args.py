@@ -55,6 +55,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "sim_port": ("simulator", "port"),
     "sim_admin_port": ("simulator", "admin_port"),
     "rules": ("simulator", "rules"),
+    "smtp_sink_port": ("smtp_sink", "port"),
     "node_id": ("switch", "node_id"),
 }
 

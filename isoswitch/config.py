@@ -21,7 +21,18 @@ from http_front.shutdown import http_drain
 from switch.settings import Section, Settings, TlsFileError, load_settings, shown
 from switch.wire.tls import TlsError, server_context
 
-__all__ = ["HTTP_SECTION", "SECTIONS", "SimulatorConfig", "check_front_tls", "front", "load", "show", "simulator"]
+__all__ = [
+    "HTTP_SECTION",
+    "SECTIONS",
+    "SimulatorConfig",
+    "SmtpSinkConfig",
+    "check_front_tls",
+    "front",
+    "load",
+    "show",
+    "simulator",
+    "smtp_sink",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +44,25 @@ class SimulatorConfig:
     rules: Path | None = None  # TOML rules file (acquirer_sim/README.md); None: built-in
 
 
+@dataclass(frozen=True, slots=True)
+class SmtpSinkConfig:
+    """``[smtp_sink]``: the local SMTP server ``isoswitch up`` starts (isoswitch/mailsink.py) and points
+    ``[mail]`` at; mails are kept as .eml files in DATA_DIR/mail."""
+
+    enabled: bool = True  # false: no sink; [mail] is used as written
+    port: int = 8025  # on 127.0.0.1; 0: any free port (the banner shows it)
+
+
 # The REST front's table: FrontConfig's fields, but for the data files shipped in schemas/.
 HTTP_SECTION = Section(FrontConfig, skip=frozenset({"schemas_dir", "exchange_rates_path", "metrics"}))
 SIMULATOR_SECTION = Section(SimulatorConfig)
 
 #: Every section beyond the core's, for :func:`switch.settings.load_settings` and ``shown``.
-SECTIONS: dict[str, Section] = {"http": HTTP_SECTION, "simulator": SIMULATOR_SECTION}
+SECTIONS: dict[str, Section] = {
+    "http": HTTP_SECTION,
+    "simulator": SIMULATOR_SECTION,
+    "smtp_sink": Section(SmtpSinkConfig),
+}
 
 
 def load(
@@ -61,6 +85,11 @@ def front(settings: Settings) -> FrontConfig:
 def simulator(settings: Settings) -> SimulatorConfig:
     sim: SimulatorConfig = settings.sections["simulator"]
     return sim
+
+
+def smtp_sink(settings: Settings) -> SmtpSinkConfig:
+    sink: SmtpSinkConfig = settings.sections["smtp_sink"]
+    return sink
 
 
 def check_front_tls(settings: Settings) -> None:

@@ -151,6 +151,7 @@ def _ensure_free(ports: list[tuple[str, int, str]]) -> None:
 
 async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
     from http_front.orders.views import FULL_EXPAND, order_view
+    from http_front.outbound.smtp import SmtpSender
     from http_front.outbound.webhooks import AiohttpSender
     from switch.runtime import open_runtime
 
@@ -162,7 +163,10 @@ async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
     hooks = cfg.webhooks
     sender = AiohttpSender(allow_private=hooks.allow_private, allow_loopback=hooks.allow_loopback)
     runtime = await open_runtime(
-        cfg, webhook_sender=sender, webhook_render=lambda order: order_view(order, FULL_EXPAND)
+        cfg,
+        webhook_sender=sender,
+        webhook_render=lambda order: order_view(order, FULL_EXPAND),
+        mail_sender=SmtpSender(cfg.mail),  # used when [mail] enabled
     )
     try:
         attach_secure3d(runtime, settings)
@@ -239,6 +243,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     sim = config.simulator(settings)
     ports = [(front.host, front.port, "[http] port"), (front.host, sim.port, "[simulator] port")]
     ports.append((front.host, sim.admin_port, "[simulator] admin_port"))
+    if config.smtp_sink(settings).enabled:
+        ports.append(("127.0.0.1", config.smtp_sink(settings).port, "[smtp_sink] port"))
     if settings.listener is not None:
         ports.append((settings.listener.host, settings.listener.port, "[iso_listener] port"))
     _ensure_free(ports)
@@ -290,10 +296,37 @@ def _workers(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str, 
 
 
 async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str, int]) -> int:
+    stop = stop_event()
+    sink = None
+    if config.smtp_sink(settings).enabled:
+        from isoswitch.mailsink import MailSink
+
+        # Loopback only, whatever [http] host is: only this machine's processes send to it.
+        sink = MailSink(mail_dir(settings), "127.0.0.1", config.smtp_sink(settings).port)
+        settings = with_mail_sink(settings, *await sink.start())
+    try:
+        return await _up_with(args, settings, sim_addr, stop)
+    finally:
+        if sink is not None:
+            await sink.close()  # last: the workers' mail in flight still lands
+
+
+def mail_dir(settings: Settings) -> Path:
+    """Where the SMTP sink of ``up`` keeps the mails: DATA_DIR/mail."""
+    return settings.database.data_dir / "mail"
+
+
+def with_mail_sink(settings: Settings, host: str, port: int) -> Settings:
+    """``settings`` with ``[mail]`` pointed at the sink on ``host:port`` (no TLS, no AUTH)."""
+    mail = dataclasses.replace(settings.runtime.mail, host=host, port=port, tls="none", username=None, password=None)
+    runtime = dataclasses.replace(settings.runtime, mail=mail)
+    return dataclasses.replace(settings, runtime=runtime, sections={**settings.sections, "mail": mail})
+
+
+async def _up_with(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str, int], stop: asyncio.Event) -> int:
     from isoswitch.supervisor import Supervisor
     from switch import metrics
 
-    stop = stop_event()
     runtime = await _open(settings, sim_addr)
     supervisor: Supervisor | None = None
     supervising: asyncio.Future[None] | None = None
@@ -314,6 +347,12 @@ async def _up(args: argparse.Namespace, settings: Settings, sim_addr: tuple[str,
             # The workers read the same file: the simulator's DS and key reach them as the environment.
             env["ISOSWITCH_SECURE3D__DS_URL"] = str(settings.secure3d.ds_url)
             env["ISOSWITCH_SECURE3D__ACS_PUBLIC_KEY"] = str(settings.secure3d.acs_public_key)
+            if config.smtp_sink(settings).enabled:  # the sink's address, and no AUTH/TLS (the file's may differ)
+                mail = settings.runtime.mail
+                env.update({"ISOSWITCH_MAIL__HOST": mail.host, "ISOSWITCH_MAIL__PORT": str(mail.port)})
+                env.update(
+                    {"ISOSWITCH_MAIL__TLS": "none", "ISOSWITCH_MAIL__USERNAME": "", "ISOSWITCH_MAIL__PASSWORD": ""}
+                )
             starting = Supervisor(commands, env, on_exit=metrics.mark_process_dead)
             starting.start()
             supervisor = starting
@@ -337,6 +376,7 @@ def _banner(settings: Settings, sim_addr: tuple[str, int], password: str, public
     listener = settings.listener
     sim_host, sim_port = sim_addr
     n = settings.process.workers
+    mail, sink = settings.runtime.mail, config.smtp_sink(settings).enabled
     lines = [
         "isoswitch is up (Ctrl-C stops everything):",
         f"  REST API          {base}" + (f" ({n} worker processes)" if n > 1 else ""),
@@ -345,6 +385,7 @@ def _banner(settings: Settings, sim_addr: tuple[str, int], password: str, public
         f"(ledger: http://{sim_host}:{config.simulator(settings).admin_port}/ledger)",
         f"  database          {where}",
         *([f"  ISO listener      {listener.host}:{listener.port}"] if listener is not None else []),
+        *([f"  SMTP sink         {mail.host}:{mail.port} (mails: {mail_dir(settings)})"] if sink else []),
         "demo project credentials (a new password at every start):",
         "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password, "public_key": public_key}).decode(),
         "authorize 9.99 USD on a test card:",

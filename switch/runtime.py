@@ -34,6 +34,7 @@ from switch.invoices.store import InvoiceStore
 from switch.links.service import PaymentLinks
 from switch.links.store import LinkStore
 from switch.listener import IsoListener, ListenerConfig
+from switch.mail import MailConfig, Mailer, MailSender, MailStore
 from switch.orders import OrdersService
 from switch.orders.engine import Engine
 from switch.orders.page_store import PageStore
@@ -86,6 +87,9 @@ class RuntimeConfig:
     # Webhook deliveries: timeout 5 s, backoff 5 s doubling to 1 h, for 3 days; private addresses
     # refused, loopback allowed (see switch.webhooks.WebhookConfig).
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    # The mail outbox's SMTP server and retries (see switch.mail.MailConfig): 127.0.0.1:8025 (the sink of
+    # `isoswitch up`), no TLS, 12 attempts from 30 s doubling to 1 h.
+    mail: MailConfig = field(default_factory=MailConfig)
     # Wallet tokens (POST /orders/token_pay, switch.wire.wallet): the gateway's decryption key (private PEM)
     # and the wallet's signing key (public PEM). Unset: <data_dir>/keys/wallet_merchant.pem and
     # wallet_signing.pub.pem when both exist (`isoswitch up` makes them), else wallet tokens are refused.
@@ -144,6 +148,14 @@ class Runtime:
         assert self._links is not None
         return self._links
 
+    _mail: Mailer | None = None
+
+    @property
+    def mail(self) -> Mailer:
+        """The mail outbox (switch.mail): ``await runtime.mail.enqueue(Mail(...))``."""
+        assert self._mail is not None
+        return self._mail
+
     @property
     def invoices(self) -> Invoices:
         """Invoices and their payment services (``/api/payment-invoices``, ``/api/payment-services``)."""
@@ -185,6 +197,10 @@ class Runtime:
         assert self.webhooks is not None
         return await self.webhooks.store.depth()
 
+    async def mail_counts(self) -> tuple[int, int]:
+        """Mails (pending, failed) in the outbox (for metrics)."""
+        return await self.mail.store.depth()
+
     async def close(self, *, timeout: float | None = None) -> None:
         """Drain and sign off the links, flush the writer, stop the id leases, close the database. Idempotent.
 
@@ -202,13 +218,19 @@ class Runtime:
 
 
 async def open_runtime(
-    cfg: RuntimeConfig, *, webhook_sender: Sender | None = None, webhook_render: Render | None = None
+    cfg: RuntimeConfig,
+    *,
+    webhook_sender: Sender | None = None,
+    webhook_render: Render | None = None,
+    mail_sender: MailSender | None = None,
 ) -> Runtime:
     """Open everything; on a failure part-way, what was opened is closed again (last first).
 
     ``webhook_sender`` (the front's HTTP client) delivers webhooks from this process; without
     one, events are still written to the outbox for a serving process to deliver.
     ``webhook_render`` is how an event shows its order (the front's view); None: a short core view.
+    ``mail_sender`` (the front's SMTP client) sends the mail outbox from this process when ``[mail] enabled``;
+    without one, mails are still written for a serving process to send.
     """
     switch_cfg = cfg.switch_config()
     async with contextlib.AsyncExitStack() as stack:
@@ -280,6 +302,11 @@ async def open_runtime(
         hooks.start()
         # Closed before the writer and the pool: a delivery in flight still records its outcome.
         stack.push_async_callback(_close, hooks, step)
+        mailer = Mailer(MailStore(db.pool, vault), cfg.mail)
+        if mail_sender is not None and cfg.mail.enabled:
+            mailer.start(mail_sender)
+        # Closed before the pool: a send in flight still records its outcome.
+        stack.push_async_callback(_close, mailer, step)
         runtime = Runtime(
             cfg,
             db,
@@ -297,8 +324,9 @@ async def open_runtime(
             audit,
             _step=step,
             _pages=pages,
-            _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault),
+            _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault, mailer),
             webhooks=hooks,
+            _mail=mailer,
         )
         runtime._links = PaymentLinks(runtime.invoices, LinkStore(db.pool), projects)
         if cfg.listener is not None:

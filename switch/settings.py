@@ -39,6 +39,7 @@ from typing import Any
 from schemas import SCHEMAS_DIR
 from switch.config import ConfigError, SwitchConfig, TlsFileError
 from switch.listener import ListenerConfig
+from switch.mail.config import MailConfig
 from switch.orders.pages import PagesConfig
 from switch.runtime import RuntimeConfig
 from switch.saf import SafConfig
@@ -126,11 +127,13 @@ class Section:
 SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
     "runtime": Section(
-        RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks"})
+        RuntimeConfig,
+        skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks", "mail"}),
     ),
     "saf": Section(SafConfig),
     "pages": Section(PagesConfig),
     "webhooks": Section(WebhookConfig),
+    "mail": Section(MailConfig, secret=frozenset({"password"})),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -151,7 +154,7 @@ _SWITCH_SECTIONS = ("switch", "destinations", "routing", "routes")
 _ENV_SWITCH_SECTIONS = ("switch", "routing")
 # Sections other packages build (they pass them in ``sections``): one file serves every process,
 # so a reader that does not build them (a test, a tool) accepts them without looking inside.
-_FOREIGN_SECTIONS = ("http", "simulator")
+_FOREIGN_SECTIONS = ("http", "simulator", "smtp_sink")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +250,7 @@ def load_settings(
         switch=switch,
         listener=listener,
         webhooks=built["webhooks"],
+        mail=built["mail"],
         pages=built["pages"],
     )
     return Settings(

@@ -109,6 +109,8 @@ def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error(capsys: py
         ["project", "settings", "shop"],
         ["webhook", "list"],
         ["webhook", "redeliver", "evt_1_1"],
+        ["mail", "list"],
+        ["mail", "resend", "1"],
         ["reconcile", "--sim-admin", "http://127.0.0.1:1"],
         ["report", "daily", "--project", "shop", "--date", "2026-01-01"],
     ],
@@ -130,7 +132,7 @@ def test_the_serving_commands_open_the_database_of_their_config(command: str, tm
     path = tmp_path / "c.toml"
     path.write_text(
         f'[database]\nurl = "{UNREACHABLE}"\n[http]\nport = {http}\n'
-        f"[simulator]\nport = {sim}\nadmin_port = {admin}\n[runtime]\nready_timeout = 0.1\n"
+        f"[simulator]\nport = {sim}\nadmin_port = {admin}\n[runtime]\nready_timeout = 0.1\n[smtp_sink]\nport = 0\n"
     )
     out = _isoswitch(command, "--config", str(path), "--log-level", "WARNING", env=_env())
     assert out.returncode == 1, out.stderr

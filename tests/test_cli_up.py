@@ -60,7 +60,7 @@ def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: 
             "--data-dir", str(tmp_path / "data"),
             "--http-port", str(http),
             "--sim-port", str(sim),
-            "--sim-admin-port", str(admin),
+            "--sim-admin-port", str(admin), "--smtp-sink-port", "0",
             "--log-level", "warning",
         ),
         stdout=subprocess.PIPE,
@@ -99,6 +99,23 @@ def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: 
         with urllib.request.urlopen(request, timeout=30) as resp:
             paid = orjson.loads(resp.read())["orders"][0]
         assert (paid["status"], paid["secure3d"]["reason"]) == ("authorized", "dsrp")
+        # An invoice by e-mail reaches the SMTP sink `up` started: an .eml file in DATA_DIR/mail (the banner says).
+        mails = tmp_path / "data" / "mail"
+        assert any(f"(mails: {mails})" in x for x in lines), lines
+        attrs = {"service": "payment_card_usd_hpp", "currency": "USD", "amount": 10, "send_email": True}
+        attrs["customer"] = {"reference_id": "c1", "email": "ann@example.com"}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{http}/api/payment-invoices",
+            data=orjson.dumps({"data": {"type": "payment-invoices", "attributes": attrs}}),
+            headers={**request.headers, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            assert resp.status == 201
+        deadline = time.monotonic() + 30
+        while not list(mails.glob("*.eml")) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the sink's directory (a sync test: no event loop to wait in)
+        (eml,) = mails.glob("*.eml")
+        assert b"To: ann@example.com" in eml.read_bytes()
     finally:
         rc = _interrupt(proc)
     assert rc == 0
@@ -172,7 +189,7 @@ def test_two_workers_share_the_ports_one_scrape_sums_them_and_a_killed_worker_is
         _isoswitch(
             "up", "--workers", "2", "--iso-port", str(iso),
             "--data-dir", str(tmp_path / "data"),
-            "--http-port", str(http), "--sim-port", str(sim), "--sim-admin-port", str(admin),
+            "--http-port", str(http), "--sim-port", str(sim), "--sim-admin-port", str(admin), "--smtp-sink-port", "0",
             "--log-level", "warning",
         ),
         stdout=subprocess.PIPE,

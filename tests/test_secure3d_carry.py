@@ -355,7 +355,7 @@ def test_up_with_admin_port_0_points_the_ds_at_the_port_the_simulator_bound(scra
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DATABASE_URL", None)
     cmd = [sys.executable, "-m", "isoswitch", "up", "--data-dir", str(scratch_dir / "data"), "--http-port", str(http)]
-    cmd += ["--sim-port", str(sim), "--sim-admin-port", "0", "--log-level", "warning"]
+    cmd += ["--sim-port", str(sim), "--sim-admin-port", "0", "--smtp-sink-port", "0", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None

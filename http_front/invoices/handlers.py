@@ -9,10 +9,11 @@ from aiohttp import web
 
 from http_front.failures import json_reply
 from http_front.invoices.jsonapi import ApiError, error_list, invalid
+from http_front.invoices.mailing import mail_invoice
 from http_front.invoices.parse import invoice_request, read_body
 from http_front.invoices.views import PATH, invoice_resource
 from http_front.keys import PROJECT, RUNTIME
-from switch.invoices.service import DuplicateInvoice, GatewayFailure
+from switch.invoices.service import DuplicateInvoice, GatewayFailure, NotMailable
 from switch.orders.errors import InvalidInput, Rejected
 
 __all__ = ["create_invoice", "gateway_failure", "get_invoice", "list_invoices"]
@@ -44,7 +45,13 @@ async def create_invoice(request: web.Request) -> web.Response:
         raise invalid({key: problem.message if problem is not None else e.message}) from None
     except Rejected as e:
         raise invalid({"service": e.message}) from None
-    body = {"data": invoice_resource(request, project, view)}
+    body: dict[str, Any] = {"data": invoice_resource(request, project, view)}
+    if req.send_email:
+        # After the create: the invoice stands whatever the mail does (POST .../send tries again).
+        try:
+            body["meta"] = {"mail": await mail_invoice(request, project, view)}
+        except NotMailable as e:
+            body["meta"] = {"mail": None, "mail_error": {e.field: e.message}}
     return json_reply(body, 201, {"Location": f"{PATH}/{view.invoice.id}"}).response()
 
 

@@ -20,9 +20,11 @@ from http_front.body import read_json
 from http_front.failures import ValidationFailed
 from http_front.invoices.jsonapi import ApiError, error_list, invalid
 from switch.errors import TranslationError
+from switch.invoices.cart import check_cart
 from switch.invoices.model import InvoiceRequest
 from switch.invoices.services import CardFieldError, PaymentServices
-from switch.money import to_minor
+from switch.mail import check_address
+from switch.money import from_minor, to_minor
 
 __all__ = ["EXPIRES_MAX", "EXPIRES_MIN", "invoice_request", "read_body"]
 
@@ -129,6 +131,8 @@ def _return_urls(attrs: Mapping[str, Any], errors: dict[str, str]) -> dict[str, 
 
 def _amount(attrs: Mapping[str, Any], currency: str | None, errors: dict[str, str]) -> tuple[Decimal, int] | None:
     raw = attrs.get("amount")
+    if raw is None and attrs.get("cart") is not None:
+        return None  # the cart's total (seeds/000: "populated automatically" from the cart)
     if raw is None:
         errors["amount"] = _BLANK
         return None
@@ -150,6 +154,41 @@ def _amount(attrs: Mapping[str, Any], currency: str | None, errors: dict[str, st
     except (TranslationError, ValueError):
         errors["amount"] = f"This value has more decimals than {currency} has."
         return None
+
+
+def _cart(
+    attrs: Mapping[str, Any], currency: str | None, amount: tuple[Decimal, int] | None, errors: dict[str, str]
+) -> tuple[list[dict[str, Any]] | None, tuple[Decimal, int] | None]:
+    """The cart's lines checked in minor units against the amount (``cart[i].field`` names a bad line), and the
+    amount: the one sent, else the cart's total."""
+    if attrs.get("cart") is None or currency is None or "amount" in errors:
+        return None, amount
+    lines, problems = check_cart(attrs["cart"], currency, amount[1] if amount else None)
+    errors.update(problems)
+    if amount is None and not problems:
+        total = sum(line.amount for line in lines)
+        if total > 0:
+            amount = (Decimal(from_minor(total, currency)), total)
+        else:
+            errors["amount"] = "This value should be greater than 0."
+    return [line.stored() for line in lines], amount
+
+
+def _send_email(attrs: Mapping[str, Any], source: str, errors: dict[str, str]) -> bool:
+    """``send_email: true``: the pay link is mailed to ``customer.email`` (the private API only: a public key
+    is in web pages, and must not send mail to anyone)."""
+    send = attrs.get("send_email", False)
+    if not isinstance(send, bool):
+        errors["send_email"] = "This value should be true or false."
+        return False
+    if send and source != "merchant_api":
+        errors["send_email"] = "This value is accepted by the private API only."
+        return False
+    customer = attrs.get("customer")
+    email = customer.get("email") if isinstance(customer, dict) else None
+    if send and not (isinstance(email, str) and check_address(email)):
+        errors["customer.email"] = _BLANK if email is None else "This value is not a valid email address."
+    return send
 
 
 def invoice_request(
@@ -180,6 +219,7 @@ def attributes_request(
         errors["currency"] = _BLANK if currency is None else "This value should be the service's currency."
         currency = None
     amount = _amount(attrs, currency.upper() if isinstance(currency, str) else None, errors)
+    cart, amount = _cart(attrs, currency.upper() if isinstance(currency, str) else None, amount, errors)
     if amount is not None and service is not None and not service.amount_min <= amount[0] <= service.amount_max:
         errors["amount"] = f"This value should be between {service.amount_min} and {service.amount_max}."
     flow = attrs.get("flow", "charge")
@@ -209,6 +249,9 @@ def attributes_request(
                 errors[e.key] = e.message
         if service.card_fields is not None:
             service_fields = service.kept_fields(service_fields)  # the card is the order's, sealed; never here
+    send_email = _send_email(attrs, source, errors)
+    if send_email and service is not None and service.flow != "hpp":
+        errors["send_email"] = "This service has no payment page to send."
     req_kwargs = {
         "description": _text(attrs, "description", errors),
         "customer": _customer(attrs, errors),
@@ -232,5 +275,7 @@ def attributes_request(
         service_fields=service_fields,
         card=card,
         source=source,
+        cart=cart,
+        send_email=send_email,
         **req_kwargs,  # type: ignore[arg-type]
     )

@@ -62,6 +62,15 @@ def _payload(order: Order | None) -> dict[str, Any] | None:
     return {"token": None, "client_ip": (order.location or {}).get("ip", ""), "payment_card": _payment_card(order)}
 
 
+def _cart_line(stored: dict[str, Any], currency: str) -> dict[str, Any]:
+    return {
+        **stored,
+        "quantity": number(Decimal(stored["quantity"])),
+        "price": money(stored["price"], currency),
+        "amount": money(stored["amount"], currency),
+    }
+
+
 def invoice_resource(request: web.Request, project: Project, view: InvoiceView) -> dict[str, Any]:
     inv, order, cur = view.invoice, view.order, view.invoice.currency
     processed = view.status == "processed"
@@ -121,6 +130,8 @@ def invoice_resource(request: web.Request, project: Project, view: InvoiceView) 
         "unreserved": None,
         "source": inv.source,
         "callback_logs": inv.callback_logs or [],  # the seed: [] while empty, an object keyed by time after
+        # Not in seeds/002: the cart of seeds/000 (line items; price and amount as numbers, like amount).
+        "cart": None if inv.cart is None else [_cart_line(d, cur) for d in inv.cart],
     }
     method = view.service.method if view.service else "payment_card"
     customer = {"type": "customers", "id": inv.customer_id} if inv.customer_id else None

@@ -21,7 +21,7 @@ from typing import Any
 from switch.orders.model import OrderStatus
 from switch.translate import Card
 
-__all__ = ["Invoice", "InvoiceRequest", "state_of", "test_flow_state"]
+__all__ = ["FAILED", "PENDING", "PROCESSED", "Invoice", "InvoiceRequest", "state_of", "test_flow_state"]
 
 PENDING, PROCESSED, FAILED = "process_pending", "processed", "process_failed"
 
@@ -97,6 +97,9 @@ class InvoiceRequest:
     language: str = "en"  # the hosted page's (a payment link passes its own)
     # An h2h service's card, taken out of service_fields (switch.invoices.services): never stored with the invoice.
     card: Card | None = field(default=None, repr=False)
+    cart: list[dict[str, Any]] | None = None  # line items as CartLine.stored() gives them (checked by the front)
+    # Mail the pay link to customer.email once created: the front does (it knows the page's public URL).
+    send_email: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +131,7 @@ class Invoice:
     callback_logs: dict[str, Any]
     created: datetime
     updated: datetime
+    cart: list[dict[str, Any]] | None = None  # 027: line items in minor units (switch/invoices/cart.py)
 
     @property
     def serial_number(self) -> str:

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from switch.invoices.model import Invoice, InvoiceRequest, state_of, test_flow_state
+from switch.invoices.mail import invoice_mail
+from switch.invoices.model import PENDING, Invoice, InvoiceRequest, state_of, test_flow_state
 from switch.invoices.services import PaymentService, PaymentServices
 from switch.invoices.store import InvoiceStore
+from switch.mail import Mailer, QueuedMail, check_address
 from switch.money import currency, from_minor
 from switch.orders.cashflow import percent_of
 from switch.orders.errors import Declined, Fraud, InvalidInput, IssuerError, Rejected
@@ -42,7 +44,15 @@ from switch.store.db import DATABASE_DOWN
 from switch.store.projects import Project
 from switch.store.vault import Vault
 
-__all__ = ["DEFAULT_LIFETIME", "DuplicateInvoice", "GatewayFailure", "InvoiceView", "Invoices", "failure_kind"]
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DuplicateInvoice",
+    "GatewayFailure",
+    "InvoiceView",
+    "Invoices",
+    "NotMailable",
+    "failure_kind",
+]
 
 DEFAULT_LIFETIME = timedelta(days=1)  # when the request says no `expires` (seeds/002 allows 14 min to 2 days)
 _ALPHABET = string.ascii_letters + string.digits
@@ -132,6 +142,15 @@ class GatewayFailure(Exception):
         self.detail = (detail or _DETAILS[kind]) + (_CHECK if view is not None else "")
 
 
+class NotMailable(Exception):
+    """The invoice cannot be mailed: ``field`` says what to change (seeds/002's 422, keyed by it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 class Invoices:
     """The invoice service: payment services as data, invoices and the orders that pay them."""
 
@@ -141,11 +160,13 @@ class Invoices:
         store: InvoiceStore | None = None,
         pages: PaymentPages | None = None,
         vault: Vault | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self.services = services
         self.store = store
         self.pages = pages
         self._vault = vault
+        self._mailer = mailer
 
     def now(self) -> datetime:
         """The engine's clock (what expiries are checked against)."""
@@ -249,6 +270,7 @@ class Invoices:
             callback_logs={},
             created=now,
             updated=now,
+            cart=req.cart,
         )
 
     async def _create(self, project: Project, req: InvoiceRequest, service: PaymentService) -> InvoiceView:
@@ -286,6 +308,20 @@ class Invoices:
                 project, create, req.amount, cur.alpha, invoice.expires, token, kind=kind, order_id=order_id
             )
         return self._state(project, invoice, order, token)
+
+    async def send_mail(self, project: Project, view: InvoiceView, url: str) -> QueuedMail:
+        """Mail the invoice's pay link ``url`` (its hpp_url, which the front makes) to ``customer.email``, through
+        the mail outbox (sent and retried by its worker); :class:`NotMailable` when it cannot be."""
+        assert self._mailer is not None
+        invoice = view.invoice
+        email = (invoice.customer or {}).get("email")
+        if view.token is None:
+            raise NotMailable("service", "This invoice has no payment page to send (the test flow).")
+        if view.status != PENDING:
+            raise NotMailable("status", f"This invoice is {view.status} ({view.resolution}): there is nothing to pay.")
+        if not (isinstance(email, str) and check_address(email)):
+            raise NotMailable("customer.email", "This invoice's customer has no valid email address.")
+        return await self._mailer.enqueue(invoice_mail(invoice, project.name, url, email))
 
     async def return_urls(self, order_id: str) -> dict[str, str]:
         """Where the page of the invoice paid by ``order_id`` sends the cardholder, by the page's outcome

@@ -46,7 +46,7 @@ from switch.metrics.cells import (
     iso,
     rc_label,
 )
-from switch.metrics.export import flush, set_saf, set_webhook_depth
+from switch.metrics.export import flush, set_mail_depth, set_saf, set_webhook_depth
 from switch.metrics.gauges import Sample, add_sampler, watch_link, watch_listener
 from switch.metrics.scrape import (
     MULTIPROC_ENV,
@@ -81,6 +81,7 @@ __all__ = [
     "refresh_forever",
     "render",
     "set_saf",
+    "set_mail_depth",
     "set_webhook_depth",
     "watch_link",
     "watch_listener",

@@ -97,6 +97,15 @@ _SPECS: dict[str, _Spec] = {
         "histogram", "Round trip of a webhook POST, answered or not (timeouts at the configured timeout)",
         buckets=LATENCY_BUCKETS,
     ),
+    # mail (switch.mail)
+    "isoswitch_mail_outbox_depth": _Spec(
+        "gauge", "Mails by state, pending or failed (read from the database at scrape)", ("state",),
+        mode="mostrecent",
+    ),
+    "isoswitch_mail_attempts": _Spec(
+        "counter", "Mail attempts by outcome: sent (the SMTP server took it), retried (to be tried again), failed "
+        "(given up: refused for good or attempts used up)", ("outcome",),
+    ),
     # 3-D Secure (switch.secure3d)
     "isoswitch_secure3d_sessions": _Spec(
         "counter", "3-D Secure begun, by protocol version (1, 2)", ("version",)

@@ -22,7 +22,7 @@ from switch.metrics.process import ProcessSampler, add_standard_collectors, per_
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["flush", "set_saf", "set_webhook_depth"]
+__all__ = ["flush", "set_mail_depth", "set_saf", "set_webhook_depth"]
 
 log = logging.getLogger("isoswitch.metrics")
 
@@ -113,6 +113,14 @@ def set_saf(pending: int, manual: int, oldest_pending_seconds: float) -> None:
         fams.child("isoswitch_saf_depth", ("pending",)).set(pending)
         fams.child("isoswitch_saf_depth", ("manual",)).set(manual)
         fams.child("isoswitch_saf_oldest_age_seconds", ()).set(oldest_pending_seconds)
+
+
+def set_mail_depth(pending: int, failed: int) -> None:
+    """The mail outbox gauges (from ``Runtime.mail_counts()``), set when read: the latest read wins."""
+    fams = _families()
+    with _lock:
+        fams.child("isoswitch_mail_outbox_depth", ("pending",)).set(pending)
+        fams.child("isoswitch_mail_outbox_depth", ("failed",)).set(failed)
 
 
 def set_webhook_depth(pending: int, failed: int) -> None:
