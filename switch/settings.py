@@ -126,7 +126,8 @@ class Section:
 SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
     "runtime": Section(
-        RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks"})
+        RuntimeConfig,
+        skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks", "portal"}),
     ),
     "saf": Section(SafConfig),
     "pages": Section(PagesConfig),
