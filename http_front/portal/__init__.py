@@ -16,7 +16,7 @@ import jinja2
 from aiohttp import web
 
 from http_front.pages.component import secure
-from http_front.portal.guard import TEMPLATES, guarded
+from http_front.portal.guard import TEMPLATES, guarded, portal_state
 
 __all__ = ["add_portal_routes"]
 
@@ -31,6 +31,7 @@ def add_portal_routes(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
     )
+    app.cleanup_ctx.append(portal_state)
     css = (resources.files("http_front.portal") / "static" / "portal.css").read_bytes()
 
     async def stylesheet(request: web.Request) -> web.StreamResponse:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp_jinja2
@@ -41,6 +41,7 @@ __all__ = [
     "clear_cookie",
     "guarded",
     "login_buckets",
+    "portal_state",
     "portal_of",
     "render",
     "see_other",
@@ -73,12 +74,17 @@ def portal_of(request: web.Request) -> PortalRuntime | None:
     return runtime if isinstance(runtime, PortalRuntime) else None
 
 
-def login_buckets(request: web.Request, portal: Portal) -> TokenBuckets:
-    """Login attempts per client address (each worker its own), made at the first use."""
-    buckets = request.app.get(_BUCKETS)
-    if buckets is None:
-        buckets = request.app[_BUCKETS] = TokenBuckets(portal.config.login_rate, portal.config.login_burst)
-    return buckets
+async def portal_state(app: web.Application) -> AsyncIterator[None]:
+    """The login buckets, made at start (the app's state is frozen once it serves)."""
+    runtime = app[RUNTIME]
+    if isinstance(runtime, PortalRuntime):
+        app[_BUCKETS] = TokenBuckets(runtime.portal.config.login_rate, runtime.portal.config.login_burst)
+    yield
+
+
+def login_buckets(request: web.Request) -> TokenBuckets:
+    """Login attempts per client address (each worker its own)."""
+    return request.app[_BUCKETS]
 
 
 # -- answers -------------------------------------------------------------------------------------

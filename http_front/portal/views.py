@@ -52,8 +52,7 @@ def _client(request: web.Request) -> tuple[str | None, str | None]:
 
 def _too_many(request: web.Request) -> web.Response | None:
     """429 once this address spent its login attempts (before any password is checked)."""
-    runtime = _runtime(request)
-    wait = login_buckets(request, runtime.portal).take(request.remote or "?")
+    wait = login_buckets(request).take(request.remote or "?")
     if wait <= 0:
         return None
     response = render(request, "error.html", 429, title="Too many attempts", message="Wait a minute and try again.")

@@ -233,6 +233,7 @@ class Portal:
             self.clock(),
             ip,
             (agent or "")[:512] or None,
+            result,
         )
 
     async def _failed(self, user_id: int) -> None:
