@@ -109,9 +109,7 @@ async def test_an_owner_changes_the_one_time_password_enrols_totp_and_logs_in_ag
     assert all(u.startswith(base_url(front)) for u in requests), requests
 
 
-async def test_five_wrong_passwords_lock_the_account_even_against_the_right_one(
-    front: Front, browser: Browser
-) -> None:
+async def test_five_wrong_passwords_lock_the_account_even_against_the_right_one(front: Front, browser: Browser) -> None:
     one_time = await add_user(front, "clerk@shop.test", role="operator")
     page = await new_page(browser)
     for _ in range(front.runtime.portal.config.max_failures):
