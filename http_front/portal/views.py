@@ -88,7 +88,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if refused is not None:
         return refused
     email, password = await _text(request, "email", 254), await _text(request, "password")
-    result = await _runtime(request).portal.login(email, password, *_client(request))
+    portal = _runtime(request).portal
+    previous = request.cookies.get(COOKIE)
+    if previous:  # a new login ends the browser's earlier session (never two live tokens in one browser)
+        await portal.logout(previous)
+    result = await portal.login(email, password, *_client(request))
     if result.outcome == "locked":
         return _login_page(request, 403, email=email, error=_LOCKED)
     if result.outcome == "bad" or result.token is None:
