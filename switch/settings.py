@@ -40,6 +40,7 @@ from schemas import SCHEMAS_DIR
 from switch.config import ConfigError, SwitchConfig, TlsFileError
 from switch.listener import ListenerConfig
 from switch.orders.pages import PagesConfig
+from switch.portal.service import PortalConfig
 from switch.runtime import RuntimeConfig
 from switch.saf import SafConfig
 from switch.secure3d.config import Secure3DConfig
@@ -132,6 +133,7 @@ SECTIONS: dict[str, Section] = {
     "saf": Section(SafConfig),
     "pages": Section(PagesConfig),
     "webhooks": Section(WebhookConfig),
+    "portal": Section(PortalConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -249,6 +251,7 @@ def load_settings(
         listener=listener,
         webhooks=built["webhooks"],
         pages=built["pages"],
+        portal=built["portal"],
     )
     return Settings(
         source=str(src),
