@@ -315,7 +315,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             found = await projects.by_login(args.project)
             if found is None:
                 raise LookupError(f"no project {args.project!r}")
-            for m in await portal.members(found.id):
+            for m in await portal.team.members(found.id):
                 _line({"email": m["email"], "role": m["role"], "totp": m["totp_enabled"]})
             return 0
         except (PortalError, LookupError) as e:

@@ -221,3 +221,57 @@ async def test_a_viewer_is_refused_the_admin_pages_by_the_server_and_is_not_show
     focused = await page.evaluate("document.activeElement.className")
     outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert focused == "skip" and outline == "solid"
+
+
+async def test_an_owner_adds_an_operator_who_logs_in_and_loses_access_when_removed(
+    front: Front, browser: Browser
+) -> None:
+    one_time = await add_user(front, "owner@shop.test")
+    owner = await new_page(browser)
+    await first_login(owner, front, "owner@shop.test", one_time)
+    await owner.click("a[href='/portal/team']")
+    await owner.fill("#member_email", "clerk@shop.test")
+    await owner.select_option("#member_role", "operator")
+    await owner.click("#member-add")
+    await expect(owner.locator("#team-added")).to_contain_text("clerk@shop.test is now operator")
+    clerk_password = (await owner.locator("#one-time-password").inner_text()).strip()
+
+    clerk = await new_page(browser)
+    await first_login(clerk, front, "clerk@shop.test", clerk_password)
+    await expect(clerk.locator("#role")).to_have_text("operator")
+    answer = await clerk.goto(base_url(front) + "/portal/team")
+    assert answer is not None and answer.status == 403  # the team is an admin's page
+
+    await owner.reload()
+    await owner.click("button[aria-label='Remove clerk@shop.test']")
+    await expect(owner.locator("#team")).not_to_contain_text("clerk@shop.test")
+    await clerk.goto(base_url(front) + "/portal/")
+    await expect(clerk).to_have_url(base_url(front) + "/portal/login")  # its session ended with its role
+
+
+async def test_an_admin_can_neither_make_an_owner_nor_remove_one(front: Front, browser: Browser) -> None:
+    await add_user(front, "owner@shop.test")
+    one_time = await add_user(front, "admin@shop.test", role="admin")
+    page = await new_page(browser)
+    await first_login(page, front, "admin@shop.test", one_time)
+    await page.goto(base_url(front) + "/portal/team")
+    await expect(page.locator("#member_role option")).to_have_text(["admin", "operator", "viewer"])
+    await expect(page.locator("button[aria-label='Remove owner@shop.test']")).to_have_count(0)
+    csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+    assert csrf is not None
+    # Forged forms, with the right CSRF token: the server refuses what the page does not offer.
+    made = await page.request.post(
+        base_url(front) + "/portal/team", form={"csrf": csrf, "email": "boss@shop.test", "role": "owner"}
+    )
+    assert made.status == 403
+    removed = await page.request.post(
+        base_url(front) + "/portal/team/remove", form={"csrf": csrf, "email": "owner@shop.test"}
+    )
+    assert removed.status == 403
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    members = await front.runtime.portal.team.members(project.id)
+    assert sorted((m["email"], m["role"]) for m in members) == [
+        ("admin@shop.test", "admin"),
+        ("owner@shop.test", "owner"),
+    ]

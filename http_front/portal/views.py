@@ -10,6 +10,7 @@ is "not found", whatever id a forged URL names.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import segno
 from aiohttp import hdrs, web
@@ -31,7 +32,7 @@ from http_front.portal.guard import (
 )
 from switch.orders.errors import OrderNotFound
 from switch.orders.requests import OrdersQuery
-from switch.portal import PasswordRejected, PortalError
+from switch.portal import ROLES, PasswordRejected, PortalError, TeamRefused, role_allows
 
 __all__ = ["ROUTES"]
 
@@ -205,9 +206,40 @@ async def security_page(request: web.Request) -> web.StreamResponse:
 # -- team and payments ---------------------------------------------------------------------------
 
 
-async def team(request: web.Request) -> web.StreamResponse:
-    members = await _runtime(request).portal.members(request[SESSION].project.id)
-    return render(request, "team.html", members=members)
+async def team(
+    request: web.Request, *, status: int = 200, error: str | None = None, added: dict[str, Any] | None = None
+) -> web.StreamResponse:
+    session = request[SESSION]
+    members = await _runtime(request).portal.team.members(session.project.id)
+    for m in members:  # what this user may take away (the server checks again on the POST)
+        m["removable"] = m["email"].lower() != session.user.email.lower() and role_allows(session.role, m["role"])
+    grantable = [r for r in ROLES if role_allows(session.role, r)]
+    return render(request, "team.html", status, members=members, grantable=grantable, error=error, added=added)
+
+
+async def team_page(request: web.Request) -> web.StreamResponse:
+    return await team(request)
+
+
+async def team_add(request: web.Request) -> web.StreamResponse:
+    email, role = await _text(request, "email", 254), await _text(request, "role", 16)
+    try:
+        user, password = await _runtime(request).portal.team.add(request[SESSION], email, role)
+    except TeamRefused as e:
+        return await team(request, status=403, error=str(e).capitalize() + ".")
+    except PortalError as e:
+        return await team(request, status=422, error=str(e).capitalize() + ".")
+    return await team(request, added={"email": user.email, "role": role, "password": password})
+
+
+async def team_remove(request: web.Request) -> web.StreamResponse:
+    try:
+        await _runtime(request).portal.team.remove(request[SESSION], await _text(request, "email", 254))
+    except TeamRefused as e:
+        return await team(request, status=403, error=str(e).capitalize() + ".")
+    except LookupError as e:
+        return await team(request, status=404, error=str(e.args[0]).capitalize() + ".")
+    return see_other("/portal/team")
 
 
 async def payments(request: web.Request) -> web.StreamResponse:
@@ -245,5 +277,7 @@ ROUTES = (
     ("POST", "/portal/security/totp", totp_start, "viewer"),
     ("POST", "/portal/security/totp/confirm", totp_confirm, "viewer"),
     ("POST", "/portal/security/totp/disable", totp_disable, "viewer"),
-    ("GET", "/portal/team", team, "admin"),
+    ("GET", "/portal/team", team_page, "admin"),
+    ("POST", "/portal/team", team_add, "admin"),
+    ("POST", "/portal/team/remove", team_remove, "admin"),
 )

@@ -17,6 +17,7 @@ from switch.portal.service import (
     User,
     UserExists,
 )
+from switch.portal.team import Team, TeamRefused
 
 __all__ = [
     "ROLES",
@@ -26,6 +27,8 @@ __all__ = [
     "PortalConfig",
     "PortalError",
     "Session",
+    "Team",
+    "TeamRefused",
     "User",
     "UserExists",
     "check_password",

@@ -26,6 +26,7 @@ import asyncpg
 import pyotp
 
 from switch.portal.policy import ROLES, check_password
+from switch.portal.team import Team
 from switch.store.projects import Project, Projects, hash_password, verify_password
 from switch.store.vault import Vault
 
@@ -140,6 +141,7 @@ class Portal:
         # scrypt is ~50 ms of CPU: at most two at once, so a flood of logins queues instead of taking the loop's
         # default executor from everything else.
         self._hashing = asyncio.Semaphore(2)
+        self.team = Team(pool, self)
 
     async def _verify(self, password: str, stored: str) -> bool:
         async with self._hashing:
@@ -204,14 +206,6 @@ class Portal:
                 raise LookupError(f"no portal user {email!r}")
             await conn.execute("DELETE FROM portal_sessions WHERE user_id = $1", user_id)
         return password
-
-    async def members(self, project_id: int) -> list[dict[str, Any]]:
-        rows = await self._pool.fetch(
-            "SELECT u.email, m.role, u.totp_enabled, m.created FROM portal_members m"
-            " JOIN portal_users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY m.created, u.id",
-            project_id,
-        )
-        return [dict(r) for r in rows]
 
     async def _forbidden_words(self, user_id: int) -> list[str]:
         """The names a password must not contain: the user's projects' names and their users' logins."""
