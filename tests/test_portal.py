@@ -113,6 +113,8 @@ async def test_every_portal_answer_carries_the_strict_headers(front: Front) -> N
     page = await (await front.http.get("/portal/login")).text()
     assert "http://" not in page and "https://" not in page  # nothing from another host (or this one, by name)
     assert (await front.http.get("/portal/", allow_redirects=False)).headers["Location"] == "/portal/login"
+    missing = await front.http.get("/portal/no/such/page")
+    assert missing.status == 404 and missing.content_type == "text/html" and "no such page" in await missing.text()
 
 
 async def test_an_address_past_its_login_attempts_gets_429_before_any_password_is_checked(front: Front) -> None:

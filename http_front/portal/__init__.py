@@ -16,7 +16,7 @@ import jinja2
 from aiohttp import web
 
 from http_front.pages.component import secure
-from http_front.portal.guard import TEMPLATES, guarded, portal_state
+from http_front.portal.guard import TEMPLATES, guarded, portal_state, render
 
 __all__ = ["add_portal_routes"]
 
@@ -48,3 +48,9 @@ def add_portal_routes(app: web.Application) -> None:
     r.add_get("/portal", home, name="public:portal-root")
     for method, path, handler, role in ROUTES:
         r.add_route(method, path, guarded(handler, role), name=f"public:portal-{handler.__name__}")
+
+    async def missing(request: web.Request) -> web.StreamResponse:
+        return render(request, "error.html", 404, title="Not found", message="There is no such page in the portal.")
+
+    # Last: a page of the portal's own rather than the API's JSON 404 for a mistyped portal address.
+    r.add_get("/portal/{tail:.*}", guarded(missing, None), name="public:portal-missing")
