@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import orjson
+import pyotp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -135,3 +137,45 @@ async def test_the_portal_session_duration_is_a_validated_project_setting(front:
             await front.runtime.projects.update_settings(project.id, portal_session_minutes=bad)
     changed = await front.runtime.projects.update_settings(project.id, portal_session_minutes=90)
     assert changed.settings.portal_session_minutes == 90
+
+
+async def test_a_totp_code_and_a_recovery_code_each_work_once(front: Front) -> None:
+    portal = front.runtime.portal
+    _, _, one_time = await portal.add_user("owner@shop.test", "project", "owner")
+    assert one_time is not None
+    first = await portal.login("owner@shop.test", one_time, "127.0.0.1", "test")
+    assert first.session is not None
+    secret, uri = await portal.totp_begin(first.session)
+    assert uri.startswith("otpauth://totp/") and "issuer=isoswitch" in uri
+    now = portal.clock()
+    code = pyotp.TOTP(secret).at(now)
+    codes = await portal.totp_confirm(first.session, code)
+    assert len(codes) == 10 and len(set(codes)) == 10
+    pending = await portal.login("owner@shop.test", one_time, "127.0.0.1", "test")
+    assert pending.outcome == "mfa" and pending.token is not None and pending.session is None
+    assert await portal.session(pending.token) is None  # half signed in opens no page
+    assert (await portal.second_factor(pending.token, code, None, None)).outcome == "bad"  # used at enrolment
+    nxt = pyotp.TOTP(secret).at(now + timedelta(seconds=30))
+    assert (await portal.second_factor(pending.token, nxt, None, None)).outcome == "ok"
+    for expected in ("ok", "bad"):
+        again = await portal.login("owner@shop.test", one_time, None, None)
+        assert again.token is not None
+        assert (await portal.second_factor(again.token, codes[3], None, None)).outcome == expected
+
+
+async def test_a_lock_lifts_after_its_time_and_a_password_change_ends_the_other_sessions(front: Front) -> None:
+    portal = front.runtime.portal
+    _, _, one_time = await portal.add_user("owner@shop.test", "project", "owner")
+    assert one_time is not None
+    for _ in range(portal.config.max_failures):
+        assert (await portal.login("owner@shop.test", "Wrong#Guess1", None, None)).outcome == "bad"
+    assert (await portal.login("owner@shop.test", one_time, None, None)).outcome == "locked"
+    start = portal.clock()
+    portal.clock = lambda: start + timedelta(seconds=portal.config.lockout + 1)
+    here = await portal.login("owner@shop.test", one_time, None, None)
+    there = await portal.login("owner@shop.test", one_time, None, None)
+    assert here.session is not None and here.session.user.must_change and there.token is not None
+    token = await portal.change_password(here.session, one_time, "Sunny#Day42x", None, None)
+    assert await portal.session(there.token) is None  # the other browser is signed out
+    fresh = await portal.session(token)
+    assert fresh is not None and not fresh.user.must_change
