@@ -39,6 +39,8 @@ POST     /api/payment-links          a payment-link template (GET: list; GET/PAT
 GET      /link/:slug                 public: a link's pre-payment page; POST makes the invoice, 303 to hpp_url
 =======  ==========================  =====================================
 
+``/portal/...`` is the merchant portal's HTML (:mod:`http_front.portal`: its own session cookie, no HTTP Basic).
+
 ``POST /public-api/payment-invoices`` and ``GET /public-api/payment-invoices/:id`` are the same invoices by
 public key, without HTTP Basic (:mod:`http_front.invoices.public`); ``POST /public-api/payment-prerequest``
 lists a currency's services by public key; ``POST /public-api/payment-invoices/process`` is the HTML form of a
@@ -73,6 +75,7 @@ from http_front.logs import request_id_middleware
 from http_front.metrics import health, metrics_handler, metrics_middleware
 from http_front.orders import handlers, secure3d
 from http_front.pages import add_page_routes
+from http_front.portal import add_portal_routes
 from http_front.ports import RuntimePort
 from http_front.ratelimit import auth_guard_middleware, project_limit_middleware
 from http_front.rates import ExchangeRates
@@ -164,4 +167,5 @@ def create_app(runtime: RuntimePort, config: FrontConfig | None = None) -> web.A
     add_page_routes(app)
     add_invoice_routes(r)
     add_link_routes(r)
+    add_portal_routes(app)
     return app

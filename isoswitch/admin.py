@@ -1,4 +1,4 @@
-"""The commands that read or change the books of a switch that may be running: ``project``,
+"""The commands that read or change the books of a switch that may be running: ``project``, ``user``,
 ``saf``, ``audit``, ``reconcile``, and ``config show``.
 
 Every one of them that opens the database takes ``--config`` (its ``[database]``), then
@@ -23,7 +23,16 @@ from switch.process import run_loop
 if TYPE_CHECKING:
     from switch.store import Database
 
-__all__ = ["cmd_audit", "cmd_config", "cmd_keys", "cmd_project", "cmd_reconcile", "cmd_saf", "cmd_webhook"]
+__all__ = [
+    "cmd_audit",
+    "cmd_config",
+    "cmd_keys",
+    "cmd_project",
+    "cmd_reconcile",
+    "cmd_saf",
+    "cmd_user",
+    "cmd_webhook",
+]
 
 
 def _with_database(args: argparse.Namespace, work: Callable[[Database], Awaitable[int]], pool_size: int = 10) -> int:
@@ -285,3 +294,32 @@ class _NoVault:
 
     def open(self, key_id: str, blob: bytes, aad: bytes) -> bytes:
         raise RuntimeError("no vault here")
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """``isoswitch user add EMAIL --project NAME --role ROLE`` (one JSON line, the password shown only now) and
+    ``user list --project NAME``."""
+    prog = f"isoswitch user {args._action}"
+
+    async def work(db: Database) -> int:
+        from switch.portal import Portal, PortalError
+        from switch.store import Projects
+
+        projects = Projects(db.pool)
+        portal = Portal(db.pool, projects)  # no vault: adding users touches no TOTP secret
+        try:
+            if args._action == "add":
+                user, project, password = await portal.add_user(args.email, args.project, args.role)
+                _line({"email": user.email, "project": project.login, "role": args.role, "password": password})
+                return 0
+            found = await projects.by_login(args.project)
+            if found is None:
+                raise LookupError(f"no project {args.project!r}")
+            for m in await portal.team.members(found.id):
+                _line({"email": m["email"], "role": m["role"], "totp": m["totp_enabled"]})
+            return 0
+        except (PortalError, LookupError) as e:
+            print(f"{prog}: {e.args[0] if e.args else e}", file=sys.stderr)
+            return 1
+
+    return _with_database(args, work)

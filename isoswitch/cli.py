@@ -116,6 +116,22 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _webhook_endpoint_commands(actions.add_parser("webhook", help="the project's webhook endpoints"))
     _runs(project, "isoswitch.admin", "cmd_project")
 
+    user = sub.add_parser("user", help="merchant portal users: `isoswitch user add EMAIL --project NAME --role owner`")
+    actions = user.add_subparsers(dest="_action", required=True, metavar="{add,list}")
+    add = actions.add_parser(
+        "add",
+        help='give EMAIL a role in a project; prints {"email", "project", "role", "password"} (a new user\'s '
+        "one-time password, changed at the first login; null for a user who has one)",
+    )
+    add.add_argument("email", metavar="EMAIL")
+    add.add_argument("--project", required=True, metavar="NAME", help="the project's login")
+    add.add_argument("--role", required=True, choices=("owner", "admin", "operator", "viewer"))
+    options.add_database(add)
+    lst = actions.add_parser("list", help="a project's users and roles, one JSON line each")
+    lst.add_argument("--project", required=True, metavar="NAME", help="the project's login")
+    options.add_database(lst)
+    _runs(user, "isoswitch.admin", "cmd_user")
+
     hook = sub.add_parser("webhook", help="webhook deliveries: `isoswitch webhook list`, `redeliver EVENT_ID`")
     actions = hook.add_subparsers(dest="_action", required=True, metavar="{list,redeliver}")
     lst = actions.add_parser("list", help="the delivery log: one JSON line per event and destination, oldest first")

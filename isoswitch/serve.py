@@ -37,12 +37,14 @@ if TYPE_CHECKING:
     from switch.runtime import Runtime
 
 __all__ = [
+    "DEMO_OWNER",
     "DEMO_PROJECT",
     "acs_keys",
     "attach_secure3d",
     "cmd_serve",
     "cmd_switch",
     "cmd_up",
+    "demo_owner",
     "sim_process",
     "with_sim_admin_port",
     "with_simulated_secure3d",
@@ -51,6 +53,8 @@ __all__ = [
 log = logging.getLogger("isoswitch.cli")
 
 DEMO_PROJECT = "demo"
+#: The demo project's portal owner that ``up`` makes (``.test``: a name that is never a real mailbox, RFC 2606).
+DEMO_OWNER = "owner@demo.test"
 
 
 def _logging(settings: Settings) -> None:
@@ -339,6 +343,7 @@ async def _up_with(args: argparse.Namespace, settings: Settings, sim_addr: tuple
             password = await runtime.projects.reset_password(DEMO_PROJECT)
         keys = await runtime.projects.public_keys(project.id)
         public_key = keys.test if keys is not None else ""
+        owner_password = await demo_owner(runtime)
         # More workers: processes of their own sharing the HTTP and ISO ports
         # (SO_REUSEPORT), each with its own links and node id, all on one database.
         commands = _workers(args, settings, sim_addr)
@@ -357,7 +362,9 @@ async def _up_with(args: argparse.Namespace, settings: Settings, sim_addr: tuple
             starting.start()
             supervisor = starting
             supervising = asyncio.ensure_future(supervisor.run(stop))
-        await _serve_front(runtime, settings, stop, lambda: _banner(settings, sim_addr, password, public_key))
+        await _serve_front(
+            runtime, settings, stop, lambda: _banner(settings, sim_addr, password, public_key, owner_password)
+        )
     finally:
         stop.set()
         if supervisor is not None:
@@ -369,7 +376,19 @@ async def _up_with(args: argparse.Namespace, settings: Settings, sim_addr: tuple
     return 0
 
 
-def _banner(settings: Settings, sim_addr: tuple[str, int], password: str, public_key: str) -> None:
+async def demo_owner(runtime: Runtime) -> str:
+    """The demo project's portal owner (:data:`DEMO_OWNER`), made once; a new one-time password at every start
+    (only a hash is kept), to be changed at the first login."""
+    from switch.portal import UserExists
+
+    try:
+        _, _, password = await runtime.portal.add_user(DEMO_OWNER, DEMO_PROJECT, "owner")
+    except UserExists:
+        password = None
+    return password if password is not None else await runtime.portal.reset_password(DEMO_OWNER)
+
+
+def _banner(settings: Settings, sim_addr: tuple[str, int], password: str, public_key: str, owner_password: str) -> None:
     front = config.front(settings)
     base = f"{front.scheme}://{front.host}:{front.port}"
     where = "DATABASE_URL" if settings.database.url else f"embedded PostgreSQL in {settings.database.data_dir / 'pg'}"
@@ -381,6 +400,7 @@ def _banner(settings: Settings, sim_addr: tuple[str, int], password: str, public
         "isoswitch is up (Ctrl-C stops everything):",
         f"  REST API          {base}" + (f" ({n} worker processes)" if n > 1 else ""),
         f"  API docs          {base}/docs   metrics: {base}/metrics",
+        f"  merchant portal   {base}/portal/",
         f"  issuer simulator  {sim_host}:{sim_port} "
         f"(ledger: http://{sim_host}:{config.simulator(settings).admin_port}/ledger)",
         f"  database          {where}",
@@ -388,6 +408,8 @@ def _banner(settings: Settings, sim_addr: tuple[str, int], password: str, public
         *([f"  SMTP sink         {mail.host}:{mail.port} (mails: {mail_dir(settings)})"] if sink else []),
         "demo project credentials (a new password at every start):",
         "  " + orjson.dumps({"login": DEMO_PROJECT, "password": password, "public_key": public_key}).decode(),
+        "the demo project's portal owner (a one-time password at every start, changed at the first login):",
+        "  " + orjson.dumps({"email": DEMO_OWNER, "password": owner_password, "role": "owner"}).decode(),
         "authorize 9.99 USD on a test card:",
         "  " + _demo_curl(base, DEMO_PROJECT, password),
         *(

@@ -40,6 +40,7 @@ from switch.orders.engine import Engine
 from switch.orders.page_store import PageStore
 from switch.orders.pages import PagesConfig, PaymentPages
 from switch.pool import Router
+from switch.portal import Portal, PortalConfig
 from switch.saf import LateResponses, Reversals, SafConfig, SafCounts, new_owner
 from switch.secure3d import Secure3D
 from switch.secure3d.pages import PageSecure3D
@@ -95,6 +96,9 @@ class RuntimeConfig:
     # wallet_signing.pub.pem when both exist (`isoswitch up` makes them), else wallet tokens are refused.
     wallet_merchant_key: Path | None = None
     wallet_signing_public_key: Path | None = None
+    # The merchant portal's account protection (lockout after 5 failures for 15 minutes, login rate per address,
+    # the 5-minute window for the second factor: see switch.portal.PortalConfig).
+    portal: PortalConfig = field(default_factory=PortalConfig)
 
     def wallet_keys(self) -> tuple[Path, Path] | None:
         """The wallet key files to use (see the fields), or None. Configured files must exist (else the start fails)."""
@@ -155,6 +159,14 @@ class Runtime:
         """The mail outbox (switch.mail): ``await runtime.mail.enqueue(Mail(...))``."""
         assert self._mail is not None
         return self._mail
+
+    _portal: Portal | None = None
+
+    @property
+    def portal(self) -> Portal:
+        """The merchant portal's accounts and sessions (``/portal/``, :mod:`switch.portal`)."""
+        assert self._portal is not None
+        return self._portal
 
     @property
     def invoices(self) -> Invoices:
@@ -327,6 +339,7 @@ async def open_runtime(
             _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault, mailer),
             webhooks=hooks,
             _mail=mailer,
+            _portal=Portal(db.pool, projects, vault, cfg.portal),
         )
         runtime._links = PaymentLinks(runtime.invoices, LinkStore(db.pool), projects)
         if cfg.listener is not None:

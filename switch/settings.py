@@ -41,6 +41,7 @@ from switch.config import ConfigError, SwitchConfig, TlsFileError
 from switch.listener import ListenerConfig
 from switch.mail.config import MailConfig
 from switch.orders.pages import PagesConfig
+from switch.portal.service import PortalConfig
 from switch.runtime import RuntimeConfig
 from switch.saf import SafConfig
 from switch.secure3d.config import Secure3DConfig
@@ -128,12 +129,13 @@ SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
     "runtime": Section(
         RuntimeConfig,
-        skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks", "mail"}),
+        skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks", "mail", "portal"}),
     ),
     "saf": Section(SafConfig),
     "pages": Section(PagesConfig),
     "webhooks": Section(WebhookConfig),
     "mail": Section(MailConfig, secret=frozenset({"password"})),
+    "portal": Section(PortalConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -252,6 +254,7 @@ def load_settings(
         webhooks=built["webhooks"],
         mail=built["mail"],
         pages=built["pages"],
+        portal=built["portal"],
     )
     return Settings(
         source=str(src),

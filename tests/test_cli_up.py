@@ -50,6 +50,20 @@ def _read_until(proc: subprocess.Popen[str], marker: str, deadline: float) -> li
     raise AssertionError(f"{marker!r} not printed; got {lines}")
 
 
+def _portal_login(port: int, email: str, password: str) -> str:
+    """Log in to the portal as a browser would (its form's CSRF token, its cookies); where it lands."""
+    import http.cookiejar
+    import urllib.parse
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(f"http://127.0.0.1:{port}/portal/login", timeout=10) as resp:
+        match = re.search(r'name="csrf" value="([^"]+)"', resp.read().decode())
+    assert match is not None
+    form = urllib.parse.urlencode({"csrf": match[1], "email": email, "password": password}).encode()
+    with opener.open(f"http://127.0.0.1:{port}/portal/login", data=form, timeout=30) as resp:
+        return str(resp.geturl())
+
+
 def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     http, sim, admin = free_ports(3)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -116,6 +130,11 @@ def test_up_prints_a_curl_that_authorizes_and_ctrl_c_stops_everything(tmp_path: 
             time.sleep(0.05)  # polling the sink's directory (a sync test: no event loop to wait in)
         (eml,) = mails.glob("*.eml")
         assert b"To: ann@example.com" in eml.read_bytes()
+        # The portal's URL and the demo owner's one-time password: it logs in, and is sent to change it first.
+        assert f"http://127.0.0.1:{http}/portal/" in "\n".join(lines)
+        owner = next(orjson.loads(x.strip()) for x in lines if x.strip().startswith('{"email"'))
+        assert owner["role"] == "owner" and owner["password"]
+        assert _portal_login(http, owner["email"], owner["password"]) == f"http://127.0.0.1:{http}/portal/password"
     finally:
         rc = _interrupt(proc)
     assert rc == 0

@@ -143,7 +143,11 @@ async def test_every_route_of_the_app_is_in_the_served_document(http: Http) -> N
     routes = {
         (r.method, r.resource.canonical)
         for r in http.app.router.routes()
-        if r.resource is not None and r.method != "HEAD" and r.resource.name not in _PAGE_FILES
+        if r.resource is not None
+        and r.method != "HEAD"
+        and r.resource.name not in _PAGE_FILES
+        # The merchant portal's HTML pages (issue 13): forms for a browser, not API operations.
+        and not (r.resource.name or "").startswith("public:portal")
     }
     assert routes and routes - ISSUE12_PENDING_DOCS <= documented, routes - documented
 

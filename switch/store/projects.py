@@ -84,6 +84,8 @@ class ProjectSettings:
     holder_required: bool = True  # card.holder required on authorize (the same)
     # seeds/002's "Forbid creation through the Public API": POST /public-api/payment-invoices answers 403.
     forbid_public_invoices: bool = False
+    # seeds/000 "Session duration": minutes a merchant portal session lasts without a request (issue 13).
+    portal_session_minutes: int = 30
 
     def __post_init__(self) -> None:
         _text("terminal_id", self.terminal_id, 1, 8)
@@ -114,6 +116,9 @@ class ProjectSettings:
         for name in ("cvv_required", "holder_required", "forbid_public_invoices"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidSettings(f"{name} must be true or false")
+        minutes = self.portal_session_minutes
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 1440:
+            raise InvalidSettings("portal_session_minutes must be 1..1440 (minutes)")
 
     def terminal(self, chosen: str | None) -> str | None:
         """DE 41 for ``options.terminal``: None when not chosen (or the default), else one of the project's.
