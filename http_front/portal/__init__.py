@@ -9,7 +9,9 @@ API's HTTP Basic: the portal's own session cookie is what lets a browser in.
 
 from __future__ import annotations
 
+import importlib
 from importlib import resources
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -18,11 +20,23 @@ from aiohttp import web
 from http_front.pages.component import secure
 from http_front.portal.guard import TEMPLATES, guarded, portal_state, render
 
-__all__ = ["add_portal_routes"]
+__all__ = ["AREAS", "add_portal_routes"]
+
+
+#: The portal's areas: each module has ``ROUTES`` ((method, path, handler, least role), the role table
+#: :func:`guarded` enforces) and ``NAV`` ((label, href, least role): its entries in the top navigation, shown
+#: to the roles that may open them). An area is added here, in one line, and nowhere else.
+AREAS = ("http_front.portal.views",)
+
+
+def _areas() -> list[Any]:
+    return [importlib.import_module(name) for name in AREAS]
 
 
 def add_portal_routes(app: web.Application) -> None:
-    from http_front.portal.views import ROUTES
+    areas = _areas()
+    routes = [route for area in areas for route in area.ROUTES]
+    nav = tuple(entry for area in areas for entry in getattr(area, "NAV", ()))
 
     aiohttp_jinja2.setup(
         app,
@@ -31,6 +45,7 @@ def add_portal_routes(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
     )
+    aiohttp_jinja2.get_env(app, app_key=TEMPLATES).globals["portal_nav"] = nav
     app.cleanup_ctx.append(portal_state)
     css = (resources.files("http_front.portal") / "static" / "portal.css").read_bytes()
 
@@ -46,7 +61,7 @@ def add_portal_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/portal/static/portal.css", stylesheet, name="public:portal-css")
     r.add_get("/portal", home, name="public:portal-root")
-    for method, path, handler, role in ROUTES:
+    for method, path, handler, role in routes:
         r.add_route(method, path, guarded(handler, role), name=f"public:portal-{handler.__name__}")
 
     async def missing(request: web.Request) -> web.StreamResponse:

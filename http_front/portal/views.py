@@ -34,7 +34,7 @@ from switch.orders.errors import OrderNotFound
 from switch.orders.requests import OrdersQuery
 from switch.portal import ROLES, PasswordRejected, PortalError, TeamRefused, role_allows
 
-__all__ = ["ROUTES"]
+__all__ = ["NAV", "ROUTES"]
 
 _PAGE_SIZE = 20
 _LOCKED = "This account is locked after too many failed attempts. Try again later."
@@ -280,4 +280,12 @@ ROUTES = (
     ("GET", "/portal/team", team_page, "admin"),
     ("POST", "/portal/team", team_add, "admin"),
     ("POST", "/portal/team/remove", team_remove, "admin"),
+)
+
+#: (label, href, least role): this area's entries in the top navigation.
+NAV = (
+    ("Payments", "/portal/", "viewer"),
+    ("Security", "/portal/security", "viewer"),
+    ("Password", "/portal/password", "viewer"),
+    ("Team", "/portal/team", "admin"),
 )

@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 import pyotp
 
-from switch.portal.policy import ROLES, check_password
+from switch.portal.policy import ROLES, check_password, role_allows
 from switch.portal.team import Team
 from switch.store.projects import Project, Projects, hash_password, verify_password
 from switch.store.vault import Vault
@@ -92,6 +92,10 @@ class Session:
     stage: str
     csrf: str
     expires: datetime
+
+    def allows(self, needed: str) -> bool:
+        """The session's role is ``needed`` or above (what the navigation shows; the guard enforces the same)."""
+        return role_allows(self.role, needed)
 
 
 @dataclass(frozen=True, slots=True)
