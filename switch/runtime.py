@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from switch import metrics
 from switch.config import SwitchConfig
+from switch.invoices.expiry import ExpiryConfig, InvoiceExpiry
 from switch.invoices.service import Invoices
 from switch.invoices.services import PaymentServices
 from switch.invoices.store import InvoiceStore
@@ -87,6 +88,8 @@ class RuntimeConfig:
     # Wallet tokens (POST /orders/token_pay, switch.wire.wallet): the gateway's decryption key (private PEM)
     # and the wallet's signing key (public PEM). Unset: <data_dir>/keys/wallet_merchant.pem and
     # wallet_signing.pub.pem when both exist (`isoswitch up` makes them), else wallet tokens are refused.
+    # Invoices' expiry sweep: every 10 s, 100 orders a round at most (see switch.invoices.expiry).
+    invoice_expiry: ExpiryConfig = field(default_factory=ExpiryConfig)
     wallet_merchant_key: Path | None = None
     wallet_signing_public_key: Path | None = None
 
@@ -134,6 +137,7 @@ class Runtime:
     webhooks: WebhookWorker | None = None  # the webhook outbox's delivery worker (switch.webhooks)
     _pages: PaymentPages | None = None
     _invoices: Invoices | None = None
+    invoice_expiry: InvoiceExpiry | None = None  # closes expired invoices' orders (switch.invoices.expiry)
 
     @property
     def invoices(self) -> Invoices:
@@ -271,6 +275,10 @@ async def open_runtime(
         hooks.start()
         # Closed before the writer and the pool: a delivery in flight still records its outcome.
         stack.push_async_callback(_close, hooks, step)
+        # The engine's clock read at each round (tests move it); closed before the writer and the pool.
+        expiry = InvoiceExpiry(engine.repo, lambda: engine.clock(), cfg.invoice_expiry)
+        expiry.start()
+        stack.push_async_callback(_close, expiry, step)
         runtime = Runtime(
             cfg,
             db,
@@ -290,6 +298,7 @@ async def open_runtime(
             _pages=pages,
             _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault),
             webhooks=hooks,
+            invoice_expiry=expiry,
         )
         if cfg.listener is not None:
             # Opened last, closed first: no ISO request is taken once what it needs starts closing.

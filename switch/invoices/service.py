@@ -230,7 +230,7 @@ class Invoices:
             status, resolution = state_of(
                 invoice.payment_flow,
                 order.status if order is not None else None,
-                bool(order and order.operations),
+                bool(order and (order.operations or order.card_blob is not None)),  # a payment made or under way
                 invoice.expires,
                 now,
                 invoice.created,

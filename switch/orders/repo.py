@@ -213,6 +213,34 @@ INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})
 """
 
 
+# Invoices' waiting orders past their invoice's `expires` (023's index): the gateway closes them, `rejected` with no
+# operation (switch/invoices/expiry.py). Only an order with no card: a card goes on (_ATTACH_CARD) before anything
+# is sent or prepared, and each of the two updates wants the other's row as it was, so under the row lock exactly
+# one of "paid" and "expired" wins. SKIP LOCKED: every serving process sweeps, none waits on another's rows.
+_DUE_INVOICE_ORDERS = f"""
+SELECT {", ".join("o." + c.strip() for c in _ORDER_COLUMNS.split(","))}
+FROM orders AS o JOIN payment_invoices AS i ON i.id = o.invoice_id AND i.order_id = o.id
+WHERE o.status = 'new' AND o.invoice_id IS NOT NULL AND o.card_blob IS NULL AND i.expires <= $1
+    AND NOT EXISTS (SELECT 1 FROM operations AS p WHERE p.order_id = o.id)
+ORDER BY i.expires
+LIMIT $2
+FOR UPDATE OF o SKIP LOCKED
+"""
+_EXPIRE_ORDER = """
+UPDATE orders SET status = 'rejected', updated = $3, version = version + 1
+WHERE id = $1 AND version = $2 AND status = 'new' AND card_blob IS NULL
+RETURNING id
+"""
+# With its event (and so its invoice's `expired` callback) in the same statement.
+_EXPIRE_ORDER_NOTIFY = f"""
+WITH o AS ({_EXPIRE_ORDER.strip()}),
+v AS (SELECT $4::text AS event_id, $5::bigint AS project_id, o.id AS order_id, $6::text AS event_type,
+             $7::jsonb AS payload, $8::text AS notify_url, $9::jsonb AS invoice FROM o),
+w AS (INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS}) {_OUTBOX_ROWS.format(v="v.", src="v").strip()})
+SELECT count(*) FROM o
+"""
+
+
 def _event_args(e: Event) -> tuple[Any, ...]:
     return (e.id, e.project_id, e.order_id, e.type, e.payload, e.url, e.invoice)
 
@@ -520,6 +548,31 @@ class OrderRepo:
         if done:
             order.version += 1
         return done
+
+    async def expire_invoice_orders(self, now: datetime, limit: int) -> list[Order]:
+        """Up to ``limit`` waiting orders of invoices whose ``expires`` is past, now ``rejected`` (each with its
+        event, and its invoice's callback, in the statement that changes it); the orders as they are now.
+
+        One transaction holds the rows (``FOR UPDATE SKIP LOCKED``) from the read to the change: a card going
+        onto one of them meanwhile waits, then finds it closed (and the page says expired). Not through the
+        group writer: the rows it locks would wait on it.
+        """
+        closed: list[Order] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row in await conn.fetch(_DUE_INVOICE_ORDERS, now, limit):
+                order = _order_from(row)
+                before = order.version
+                order.status, order.updated, order.version = OrderStatus.REJECTED, now, before + 1
+                event = self._event(order)
+                if event is None:
+                    done = await conn.fetchval(_EXPIRE_ORDER, order.id, before, now)
+                else:
+                    e = event
+                    args = (e.id, e.project_id, e.type, e.payload, e.url, e.invoice)
+                    done = await conn.fetchval(_EXPIRE_ORDER_NOTIFY, order.id, before, now, *args)
+                if done:
+                    closed.append(order)
+        return closed
 
     async def add_operation(self, order: Order, op: Operation) -> bool:
         """A new (pending) operation of an existing order, durable when this returns.
