@@ -79,7 +79,9 @@ async def test_an_expired_invoice_closes_its_order_and_calls_back_expired_exactl
     # Its page says so and takes no payment: a card posted to it sends nothing.
     path = urlsplit(inv["attributes"]["hpp_url"]).path
     page = await rig.front.http.get(path)
-    assert 'data-state="expired"' in await page.text()
+    html = await page.text()
+    assert 'data-state="expired"' in html
+    assert 'id="back" href="https://example.com/3"' in html  # its way back: return_urls.fail, an expiry failed it
     card = {"number": "4111111111111111", "exp_month": "12", "exp_year": "30", "cvc": "123", "holder": "J S"}
     resp = await rig.front.http.post(path, data={**card, "nonce": "0.x"}, allow_redirects=False)
     assert resp.status == 303

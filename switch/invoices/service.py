@@ -166,14 +166,14 @@ class Invoices:
 
     async def return_urls(self, order_id: str) -> dict[str, str]:
         """Where the page of the invoice paid by ``order_id`` sends the cardholder, by the page's outcome
-        (``paid``, ``declined``, ``pending``): ``return_urls.success|fail|pending``, else ``return_url`` (seeds/002:
-        "a common URL for user return after payment"). Empty: no invoice, or no URL."""
+        (``paid``, ``declined``, ``pending``; ``expired``, a failure too): ``return_urls.success|fail|pending``, else
+        ``return_url`` (seeds/002: "a common URL for user return after payment"). Empty: no invoice, or no URL."""
         store, _, _ = self._parts()
         invoice = await store.of_order(order_id)
         if invoice is None:
             return {}
         urls = invoice.return_urls or {}
-        by_outcome = {"paid": "success", "declined": "fail", "pending": "pending"}
+        by_outcome = {"paid": "success", "declined": "fail", "expired": "fail", "pending": "pending"}
         found = {state: urls.get(name) or invoice.return_url for state, name in by_outcome.items()}
         return {state: url for state, url in found.items() if url}
 
