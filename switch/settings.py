@@ -38,6 +38,7 @@ from typing import Any
 
 from schemas import SCHEMAS_DIR
 from switch.config import ConfigError, SwitchConfig, TlsFileError
+from switch.invoices.expiry import ExpiryConfig
 from switch.listener import ListenerConfig
 from switch.orders.pages import PagesConfig
 from switch.runtime import RuntimeConfig
@@ -126,11 +127,13 @@ class Section:
 SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
     "runtime": Section(
-        RuntimeConfig, skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks"})
+        RuntimeConfig,
+        skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks", "invoice_expiry"}),
     ),
     "saf": Section(SafConfig),
     "pages": Section(PagesConfig),
     "webhooks": Section(WebhookConfig),
+    "invoice_expiry": Section(ExpiryConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -248,6 +251,7 @@ def load_settings(
         listener=listener,
         webhooks=built["webhooks"],
         pages=built["pages"],
+        invoice_expiry=built["invoice_expiry"],
     )
     return Settings(
         source=str(src),
