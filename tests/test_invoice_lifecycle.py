@@ -23,8 +23,11 @@ from waiting import wait_for
 
 from http_front.outbound.webhooks import AiohttpSender
 from switch.invoices.expiry import ExpiryConfig, InvoiceExpiry
+from switch.money import currency
+from switch.orders.model import Operation, OperationStatus, OperationType
 from switch.runtime import Runtime, RuntimeConfig, open_runtime
 from switch.store import DbConfig
+from switch.translate import Card
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -188,6 +191,56 @@ async def test_paying_at_the_instant_of_expiry_is_either_paid_or_expired_never_b
     await pay(rig.front, paid)
     assert await sweep.work_once() == 0
     assert await outbox_types(runtime, paid["id"]) == ["invoice.process_pending", "invoice.processed"]
+
+
+async def test_an_attempt_abandoned_with_its_card_on_is_expired_and_can_never_be_paid_afterwards(rig: Rig) -> None:
+    runtime = rig.front.runtime
+    engine = runtime.orders.engine
+    inv = await create_invoice(rig.front, callback_url=rig.receiver.url, reference_id="abandoned")
+    order_id = (await attributes(rig.front, inv["id"]))["original_data"]["external_id"]
+    project = await runtime.projects.by_login("project")
+    assert project is not None
+    # As a process stopped right after the page put the card on leaves it: the card on, nothing sent.
+    order = await engine.repo.get(project.id, order_id)
+    assert order is not None
+    sealed = engine.cards.new_order(
+        project,
+        order_id,
+        Card("4111111111111111", 12, 2030, "123"),
+        10000,
+        currency("USD"),
+        engine.clock(),
+        rrn="",
+        recurring=False,
+    )
+    order.card_key_id, order.card_blob, order.pan_mask = sealed.card_key_id, sealed.card_blob, sealed.pan_mask
+    assert await engine.repo.save_waiting(order, attach_card=True)
+    assert (await attributes(rig.front, inv["id"]))["status"] == "process_pending"  # a payment under way
+    # Past the expiry, but the attempt is younger than abandoned_after: left alone.
+    expiry = InvoiceExpiry(engine.repo, lambda: engine.clock() + LATER, ExpiryConfig(abandoned_after=2 * 86400))
+    assert await expiry.work_once() == 0
+    # Older than that: closed, called back expired.
+    expiry = InvoiceExpiry(engine.repo, lambda: engine.clock() + LATER, ExpiryConfig(abandoned_after=600))
+    assert await expiry.work_once() == 1
+    attrs = await attributes(rig.front, inv["id"])
+    assert (attrs["status"], attrs["resolution"]) == ("process_failed", "expired")
+    assert await outbox_types(runtime, inv["id"]) == ["invoice.process_pending", "invoice.process_failed"]
+    # The stopped attempt waking up now cannot add its authorization: nothing is sent, the invoice stays expired.
+    now = engine.clock()
+    intent = Operation(
+        order_id=order_id,
+        id=1,
+        type=OperationType.AUTHORIZE,
+        status=OperationStatus.PENDING,
+        amount=10000,
+        currency="USD",
+        created=now,
+        updated=now,
+    )
+    order.operations = []
+    assert not await engine.repo.add_operation(order, intent)
+    rows = await runtime.db.pool.fetch("SELECT id FROM operations WHERE order_id = $1", order_id)
+    assert rows == []
 
 
 async def test_crash_recovery_turning_an_invoices_order_to_error_calls_the_invoice_back_failed_error(

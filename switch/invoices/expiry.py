@@ -9,10 +9,14 @@ Secure sweep (:mod:`switch.secure3d.sweep`) it runs in every serving process; ea
 
 An expired order becomes ``rejected`` with no operation (the gateway closed it; the issuer never saw it), and
 its event is written in the same statement: the invoice's ``process_failed`` / ``expired`` callback
-(:mod:`switch.webhooks.events`; 022's unique index keeps it to one). Only an order with no card is closed:
-the page attaches the card before anything is sent, each of the two writes needs the order as the other
-found it, so a cardholder paying at the same instant either pays (the sweep skips the order) or finds the
-page expired (nothing sent): never both.
+(:mod:`switch.webhooks.events`; 022's unique index keeps it to one).
+
+Never both paid and expired: the page attaches the card only to a waiting order without one, and a waiting
+order's first operation is added only while the order still waits (taking its row and moving its ``updated``:
+:meth:`OrderRepo.add_operation`); the close takes the row only as those left it. So a cardholder paying at the
+same instant either pays (the sweep finds a card just attached and leaves the order) or finds the page expired
+(nothing sent). An attempt whose card went on more than ``abandoned_after`` seconds ago with nothing after it
+(its process stopped) is closed too: should it wake up, its first operation is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from switch.orders.repo import OrderRepo
 
@@ -44,10 +48,13 @@ class ExpiryConfig:
 
     interval: float = 10.0
     batch: int = 100
+    # Seconds after which a payment attempt (a card on the order, nothing sent, no 3-D Secure started) counts as
+    # abandoned: longer than any attempt takes (the directory server's answer included).
+    abandoned_after: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.interval <= 0 or self.batch < 1:
-            raise ValueError("invoice expiry: need interval > 0 and batch >= 1")
+        if self.interval <= 0 or self.batch < 1 or self.abandoned_after <= 0:
+            raise ValueError("invoice expiry: need interval > 0, batch >= 1 and abandoned_after > 0")
 
 
 class InvoiceExpiry:
@@ -102,7 +109,9 @@ class InvoiceExpiry:
 
     async def work_once(self) -> int:
         """One round: the due invoices' orders closed, their callbacks written; how many."""
-        closed = await self._orders.expire_invoice_orders(self._clock(), self.config.batch)
+        now = self._clock()
+        abandoned = now - timedelta(seconds=self.config.abandoned_after)
+        closed = await self._orders.expire_invoice_orders(now, self.config.batch, abandoned)
         self.expired += len(closed)
         if closed:
             log.info("expired invoices closed", extra={"count": len(closed)})

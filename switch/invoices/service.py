@@ -24,7 +24,7 @@ from switch.invoices.services import PaymentService, PaymentServices
 from switch.invoices.store import InvoiceStore
 from switch.money import currency, from_minor
 from switch.orders.cashflow import percent_of
-from switch.orders.model import Order
+from switch.orders.model import Order, OrderStatus
 from switch.orders.pages import PaymentPages
 from switch.orders.requests import CreateRequest, Details, PageOptions
 from switch.store.projects import Project
@@ -52,6 +52,13 @@ def customer_id(project_id: int, reference_id: str) -> str:
     """
     digest = hashlib.sha256(f"{project_id}:{reference_id}".encode()).digest()
     return "cus_" + _base62(int.from_bytes(digest[:12]))
+
+
+def _paying(order: Order | None) -> bool:
+    """A payment was made (an operation) or is under way (a card on the still waiting order)."""
+    if order is None:
+        return False
+    return bool(order.operations) or (order.status is OrderStatus.NEW and order.card_blob is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +237,7 @@ class Invoices:
             status, resolution = state_of(
                 invoice.payment_flow,
                 order.status if order is not None else None,
-                bool(order and (order.operations or order.card_blob is not None)),  # a payment made or under way
+                _paying(order),
                 invoice.expires,
                 now,
                 invoice.created,

@@ -404,8 +404,13 @@ class PaymentPages:
                 raise PageClosed(dataclasses.replace(taken, closed=taken.closed or "pending"))
             try:
                 return await self._attempt(project, view, order, card, reason, browser, save_card, links, now)
-            except Exception:
+            except Exception as e:
                 await self._release(order)
+                if isinstance(e, OrderError):
+                    # Its invoice's expiry closed the order under the attempt (switch/invoices/expiry.py).
+                    after = await self._view(row)
+                    if after.closed == "expired":
+                        raise PageClosed(after) from e
                 raise
 
     async def _attempt(

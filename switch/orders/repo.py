@@ -213,14 +213,21 @@ INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})
 """
 
 
+# A waiting order's first operation takes the order first (OrderRepo.add_operation): none is added to an order
+# the invoice expiry closed, and an attempt under way is not closed as abandoned (its `updated` is now).
+_TAKE_WAITING = "UPDATE orders SET updated = $2 WHERE id = $1 AND status IN ('new', 'prepared')"
+
 # Invoices' waiting orders past their invoice's `expires` (023's index): the gateway closes them, `rejected` with no
-# operation (switch/invoices/expiry.py). Only an order with no card: a card goes on (_ATTACH_CARD) before anything
-# is sent or prepared, and each of the two updates wants the other's row as it was, so under the row lock exactly
-# one of "paid" and "expired" wins. SKIP LOCKED: every serving process sweeps, none waits on another's rows.
+# operation (switch/invoices/expiry.py). An order with no card, or one whose payment attempt was abandoned (its
+# card went on before `$3` and nothing followed: a process stopped mid-attempt). Under the row lock exactly one of
+# "paid" and "expired" wins: the card goes on (_ATTACH_CARD) only while the order is new without one, the first
+# operation only while it waits (_TAKE_WAITING, moving `updated`), and the close wants the row as they left it
+# (new; no card, or `updated` old). SKIP LOCKED: every serving process sweeps, none waits on another's rows.
 _DUE_INVOICE_ORDERS = f"""
 SELECT {", ".join("o." + c.strip() for c in _ORDER_COLUMNS.split(","))}
 FROM orders AS o JOIN payment_invoices AS i ON i.id = o.invoice_id AND i.order_id = o.id
-WHERE o.status = 'new' AND o.invoice_id IS NOT NULL AND o.card_blob IS NULL AND i.expires <= $1
+WHERE o.status = 'new' AND o.invoice_id IS NOT NULL AND i.expires <= $1
+    AND (o.card_blob IS NULL OR o.updated < $3)
     AND NOT EXISTS (SELECT 1 FROM operations AS p WHERE p.order_id = o.id)
 ORDER BY i.expires
 LIMIT $2
@@ -228,14 +235,14 @@ FOR UPDATE OF o SKIP LOCKED
 """
 _EXPIRE_ORDER = """
 UPDATE orders SET status = 'rejected', updated = $3, version = version + 1
-WHERE id = $1 AND version = $2 AND status = 'new' AND card_blob IS NULL
+WHERE id = $1 AND version = $2 AND status = 'new' AND (card_blob IS NULL OR updated < $4)
 RETURNING id
 """
 # With its event (and so its invoice's `expired` callback) in the same statement.
 _EXPIRE_ORDER_NOTIFY = f"""
 WITH o AS ({_EXPIRE_ORDER.strip()}),
-v AS (SELECT $4::text AS event_id, $5::bigint AS project_id, o.id AS order_id, $6::text AS event_type,
-             $7::jsonb AS payload, $8::text AS notify_url, $9::jsonb AS invoice FROM o),
+v AS (SELECT $5::text AS event_id, $6::bigint AS project_id, o.id AS order_id, $7::text AS event_type,
+             $8::jsonb AS payload, $9::text AS notify_url, $10::jsonb AS invoice FROM o),
 w AS (INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS}) {_OUTBOX_ROWS.format(v="v.", src="v").strip()})
 SELECT count(*) FROM o
 """
@@ -549,9 +556,10 @@ class OrderRepo:
             order.version += 1
         return done
 
-    async def expire_invoice_orders(self, now: datetime, limit: int) -> list[Order]:
+    async def expire_invoice_orders(self, now: datetime, limit: int, abandoned: datetime) -> list[Order]:
         """Up to ``limit`` waiting orders of invoices whose ``expires`` is past, now ``rejected`` (each with its
         event, and its invoice's callback, in the statement that changes it); the orders as they are now.
+        ``abandoned``: an order with a card (a payment attempt) is closed only when that card went on before it.
 
         One transaction holds the rows (``FOR UPDATE SKIP LOCKED``) from the read to the change: a card going
         onto one of them meanwhile waits, then finds it closed (and the page says expired). Not through the
@@ -559,17 +567,17 @@ class OrderRepo:
         """
         closed: list[Order] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            for row in await conn.fetch(_DUE_INVOICE_ORDERS, now, limit):
+            for row in await conn.fetch(_DUE_INVOICE_ORDERS, now, limit, abandoned):
                 order = _order_from(row)
                 before = order.version
                 order.status, order.updated, order.version = OrderStatus.REJECTED, now, before + 1
                 event = self._event(order)
                 if event is None:
-                    done = await conn.fetchval(_EXPIRE_ORDER, order.id, before, now)
+                    done = await conn.fetchval(_EXPIRE_ORDER, order.id, before, now, abandoned)
                 else:
                     e = event
                     args = (e.id, e.project_id, e.type, e.payload, e.url, e.invoice)
-                    done = await conn.fetchval(_EXPIRE_ORDER_NOTIFY, order.id, before, now, *args)
+                    done = await conn.fetchval(_EXPIRE_ORDER_NOTIFY, order.id, before, now, abandoned, *args)
                 if done:
                     closed.append(order)
         return closed
@@ -581,8 +589,13 @@ class OrderRepo:
         ``op.id`` first or has one pending (see 002_orders.sql).
         """
         args = (op.order_id, op.id, order.project_id, *_operation_args(op))
+        first = not order.operations and order.status in (OrderStatus.NEW, OrderStatus.PREPARED)
 
         async def insert(conn: asyncpg.Connection) -> str:
+            # A waiting order's first operation: only while it still waits, its row taken and its `updated`
+            # moved (the invoice expiry's close of an abandoned attempt checks both under the row lock).
+            if first and await conn.execute(_TAKE_WAITING, op.order_id, op.created) != "UPDATE 1":
+                return "closed"
             status: str = await conn.execute(_ADD_OPERATION, *args)
             return status
 
