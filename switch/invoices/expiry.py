@@ -12,8 +12,8 @@ its event is written in the same statement: the invoice's ``process_failed`` / `
 (:mod:`switch.webhooks.events`; 022's unique index keeps it to one).
 
 Never both paid and expired: the page attaches the card only to a waiting order without one, and a waiting
-order's first operation is added only while the order still waits (taking its row and moving its ``updated``:
-:meth:`OrderRepo.add_operation`); the close takes the row only as those left it. So a cardholder paying at the
+order's first operation is added only while the order still waits (taking its row: :meth:`OrderRepo.add_operation`);
+the close, holding the row, takes it only as those left it. So a cardholder paying at the
 same instant either pays (the sweep finds a card just attached and leaves the order) or finds the page expired
 (nothing sent). An attempt whose card went on more than ``abandoned_after`` seconds ago with nothing after it
 (its process stopped) is closed too: should it wake up, its first operation is refused.

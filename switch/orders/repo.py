@@ -213,16 +213,18 @@ INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})
 """
 
 
-# A waiting order's first operation takes the order first (OrderRepo.add_operation): none is added to an order
-# the invoice expiry closed, and an attempt under way is not closed as abandoned (its `updated` is now).
-_TAKE_WAITING = "UPDATE orders SET updated = $2 WHERE id = $1 AND status IN ('new', 'prepared')"
+# A waiting order's first operation takes the order's row first (OrderRepo.add_operation), in its transaction:
+# none is added to an order the invoice expiry closed, and the expiry's close, which takes the row too, sees an
+# operation added before it got the row.
+_TAKE_WAITING = "SELECT 1 FROM orders WHERE id = $1 AND status IN ('new', 'prepared') FOR NO KEY UPDATE"
 
 # Invoices' waiting orders past their invoice's `expires` (023's index): the gateway closes them, `rejected` with no
 # operation (switch/invoices/expiry.py). An order with no card, or one whose payment attempt was abandoned (its
-# card went on before `$3` and nothing followed: a process stopped mid-attempt). Under the row lock exactly one of
-# "paid" and "expired" wins: the card goes on (_ATTACH_CARD) only while the order is new without one, the first
-# operation only while it waits (_TAKE_WAITING, moving `updated`), and the close wants the row as they left it
-# (new; no card, or `updated` old). SKIP LOCKED: every serving process sweeps, none waits on another's rows.
+# card went on before the `abandoned` time and nothing followed: a process stopped mid-attempt). Under the row
+# lock exactly one of "paid" and "expired" wins: the card goes on (_ATTACH_CARD) only while the order is new
+# without one, the first operation only while it waits (_TAKE_WAITING), and the close, once it holds the row,
+# wants it as they left it (new; no card, or one put on before `abandoned`; no operation: its own statement, so
+# its own snapshot, taken after the lock). SKIP LOCKED: every serving process sweeps, none waits on another's rows.
 _DUE_INVOICE_ORDERS = f"""
 SELECT {", ".join("o." + c.strip() for c in _ORDER_COLUMNS.split(","))}
 FROM orders AS o JOIN payment_invoices AS i ON i.id = o.invoice_id AND i.order_id = o.id
@@ -236,6 +238,7 @@ FOR UPDATE OF o SKIP LOCKED
 _EXPIRE_ORDER = """
 UPDATE orders SET status = 'rejected', updated = $3, version = version + 1
 WHERE id = $1 AND version = $2 AND status = 'new' AND (card_blob IS NULL OR updated < $4)
+    AND NOT EXISTS (SELECT 1 FROM operations WHERE order_id = $1)
 RETURNING id
 """
 # With its event (and so its invoice's `expired` callback) in the same statement.
@@ -592,9 +595,8 @@ class OrderRepo:
         first = not order.operations and order.status in (OrderStatus.NEW, OrderStatus.PREPARED)
 
         async def insert(conn: asyncpg.Connection) -> str:
-            # A waiting order's first operation: only while it still waits, its row taken and its `updated`
-            # moved (the invoice expiry's close of an abandoned attempt checks both under the row lock).
-            if first and await conn.execute(_TAKE_WAITING, op.order_id, op.created) != "UPDATE 1":
+            # A waiting order's first operation: only while it still waits (_TAKE_WAITING; the invoice expiry).
+            if first and await conn.fetchval(_TAKE_WAITING, op.order_id) is None:
                 return "closed"
             status: str = await conn.execute(_ADD_OPERATION, *args)
             return status
