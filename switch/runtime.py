@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from switch import metrics
 from switch.config import SwitchConfig
+from switch.invoices.expiry import ExpiryConfig, InvoiceExpiry
 from switch.invoices.service import Invoices
 from switch.invoices.services import PaymentServices
 from switch.invoices.store import InvoiceStore
@@ -94,6 +95,8 @@ class RuntimeConfig:
     # Wallet tokens (POST /orders/token_pay, switch.wire.wallet): the gateway's decryption key (private PEM)
     # and the wallet's signing key (public PEM). Unset: <data_dir>/keys/wallet_merchant.pem and
     # wallet_signing.pub.pem when both exist (`isoswitch up` makes them), else wallet tokens are refused.
+    # Invoices' expiry sweep: every 10 s, 100 orders a round at most (see switch.invoices.expiry).
+    invoice_expiry: ExpiryConfig = field(default_factory=ExpiryConfig)
     wallet_merchant_key: Path | None = None
     wallet_signing_public_key: Path | None = None
     # The merchant portal's account protection (lockout after 5 failures for 15 minutes, login rate per address,
@@ -144,6 +147,8 @@ class Runtime:
     webhooks: WebhookWorker | None = None  # the webhook outbox's delivery worker (switch.webhooks)
     _pages: PaymentPages | None = None
     _invoices: Invoices | None = None
+    invoice_expiry: InvoiceExpiry | None = None  # closes expired invoices' orders (switch.invoices.expiry)
+
     _links: PaymentLinks | None = None
 
     @property
@@ -319,6 +324,10 @@ async def open_runtime(
             mailer.start(mail_sender)
         # Closed before the pool: a send in flight still records its outcome.
         stack.push_async_callback(_close, mailer, step)
+        # The engine's clock read at each round (tests move it); closed before the writer and the pool.
+        expiry = InvoiceExpiry(engine.repo, lambda: engine.clock(), cfg.invoice_expiry)
+        expiry.start()
+        stack.push_async_callback(_close, expiry, step)
         runtime = Runtime(
             cfg,
             db,
@@ -340,6 +349,7 @@ async def open_runtime(
             webhooks=hooks,
             _mail=mailer,
             _portal=Portal(db.pool, projects, vault, cfg.portal),
+            invoice_expiry=expiry,
         )
         runtime._links = PaymentLinks(runtime.invoices, LinkStore(db.pool), projects)
         if cfg.listener is not None:

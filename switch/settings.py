@@ -38,6 +38,7 @@ from typing import Any
 
 from schemas import SCHEMAS_DIR
 from switch.config import ConfigError, SwitchConfig, TlsFileError
+from switch.invoices.expiry import ExpiryConfig
 from switch.listener import ListenerConfig
 from switch.mail.config import MailConfig
 from switch.orders.pages import PagesConfig
@@ -129,13 +130,28 @@ SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
     "runtime": Section(
         RuntimeConfig,
-        skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks", "mail", "portal"}),
+        skip=frozenset(
+            {
+                "db",
+                "switch",
+                "node_id",
+                "saf",
+                "env",
+                "listener",
+                "pages",
+                "webhooks",
+                "mail",
+                "portal",
+                "invoice_expiry",
+            }
+        ),
     ),
     "saf": Section(SafConfig),
     "pages": Section(PagesConfig),
     "webhooks": Section(WebhookConfig),
     "mail": Section(MailConfig, secret=frozenset({"password"})),
     "portal": Section(PortalConfig),
+    "invoice_expiry": Section(ExpiryConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -255,6 +271,7 @@ def load_settings(
         mail=built["mail"],
         pages=built["pages"],
         portal=built["portal"],
+        invoice_expiry=built["invoice_expiry"],
     )
     return Settings(
         source=str(src),

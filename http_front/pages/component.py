@@ -58,7 +58,13 @@ class Checkout:
     return_urls: Mapping[str, str] = field(default_factory=dict)
 
     def return_to(self, state: str) -> str | None:
+        """Where a payment's outcome sends the browser at once (None: the page shows the result)."""
         return self.return_urls.get(state) or (self.return_url if state == "paid" else None)
+
+    def back_to(self, state: str) -> str | None:
+        """The result page's "Return to the shop" link: the outcome's own URL (an invoice's pending or fail),
+        else ``return_url``."""
+        return self.return_urls.get(state) or self.return_url
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ and ``process_failed`` with a ``resolution`` (``declined``, ``expired``,
 ('processed', 'ok')
 >>> state_of("charge", OrderStatus.NEW, False, datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC))
 ('process_failed', 'expired')
+>>> state_of("verify", OrderStatus.REJECTED, False, datetime(2030, 1, 1, tzinfo=UTC), datetime(2020, 1, 1, tzinfo=UTC))
+('process_failed', 'expired')
 """
 
 from __future__ import annotations
@@ -43,12 +45,18 @@ def state_of(
     now: datetime,
     created: datetime | None = None,
 ) -> tuple[str, str]:
-    """(status, resolution) of an invoice whose order is in ``status`` (None: no order, yet or ever)."""
+    """(status, resolution) of an invoice whose order is in ``status`` (None: no order, yet or ever).
+
+    ``has_operations``: a payment was made or is under way (an operation, or a card on the order): a waiting
+    order past ``expires`` is expired only without one; the sweep closes such orders ``rejected``.
+    """
     if status is None:
         # A concurrent create (its 409) may read the invoice before its order is written; later, none will be.
         return (PENDING, "ok") if created is not None and now < created + _WRITING else (FAILED, "error")
     if status in _PROCESSED[flow]:
         return PROCESSED, "ok"
+    if status is OrderStatus.REJECTED and not has_operations:
+        return FAILED, "expired"  # closed by the expiry sweep (switch/invoices/expiry.py) before any payment
     if status in _DECLINED:
         return FAILED, "declined"
     if status is OrderStatus.ERROR:

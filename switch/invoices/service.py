@@ -36,7 +36,7 @@ from switch.mail import Mailer, QueuedMail, check_address
 from switch.money import currency, from_minor
 from switch.orders.cashflow import percent_of
 from switch.orders.errors import Declined, Fraud, InvalidInput, IssuerError, Rejected
-from switch.orders.model import Order
+from switch.orders.model import Order, OrderStatus
 from switch.orders.pages import PaymentPages
 from switch.orders.requests import AuthorizeRequest, CreateRequest, Details, PageOptions
 from switch.orders.verdicts import ISSUER_BUSY, ISSUER_UNAVAILABLE, LINK_LOST, NOT_ENCODED, TIMED_OUT
@@ -78,6 +78,13 @@ def customer_id(project_id: int, reference_id: str) -> str:
     """
     digest = hashlib.sha256(f"{project_id}:{reference_id}".encode()).digest()
     return "cus_" + _base62(int.from_bytes(digest[:12]))
+
+
+def _paying(order: Order | None) -> bool:
+    """A payment was made (an operation) or is under way (a card on the still waiting order)."""
+    if order is None:
+        return False
+    return bool(order.operations) or (order.status is OrderStatus.NEW and order.card_blob is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,14 +332,14 @@ class Invoices:
 
     async def return_urls(self, order_id: str) -> dict[str, str]:
         """Where the page of the invoice paid by ``order_id`` sends the cardholder, by the page's outcome
-        (``paid``, ``declined``, ``pending``): ``return_urls.success|fail|pending``, else ``return_url`` (seeds/002:
-        "a common URL for user return after payment"). Empty: no invoice, or no URL."""
+        (``paid``, ``declined``, ``pending``; ``expired``, a failure too): ``return_urls.success|fail|pending``, else
+        ``return_url`` (seeds/002: "a common URL for user return after payment"). Empty: no invoice, or no URL."""
         store, _, _ = self._parts()
         invoice = await store.of_order(order_id)
         if invoice is None:
             return {}
         urls = invoice.return_urls or {}
-        by_outcome = {"paid": "success", "declined": "fail", "pending": "pending"}
+        by_outcome = {"paid": "success", "declined": "fail", "expired": "fail", "pending": "pending"}
         found = {state: urls.get(name) or invoice.return_url for state, name in by_outcome.items()}
         return {state: url for state, url in found.items() if url}
 
@@ -389,7 +396,7 @@ class Invoices:
             status, resolution = state_of(
                 invoice.payment_flow,
                 order.status if order is not None else None,
-                bool(order and order.operations),
+                _paying(order),
                 invoice.expires,
                 now,
                 invoice.created,

@@ -12,7 +12,7 @@ import asyncpg
 from switch.invoices.model import Invoice
 from switch.money import from_minor
 
-__all__ = ["InvoiceStore"]
+__all__ = ["InvoiceStore", "add_error_callback", "callback_logs", "callback_payload"]
 
 _FIELDS = [f.name for f in dataclasses.fields(Invoice)]
 _COLUMNS = ", ".join(_FIELDS)
@@ -35,6 +35,15 @@ INSERT INTO webhook_outbox (event_id, project_id, order_id, event_type, payload,
 VALUES ($1, $2, $3, $4, $5, $6, $3) ON CONFLICT DO NOTHING
 """
 _LOG_STATES = {"delivered": "done", "failed": "failed"}
+# The invoice of an order crash recovery just turned `error` (switch.saf.recovery), when it has a callback_url.
+_OF_ERRORED_ORDER = (
+    f"SELECT {_COLUMNS}, (SELECT updated FROM orders WHERE id = $1 AND status = 'error') AS errored"
+    " FROM payment_invoices WHERE order_id = $1 AND callback_url IS NOT NULL"
+)
+_ADD_ORDER_CALLBACK = """
+INSERT INTO webhook_outbox (event_id, project_id, order_id, event_type, payload, url, invoice_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+"""
 
 
 def callback_payload(invoice: Invoice, status: str, resolution: str, at: datetime) -> dict[str, Any]:
@@ -83,6 +92,31 @@ def callback_logs(rows: list[asyncpg.Record]) -> dict[str, Any]:
             "transaction_status": r["event_type"].removeprefix("invoice."),
         }
     return logs
+
+
+async def add_error_callback(conn: asyncpg.Connection, order_id: str) -> bool:
+    """The ``process_failed`` / ``error`` callback of the invoice whose order crash recovery turned ``error``, on
+    ``conn`` (recovery's transaction: written with the change, or not at all). The order's other writers make
+    their invoice's callback in their own statements (switch/orders/repo.py _OUTBOX_ROWS); recovery's SQL
+    builds no bodies (its order events are rendered when sent), and an invoice's body needs the currency's
+    exponent, hence this. False: no invoice with a callback_url, or the order is not ``error``."""
+    r = await conn.fetchrow(_OF_ERRORED_ORDER, order_id)
+    if r is None or r["errored"] is None:
+        return False
+    invoice = _invoice(r)
+    status, resolution = "process_failed", "error"
+    payload = callback_payload(invoice, status, resolution, r["errored"])
+    await conn.execute(
+        _ADD_ORDER_CALLBACK,
+        f"cb_{invoice.id}_{status}",
+        invoice.project_id,
+        order_id,
+        f"invoice.{status}",
+        payload,
+        invoice.callback_url,
+        invoice.id,
+    )
+    return True
 
 
 def _invoice(r: asyncpg.Record) -> Invoice:

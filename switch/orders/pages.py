@@ -187,6 +187,8 @@ def _closed(row: PageRow, order: Order, now: datetime) -> tuple[str | None, str 
             return "expired", None
         # A card attached: a payment attempt is under way (no other may replace its card).
         return ("pending", None) if order.card_blob is not None else (None, None)
+    if order.status is OrderStatus.REJECTED and not order.operations:
+        return "expired", None  # an invoice's order closed by its expiry (switch/invoices/expiry.py)
     if order.status in _PAID or order.status is OrderStatus.CHARGEDBACK:
         return "paid", None
     if order.status is OrderStatus.PREPARED or order.status is OrderStatus.NEW:
@@ -403,8 +405,13 @@ class PaymentPages:
                 raise PageClosed(dataclasses.replace(taken, closed=taken.closed or "pending"))
             try:
                 return await self._attempt(project, view, order, card, reason, browser, save_card, links, now)
-            except Exception:
+            except Exception as e:
                 await self._release(order)
+                if isinstance(e, OrderError):
+                    # Its invoice's expiry closed the order under the attempt (switch/invoices/expiry.py).
+                    after = await self._view(row)
+                    if after.closed == "expired":
+                        raise PageClosed(after) from e
                 raise
 
     async def _attempt(

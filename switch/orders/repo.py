@@ -214,6 +214,44 @@ INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})
 """
 
 
+# A waiting order's first operation takes the order's row first (OrderRepo.add_operation), in its transaction:
+# none is added to an order the invoice expiry closed, and the expiry's close, which takes the row too, sees an
+# operation added before it got the row.
+_TAKE_WAITING = "SELECT 1 FROM orders WHERE id = $1 AND status IN ('new', 'prepared') FOR NO KEY UPDATE"
+
+# Invoices' waiting orders past their invoice's `expires` (023's index): the gateway closes them, `rejected` with no
+# operation (switch/invoices/expiry.py). An order with no card, or one whose payment attempt was abandoned (its
+# card went on before the `abandoned` time and nothing followed: a process stopped mid-attempt). Under the row
+# lock exactly one of "paid" and "expired" wins: the card goes on (_ATTACH_CARD) only while the order is new
+# without one, the first operation only while it waits (_TAKE_WAITING), and the close, once it holds the row,
+# wants it as they left it (new; no card, or one put on before `abandoned`; no operation: its own statement, so
+# its own snapshot, taken after the lock). SKIP LOCKED: every serving process sweeps, none waits on another's rows.
+_DUE_INVOICE_ORDERS = f"""
+SELECT {", ".join("o." + c.strip() for c in _ORDER_COLUMNS.split(","))}
+FROM orders AS o JOIN payment_invoices AS i ON i.id = o.invoice_id AND i.order_id = o.id
+WHERE o.status = 'new' AND o.invoice_id IS NOT NULL AND i.expires <= $1
+    AND (o.card_blob IS NULL OR o.updated < $3)
+    AND NOT EXISTS (SELECT 1 FROM operations AS p WHERE p.order_id = o.id)
+ORDER BY i.expires
+LIMIT $2
+FOR UPDATE OF o SKIP LOCKED
+"""
+_EXPIRE_ORDER = """
+UPDATE orders SET status = 'rejected', updated = $3, version = version + 1
+WHERE id = $1 AND version = $2 AND status = 'new' AND (card_blob IS NULL OR updated < $4)
+    AND NOT EXISTS (SELECT 1 FROM operations WHERE order_id = $1)
+RETURNING id
+"""
+# With its event (and so its invoice's `expired` callback) in the same statement.
+_EXPIRE_ORDER_NOTIFY = f"""
+WITH o AS ({_EXPIRE_ORDER.strip()}),
+v AS (SELECT $5::text AS event_id, $6::bigint AS project_id, o.id AS order_id, $7::text AS event_type,
+             $8::jsonb AS payload, $9::text AS notify_url, $10::jsonb AS invoice FROM o),
+w AS (INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS}) {_OUTBOX_ROWS.format(v="v.", src="v").strip()})
+SELECT count(*) FROM o
+"""
+
+
 def _event_args(e: Event) -> tuple[Any, ...]:
     return (e.id, e.project_id, e.order_id, e.type, e.payload, e.url, e.invoice)
 
@@ -524,6 +562,32 @@ class OrderRepo:
             order.version += 1
         return done
 
+    async def expire_invoice_orders(self, now: datetime, limit: int, abandoned: datetime) -> list[Order]:
+        """Up to ``limit`` waiting orders of invoices whose ``expires`` is past, now ``rejected`` (each with its
+        event, and its invoice's callback, in the statement that changes it); the orders as they are now.
+        ``abandoned``: an order with a card (a payment attempt) is closed only when that card went on before it.
+
+        One transaction holds the rows (``FOR UPDATE SKIP LOCKED``) from the read to the change: a card going
+        onto one of them meanwhile waits, then finds it closed (and the page says expired). Not through the
+        group writer: the rows it locks would wait on it.
+        """
+        closed: list[Order] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row in await conn.fetch(_DUE_INVOICE_ORDERS, now, limit, abandoned):
+                order = _order_from(row)
+                before = order.version
+                order.status, order.updated, order.version = OrderStatus.REJECTED, now, before + 1
+                event = self._event(order)
+                if event is None:
+                    done = await conn.fetchval(_EXPIRE_ORDER, order.id, before, now, abandoned)
+                else:
+                    e = event
+                    args = (e.id, e.project_id, e.type, e.payload, e.url, e.invoice)
+                    done = await conn.fetchval(_EXPIRE_ORDER_NOTIFY, order.id, before, now, abandoned, *args)
+                if done:
+                    closed.append(order)
+        return closed
+
     async def add_operation(self, order: Order, op: Operation) -> bool:
         """A new (pending) operation of an existing order, durable when this returns.
 
@@ -531,8 +595,12 @@ class OrderRepo:
         ``op.id`` first or has one pending (see 002_orders.sql).
         """
         args = (op.order_id, op.id, order.project_id, *_operation_args(op))
+        first = not order.operations and order.status in (OrderStatus.NEW, OrderStatus.PREPARED)
 
         async def insert(conn: asyncpg.Connection) -> str:
+            # A waiting order's first operation: only while it still waits (_TAKE_WAITING; the invoice expiry).
+            if first and await conn.fetchval(_TAKE_WAITING, op.order_id) is None:
+                return "closed"
             status: str = await conn.execute(_ADD_OPERATION, *args)
             return status
 

@@ -226,8 +226,12 @@ class SafTransaction:
         )
 
     async def orphan_to_error(self, order_id: str, operation_id: int, message: str, cashflow: Any) -> None:
-        """Mark a pending operation and its order ``error``."""
+        """Mark a pending operation and its order ``error`` (its events, and its invoice's callback, with it)."""
+        # Here, not at the top: switch.invoices imports the orders' model, which imports this package.
+        from switch.invoices.store import add_error_callback
+
         await self._conn.execute(_ORPHAN_DONE, order_id, operation_id, message, cashflow)
+        await add_error_callback(self._conn, order_id)
 
 
 class SafStore:

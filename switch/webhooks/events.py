@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from switch.invoices.model import state_of
@@ -30,6 +30,7 @@ from switch.orders.model import Order
 __all__ = ["Event", "Events", "Render", "core_view"]
 
 Render = Callable[[Order], dict[str, Any]]
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 def core_view(order: Order) -> dict[str, Any]:
@@ -79,10 +80,10 @@ class Events:
         """What the invoice of ``order`` shows now, for each flow (the order does not know its invoice's)."""
         if order.invoice_id is None:
             return None
-        # Operations or not: an order that changes was either just created (new: pending) or is paid; an expired
-        # invoice's order never changes (its page takes no payment), so `expires` plays no part here.
-        at = order.updated
-        return {flow: list(state_of(flow, order.status, True, at, at)) for flow in ("charge", "verify")} | {
+        # The change says it, never the clock: an order just created (new) is pending, one the expiry sweep
+        # closed (rejected, no operation) is expired, a paid one processed (so `expires` is never reached here).
+        at, ops = order.updated, bool(order.operations)
+        return {flow: list(state_of(flow, order.status, ops, _NEVER, at)) for flow in ("charge", "verify")} | {
             "amount": from_minor(order.amount, order.currency),
             "timestamp": stamp,
         }
