@@ -77,10 +77,12 @@ def today_range(front: Front, period: str = "day") -> StatsRange:
     return StatsRange(today - timedelta(days=1), today, period)
 
 
-async def owner_cookie(front: Front, project: str = "project", email: str = "owner@shop.test") -> dict[str, str]:
-    """A logged-in owner's cookie header (the one-time password changed first, as the portal demands)."""
+async def owner_cookie(
+    front: Front, project: str = "project", email: str = "owner@shop.test", role: str = "owner"
+) -> dict[str, str]:
+    """A logged-in user's cookie header (the one-time password changed first, as the portal demands)."""
     portal = front.runtime.portal
-    _, _, one_time = await portal.add_user(email, project, "owner")
+    _, _, one_time = await portal.add_user(email, project, role)
     assert one_time is not None
     first = await portal.login(email, one_time, "127.0.0.1", "test")
     assert first.session is not None
@@ -201,3 +203,44 @@ async def test_the_dashboard_balance_and_report_send_a_browser_without_a_session
     for path in ("/portal/dashboard", "/portal/balance", "/portal/reports/daily?day=2026-01-01"):
         answer = await front.http.get(path, allow_redirects=False)
         assert (answer.status, answer.headers["Location"]) == (303, "/portal/login"), path
+
+
+async def test_payments_fall_in_the_day_week_and_month_they_were_created_in(front: Front) -> None:
+    books = await make_books(front)
+    # The EUR sale eight days back: always another day and another week (a month only sometimes).
+    await front.runtime.db.pool.execute(
+        "UPDATE orders SET created = created - interval '8 days' WHERE id = $1", books.ids["eur_sale"]
+    )
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    today = front.runtime.portal.clock().astimezone(UTC).date()
+    then = today - timedelta(days=8)
+    monday = {d: d - timedelta(days=d.weekday()) for d in (today, then)}
+    expected = {
+        "day": [(then, 1, 2000), (today, 1, 0)],
+        "week": [(monday[then], 1, 2000), (monday[today], 1, 0)],
+        "month": (
+            [(today.replace(day=1), 2, 2000)]
+            if then.month == today.month
+            else [(then.replace(day=1), 1, 2000), (today.replace(day=1), 1, 0)]
+        ),
+    }
+    for period, want in expected.items():
+        board = await front.runtime.orders.stats.dashboard(project.id, StatsRange(then, today, period))
+        assert [(b.start, b.payments, b.charged) for b in board.periods["EUR"]] == want, period
+        assert board.totals["EUR"].payments == 2 and board.totals["USD"].payments == 6
+    narrow = await front.runtime.orders.stats.dashboard(project.id, StatsRange(today, today))
+    assert narrow.totals["EUR"].payments == 1  # the range is by creation, its first day included
+
+
+async def test_a_viewer_reads_the_dashboard_the_balance_and_the_report_and_sees_them_in_the_navigation(
+    front: Front,
+) -> None:
+    cookie = await owner_cookie(front, email="viewer@shop.test", role="viewer")
+    day = front.runtime.portal.clock().astimezone(UTC).date()
+    for path in ("/portal/dashboard", "/portal/balance", f"/portal/reports/daily?day={day}"):
+        answer = await front.http.get(path, headers=cookie)
+        assert answer.status == 200, path
+    page = await (await front.http.get("/portal/dashboard", headers=cookie)).text()
+    assert 'href="/portal/dashboard"' in page and 'href="/portal/balance"' in page
+    assert "No payments in this range." in page and "<script" not in page

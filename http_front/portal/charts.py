@@ -28,6 +28,7 @@ Number = int | float | Decimal
 _W, _H = 640, 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 30, 40
 _MAX_LABELS = 8
+_MAX_BAR = 48  # a range of one period draws bars, not walls
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ def _legend(series: Sequence[Series]) -> list[str]:
     for i, s in enumerate(series):
         out.append(f'<rect class="series-{i}" x="{x}" y="8" width="12" height="12"/>')
         out.append(f'<text class="legend" x="{x + 16}" y="18">{escape(s.name)}</text>')
-        x += 24 + 8 * len(s.name)
+        x += 28 + 9 * len(s.name)  # room for the name at the 16 px a narrow screen draws it
     return out
 
 
@@ -106,7 +107,8 @@ def bar_chart(
     top = 100 if percent else nice_ceiling(peak)
     axis_fmt = (lambda v: f"{v:g}%") if percent else fmt
     slot = plot_w / max(1, len(labels))
-    width = slot * 0.8 / (1 if stacked else max(1, len(series)))
+    width = min(_MAX_BAR, slot * 0.8 / (1 if stacked else max(1, len(series))))
+    group = width * (1 if stacked else len(series))
     parts = [
         f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {_W} {_H}" role="img"'
         f' aria-labelledby="{escape(chart_id)}-title" xmlns="http://www.w3.org/2000/svg">',
@@ -120,7 +122,7 @@ def bar_chart(
             raw = s.values[i]
             v = float(raw or 0)
             h = plot_h * v / top if top else 0
-            x = _LEFT + slot * i + slot * 0.1 + (0 if stacked else width * k)
+            x = _LEFT + slot * i + (slot - group) / 2 + (0 if stacked else width * k)  # the group centred
             y = base - h
             shown = "no figure" if raw is None else (f"{raw}%" if percent else fmt(raw))
             tip = escape(f"{label} · {s.name}: {shown}")
