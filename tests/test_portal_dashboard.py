@@ -17,7 +17,7 @@ from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
 from test_http_e2e import REQUIRED, Front
 from test_http_e2e import front as front  # fixture
 
-from switch.orders.stats import StatsRange
+from switch.orders.stats import OrderStats, StatsRange, StatsTooSlow
 from switch.reports import csv_text, daily_report
 
 pytestmark = pytest.mark.timeout(120)
@@ -244,3 +244,15 @@ async def test_a_viewer_reads_the_dashboard_the_balance_and_the_report_and_sees_
     page = await (await front.http.get("/portal/dashboard", headers=cookie)).text()
     assert 'href="/portal/dashboard"' in page and 'href="/portal/balance"' in page
     assert "No payments in this range." in page and "<script" not in page
+
+
+async def test_a_read_past_the_statement_timeout_is_refused_as_too_slow_not_left_running(front: Front) -> None:
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    stats = OrderStats(front.runtime.db.pool, timeout="200ms")
+    async with front.runtime.db.pool.acquire() as holder, holder.transaction():
+        # Another transaction holds the orders: the dashboard's read waits, and its timeout counts the wait.
+        await holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StatsTooSlow, match="shorter range"):
+            await stats.dashboard(project.id, today_range(front))
+    assert (await stats.dashboard(project.id, today_range(front))).totals == {}  # the pool's connection is fine

@@ -29,7 +29,7 @@ from http_front.pages.component import secure
 from http_front.portal.charts import Series, bar_chart, hbar_chart
 from http_front.portal.guard import SESSION, PortalRuntime, portal_of, render
 from switch.money import from_minor
-from switch.orders.stats import MAX_DAYS, PERIODS, Bucket, Dashboard, StatsRange
+from switch.orders.stats import MAX_DAYS, PERIODS, Bucket, Dashboard, StatsRange, StatsTooSlow
 from switch.reports import zone
 
 __all__ = ["NAV", "ROUTES"]
@@ -80,6 +80,12 @@ def _default_form(request: web.Request) -> dict[str, str]:
     today = _today(request)
     first = today - timedelta(days=_DEFAULT_DAYS - 1)
     return {"from": first.isoformat(), "to": today.isoformat(), "period": "day"}
+
+
+def _too_slow(request: web.Request, e: StatsTooSlow) -> web.Response:
+    response = render(request, "error.html", 503, title="Try a shorter range", message=str(e).capitalize() + ".")
+    response.headers[hdrs.RETRY_AFTER] = "5"
+    return response
 
 
 # -- the dashboard -------------------------------------------------------------------------------
@@ -179,7 +185,10 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     except _Bad as e:
         return render(request, "dashboard_page.html", 422, form=_default_form(request), error=str(e), board=None,
                       currencies=[], refusals=None, periods=PERIODS, max_days=MAX_DAYS)  # fmt: skip
-    board = await _runtime(request).orders.stats.dashboard(request[SESSION].project.id, rng)
+    try:
+        board = await _runtime(request).orders.stats.dashboard(request[SESSION].project.id, rng)
+    except StatsTooSlow as e:
+        return _too_slow(request, e)
     refusals: list[dict[str, Any]] = [
         {"code": r.code or "none", "message": r.message or "refused before the issuer was asked", "count": r.count}
         for r in board.refusals
@@ -214,7 +223,10 @@ async def balance(request: web.Request) -> web.StreamResponse:
         return render(request, "dashboard_balance.html", 422, form=_default_form(request), error=str(e),
                       rows=[], movements=[], page=1, has_next=False, report_day=report_day)  # fmt: skip
     page = _page_no(request.query.get("page", "1"))
-    got = await _runtime(request).orders.stats.balance(request[SESSION].project.id, rng, page=page)
+    try:
+        got = await _runtime(request).orders.stats.balance(request[SESSION].project.id, rng, page=page)
+    except StatsTooSlow as e:
+        return _too_slow(request, e)
     rows = [
         {
             "currency": r.currency,

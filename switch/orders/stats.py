@@ -58,6 +58,7 @@ __all__ = [
     "OrderStats",
     "Refusal",
     "StatsRange",
+    "StatsTooSlow",
     "conversion",
     "last_days",
 ]
@@ -271,16 +272,25 @@ def _bucket(r: asyncpg.Record) -> Bucket:
     )
 
 
+class StatsTooSlow(Exception):
+    """A read ran past the statement timeout (a huge range of a busy project); nothing is half-shown."""
+
+
 class OrderStats:
     """The figures of the module doc, read from the pool the orders service writes to."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, timeout: str = _TIMEOUT) -> None:
+        """``timeout``: PostgreSQL's statement timeout for each read (``"5s"``, ``"200ms"``)."""
         self._pool = pool
+        self._timeout = timeout
 
     async def _read(self, fn: Any) -> Any:
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            await conn.execute(f"SET LOCAL statement_timeout = '{_TIMEOUT}'")
-            return await fn(conn)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                await conn.execute("SELECT set_config('statement_timeout', $1, true)", self._timeout)
+                return await fn(conn)
+        except asyncpg.QueryCanceledError as e:
+            raise StatsTooSlow("the figures took too long to read: choose a shorter range") from e
 
     async def dashboard(self, project_id: int, rng: StatsRange) -> Dashboard:
         start, end = rng.bounds
