@@ -244,6 +244,11 @@ async def test_a_viewer_reads_the_dashboard_the_balance_and_the_report_and_sees_
     page = await (await front.http.get("/portal/dashboard", headers=cookie)).text()
     assert 'href="/portal/dashboard"' in page and 'href="/portal/balance"' in page
     assert "No payments in this range." in page and "<script" not in page
+    # The period menu: the last 12 months by month is the longest range a page may ask.
+    year = re.search(r'<a href="/portal/dashboard\?(from=[^"]+)">12 months</a>', page)
+    assert year is not None
+    answer = await front.http.get("/portal/dashboard?" + year[1].replace("&amp;", "&"), headers=cookie)
+    assert answer.status == 200 and 'value="month" selected' in await answer.text()
 
 
 async def test_a_read_past_the_statement_timeout_is_refused_as_too_slow_not_left_running(front: Front) -> None:

@@ -76,6 +76,17 @@ def _range(request: web.Request) -> tuple[StatsRange, dict[str, str]]:
         raise _Bad(str(e).capitalize() + ".") from None
 
 
+def _presets(request: web.Request) -> list[tuple[str, str]]:
+    """The seed's period menu: (label, query) for today, the last 7 and 30 days and the last 12 months."""
+    today = _today(request)
+    out = []
+    for label, days, period in (("Today", 1, "day"), ("7 days", 7, "day"), ("30 days", 30, "day"),
+                                ("12 months", MAX_DAYS - 1, "month")):  # fmt: skip
+        first = today - timedelta(days=days - 1)
+        out.append((label, f"from={first.isoformat()}&to={today.isoformat()}&period={period}"))
+    return out
+
+
 def _default_form(request: web.Request) -> dict[str, str]:
     today = _today(request)
     first = today - timedelta(days=_DEFAULT_DAYS - 1)
@@ -184,7 +195,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         rng, form = _range(request)
     except _Bad as e:
         return render(request, "dashboard_page.html", 422, form=_default_form(request), error=str(e), board=None,
-                      currencies=[], refusals=None, periods=PERIODS, max_days=MAX_DAYS)  # fmt: skip
+                      currencies=[], refusals=None, periods=PERIODS, max_days=MAX_DAYS,
+                      presets=_presets(request))  # fmt: skip
     try:
         board = await _runtime(request).orders.stats.dashboard(request[SESSION].project.id, rng)
     except StatsTooSlow as e:
@@ -205,6 +217,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         refusals={"rows": refusals, "chart": chart},
         periods=PERIODS,
         max_days=MAX_DAYS,
+        presets=_presets(request),
     )
 
 
