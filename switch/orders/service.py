@@ -46,6 +46,7 @@ from switch.orders.requests import (
     RebillRequest,
     TokenPayRequest,
 )
+from switch.orders.stats import OrderStats
 from switch.orders.status import cancel_action
 from switch.orders.wallet import open_token
 from switch.store.projects import Project, ProjectSettings
@@ -117,6 +118,7 @@ class OrdersService:
         self.iso = IsoTransactions(engine)
         self.wallet = wallet
         self.oneclick = OneclickCards(engine.repo.pool)
+        self.stats = OrderStats(engine.repo.pool)  # the portal's dashboard and balance (read only)
 
     # -- reads ---------------------------------------------------------------
 

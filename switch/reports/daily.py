@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, TextIO
@@ -190,7 +190,7 @@ class DailyReport:
         return out
 
 
-async def daily_report(pool: asyncpg.Pool, project_id: int, day: date, tz: tzinfo = UTC) -> AsyncIterator[list[str]]:
+async def daily_report(pool: asyncpg.Pool, project_id: int, day: date, tz: tzinfo = UTC) -> AsyncGenerator[list[str]]:
     """The rows of the report: the header, the orders, the operations, the totals (see the module's text).
 
     One connection and one read-only REPEATABLE READ transaction: the orders, the operations and the totals are
