@@ -27,7 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 from test_http_app import AUTH, FakeRuntime, basic
-from test_openapi import ISSUE12_PENDING_DOCS  # issue 12: documented in its docs pass
+from test_openapi import ISSUE12_PENDING_DOCS  # routes waiting for their docs pass (none now)
 
 from acquirer_sim.issuer import Issuer
 from acquirer_sim.rules import load_rules

@@ -8,6 +8,10 @@ needs before it can be sent is done here in the open and named: :data:`REPAIRS` 
 :data:`ADAPTED` (a request as written cannot succeed anywhere: a past date, another platform's key), and
 :data:`NULL_BY_DESIGN` (where our answer is null and the seed's is not). What the seed shows and this switch does not
 build is a named, explained skip (:data:`NOT_BUILT`), never dropped.
+
+Beyond the JSON samples: the seed's table of HTTP status codes, each status provoked in its situation (the
+host-to-host services give the 502/503/504) with the directive the table gives followed, and the daily report its
+scheme mentions.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,10 +34,14 @@ from test_http_e2e import Front
 from test_http_e2e import front as front  # fixture
 from test_invoice_callbacks import Rig, delivered_logs
 from test_invoice_callbacks import rig as rig  # fixture: the front with the webhook worker and a receiver
+from test_invoice_h2h import DOWN_PAN, ERROR_PAN, PAN, by_reference, h2h, read
+from test_invoice_h2h import Rig as H2hRig
+from test_invoice_h2h import rig as h2h_rig  # noqa: F401  (fixture: a host-to-host service's issuers, one down)
 from test_invoices import pay
 from waiting import wait_for
 
 from http_front.invoices import jsonapi
+from switch.reports import daily_report
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -426,6 +435,134 @@ async def test_the_error_samples_are_the_fronts_answers_word_for_word(front: Fro
     req = _private_request()
     req["data"]["attributes"]["amount"] = 0
     assert await front.call("POST", "/api/payment-invoices", req) == (422, sample("error 422"))
+
+
+# -- the code table: each status in the situation the seed gives it, and its directive followed ---------------------
+
+# The seed's table of HTTP status codes: "<code> <phrase> | <description> |[ <directive> |]", one row a line.
+_CODE_ROW = re.compile(r"^(\d{3}) ([A-Z][A-Za-z ]+?) \| (.+?) \|(?: (.+?) \|)?$", re.MULTILINE)
+
+# Where each 4xx and 5xx of the table is answered (the 500: NOT_BUILT, a bug is never provoked).
+CLIENT_ERRORS = {
+    "400": "a body that is not JSON",
+    "401": "no credentials",
+    "403": "a project that forbids creation through the public API",
+    "404": "an invoice id the project does not have",
+    "405": "a method the path does not take",
+    "409": "a reference_id the project used already",
+    "422": "an amount of 0",
+}
+GATEWAY_ERRORS = {
+    "502": "a host-to-host invoice whose issuer answers an error code",
+    "503": "a host-to-host invoice whose issuer cannot be reached (its destination is down)",
+    "504": "a host-to-host invoice whose issuer does not answer in time",
+}
+
+
+def code_table(text: str) -> dict[str, tuple[str, str]]:
+    """The seed's table of HTTP status codes: code -> (phrase, directive; "" for the 2xx rows, which have none).
+
+    >>> code_table("409 Conflict | Duplicate | Process the body |\\n200 OK | Fetched |")
+    {'409': ('Conflict', 'Process the body'), '200': ('OK', '')}
+    """
+    return {m[1]: (m[2], m[4] or "") for m in _CODE_ROW.finditer(text)}
+
+
+def test_the_seeds_code_table_names_each_status_by_its_http_phrase_and_each_is_replayed_below() -> None:
+    table = code_table(_seed_text())
+    assert set(table) == {"200", "201", "500"} | set(CLIENT_ERRORS) | set(GATEWAY_ERRORS)
+    assert all(phrase == HTTPStatus(int(code)).phrase for code, (phrase, _) in table.items()), table
+    assert all(table[c][1].startswith("Check the transaction status") for c in ("500", *GATEWAY_ERRORS))
+
+
+def _as_the_table_says(code: str, doc: Any, table: dict[str, tuple[str, str]]) -> None:
+    """A list-shaped error of the seed with the table's phrase and code."""
+    assert doc["errors"][0] == {**doc["errors"][0], "status": table[code][0], "code": code}, (code, doc)
+
+
+async def test_each_client_error_of_the_code_table_is_answered_in_its_situation_and_nothing_is_made(
+    front: Front,
+) -> None:
+    table = code_table(_seed_text())
+    answered: dict[str, Any] = {}
+    headers = {**front.auth, "Content-Type": "application/json"}
+    resp = await front.http.post("/api/payment-invoices", data=b'{"data": ', headers=headers)
+    answered["400"] = await resp.json()
+    assert resp.status == 400
+    for code, call in (
+        ("401", front.call("GET", "/api/payment-invoices", headers={})),
+        ("404", front.call("GET", "/api/payment-invoices/cpi_AAAAAAAAAAAAAAAA")),
+        ("405", front.call("DELETE", "/api/payment-invoices")),
+    ):
+        status, answered[code] = await call
+        assert status == int(code), (code, answered[code])
+    # 409: "Process the response body with the previously created transaction": the body is the first invoice.
+    first = _private_request()
+    status, made = await front.call("POST", "/api/payment-invoices", first)
+    assert status == 201, made
+    status, answered["409"] = await front.call("POST", "/api/payment-invoices", first)
+    assert status == 409 and answered["409"]["data"]["id"] == made["data"]["id"]
+    # 422 and 403: "The operation was not created on the platform side".
+    bad = _private_request()
+    bad["data"]["attributes"] |= {"amount": 0, "reference_id": "refused-422"}
+    status, answered["422"] = await front.call("POST", "/api/payment-invoices", bad)
+    assert status == 422 and answered["422"] == sample("error 422")
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    await front.runtime.projects.update_settings(project.id, forbid_public_invoices=True)
+    ask = {**sample("public create request"), "public_key": await _public_key(front), "reference_id": "refused-403"}
+    status, answered["403"] = await front.call("POST", "/public-api/payment-invoices", ask, headers={})
+    assert status == 403
+    for reference in ("refused-422", "refused-403"):
+        status, found = await front.call("GET", f"/api/payment-invoices?filter[reference_id]={reference}")
+        assert (status, found["data"]) == (200, [])
+    assert set(answered) == set(CLIENT_ERRORS)
+    for code in set(CLIENT_ERRORS) - {"409", "422"}:  # 409: the invoice; 422: by attribute (the seed's samples)
+        _as_the_table_says(code, answered[code], table)
+
+
+async def test_each_gateway_error_of_the_code_table_is_answered_and_the_invoice_checked_as_it_directs(
+    h2h_rig: H2hRig,  # noqa: F811  (the fixture imported above)
+) -> None:
+    """seeds/002: "Check the transaction status. If there is no transaction with this ID on the server, you can
+    request the creation method again": ``meta`` names the invoice, readable by id and by reference, and creating it
+    again is the 409 with that invoice (nothing is paid twice)."""
+    table = code_table(_seed_text())
+    front = h2h_rig.front
+    answered: dict[str, Any] = {}
+    for code, pan in (("502", ERROR_PAN), ("503", DOWN_PAN), ("504", PAN)):
+        if code == "504":
+            front.sim.set_faults([{"action": "no_reply", "pan": PAN, "mti": "0100"}])
+        request = h2h(pan)
+        reference = request["data"]["attributes"]["reference_id"]
+        status, doc = await front.call("POST", "/api/payment-invoices", request)
+        assert status == int(code), (code, doc)
+        _as_the_table_says(code, doc, table)
+        assert doc["meta"]["reference_id"] == reference, doc
+        assert (await read(front, doc["meta"]["id"]))["status"] == doc["meta"]["status"] == "process_failed"
+        assert [a["reference_id"] for a in await by_reference(front, reference)] == [reference]
+        status, again = await front.call("POST", "/api/payment-invoices", request)
+        assert status == 409 and again["data"]["id"] == doc["meta"]["id"]
+        answered[code] = doc
+    assert set(answered) == set(GATEWAY_ERRORS)
+
+
+# -- the daily report the seed's scheme mentions ---------------------------------------------------------------
+
+
+async def test_a_paid_invoice_is_in_the_daily_report_the_seeds_scheme_mentions(front: Front) -> None:
+    """seeds/002: "Daily transactional reports are also available on the portal": the day's report (the CSV of
+    ``isoswitch report daily``, which the portal offers) has the order that paid the invoice, charged."""
+    invoice = await _paid_invoice(front)
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    rows = [row async for row in daily_report(front.runtime.db.pool, project.id, datetime.now(UTC).date())]
+    header, orders = rows[0], [dict(zip(rows[0], r, strict=True)) for r in rows[1:] if r[0] == "order"]
+    assert "invoice_id" in header
+    mine = [o for o in orders if o["invoice_id"] == invoice["id"]]
+    assert [(o["order_id"], o["status"], o["amount"], o["charged"]) for o in mine] == [
+        (invoice["attributes"]["original_data"]["external_id"], "charged", "100.00", "100.00")
+    ]
 
 
 def test_the_500_sample_is_the_fronts_body_but_is_not_provoked() -> None:
