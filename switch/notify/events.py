@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from switch.money import from_minor
 from switch.orders.model import Order, OrderStatus
 
-__all__ = ["EVENTS", "Notice", "invoice_notice", "login_notice", "order_notices"]
+__all__ = ["EVENTS", "Notice", "event_status", "invoice_notice", "login_notice", "order_notices"]
 
 #: The preference events, with the label the portal shows.
 EVENTS: tuple[tuple[str, str], ...] = (
@@ -53,16 +54,22 @@ def _ref(order: Order) -> str:
     return f"order {order.id}" + (f" ({order.merchant_order_id})" if order.merchant_order_id else "")
 
 
-def order_notices(event_id: str, order: Order) -> list[Notice]:
-    """The notices of an order's change (its status now: the change is already committed)."""
+def order_notices(
+    event_id: str, order: Order, status: OrderStatus | None = None, refunded: Decimal | None = None
+) -> list[Notice]:
+    """The notices of an order's change to ``status`` with ``refunded`` (the event's; by default the order's own
+    now -- it may have changed again since the event)."""
     link = f"/portal/payments/{order.id}"
     money = _money(order.amount, order.currency)
     ref = _ref(order)
-    status = order.status
+    status = order.status if status is None else status
+    refunded = Decimal(from_minor(order.amount_refunded, order.currency)) if refunded is None else refunded
     out: list[Notice] = []
-    if status is OrderStatus.REFUNDED or (status is OrderStatus.CHARGED and order.amount_refunded > 0):
-        refunded = _money(order.amount_refunded, order.currency)
-        out.append(Notice("refund", event_id, f"Refund of {ref}", f"{refunded} of {money} refunded on {ref}.", link))
+    if status is OrderStatus.REFUNDED or (status is OrderStatus.CHARGED and refunded > 0):
+        refunded_text = f"{refunded} {order.currency}"
+        out.append(
+            Notice("refund", event_id, f"Refund of {ref}", f"{refunded_text} of {money} refunded on {ref}.", link)
+        )
     elif status in (OrderStatus.AUTHORIZED, OrderStatus.CHARGED):
         verb = "authorized" if status is OrderStatus.AUTHORIZED else "charged"
         out.append(
@@ -95,6 +102,24 @@ def order_notices(event_id: str, order: Order) -> list[Notice]:
             )
         )
     return out
+
+
+def event_status(event_type: str, detail: dict[str, Any] | None) -> tuple[OrderStatus | None, Decimal | None]:
+    """The status and amount refunded an order event recorded (None: unknown, the order's own is used).
+
+    >>> event_status("order.charged", {"amount_refunded": "1.00"})
+    (<OrderStatus.CHARGED: 'charged'>, Decimal('1.00'))
+    """
+    try:
+        status: OrderStatus | None = OrderStatus(event_type.removeprefix("order."))
+    except ValueError:
+        status = None
+    raw = (detail or {}).get("amount_refunded")
+    try:
+        refunded = Decimal(str(raw)) if raw is not None else None
+    except InvalidOperation:
+        refunded = None
+    return status, refunded
 
 
 def login_notice(event_id: str, detail: dict[str, Any]) -> Notice:

@@ -77,7 +77,8 @@ WITH exhausted AS (
 )
 UPDATE notify_outbox AS d SET attempts = d.attempts + 1, next_attempt_at = now() + $2 * interval '1 second'
 FROM due, notifications n WHERE d.id = due.id AND n.id = d.notification_id
-RETURNING d.id, d.channel, d.recipient, d.attempts, d.max_attempts, n.project_id, n.user_id, n.title, n.body, n.link
+RETURNING d.id, d.channel, d.recipient, d.attempts AS attempt, d.max_attempts, n.project_id, n.user_id, n.title,
+          n.body, n.link
 """
 
 # An invoice past its expiry, unpaid, of a project where someone wants to know: an event, once.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from switch.mail import Mail, Mailer
 from switch.notify.config import TelegramConfig
-from switch.notify.events import Notice, invoice_notice, login_notice, order_notices
+from switch.notify.events import Notice, event_status, invoice_notice, login_notice, order_notices
 from switch.notify.store import Claimed, NotifyStore, RawEvent
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class NotifyWorker:
             return [invoice_notice(e.event_id, e.detail or {})]
         if e.event_type.startswith("order.") and e.order_id and e.project_id is not None and self.load_order:
             order = await self.load_order(e.project_id, e.order_id)
-            return order_notices(e.event_id, order) if order is not None else []
+            return order_notices(e.event_id, order, *event_status(e.event_type, e.detail)) if order is not None else []
         return []
 
     async def dispatch_once(self) -> int:

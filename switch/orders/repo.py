@@ -193,10 +193,12 @@ ON CONFLICT DO NOTHING
 
 # The notification of an event (switch.notify, schemas/sql/039_notifications.sql): a row of notify_events when
 # a user of the project wants notifications (Events.wanted knows the projects; the EXISTS makes sure), fanned out
-# to users and channels later by the notify worker. A CTE of the statement that writes the webhook rows.
+# to users and channels later by the notify worker; with the amount refunded by then (what the change was).
+# A CTE of the statement that writes the webhook rows.
 _NOTIFY_CTE = """, notify AS (
-    INSERT INTO notify_events (event_id, project_id, order_id, event_type)
-    SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type FROM {src}
+    INSERT INTO notify_events (event_id, project_id, order_id, event_type, detail)
+    SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type,
+           jsonb_build_object('amount_refunded', {v}payload #> '{{data,orders,0,amount_refunded}}') FROM {src}
     WHERE EXISTS (SELECT 1 FROM notify_prefs AS np WHERE np.project_id = {v}project_id)
     ON CONFLICT DO NOTHING
 )
