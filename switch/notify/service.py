@@ -45,8 +45,9 @@ class Notifier:
 
     @property
     def telegram_ready(self) -> bool:
-        """Whether Telegram messages can go out (a bot token and this process's sender)."""
-        return self.config.token is not None and self.worker is not None and self.worker.telegram is not None
+        """Whether Telegram messages can go out: this process sends them (every serving process has the same
+        ``[telegram]``, so one process's answer is all of them)."""
+        return self.worker is not None and self.worker.telegram is not None
 
     async def prefs(self, user_id: int, project_id: int) -> list[Pref]:
         return await self.store.prefs(user_id, project_id)
