@@ -343,3 +343,59 @@ def test_the_bot_token_comes_from_the_environment_config_show_hides_it_and_a_bad
     ):
         with pytest.raises(ConfigError, match=what):
             load(env=env)
+
+
+async def test_an_invoice_paid_and_one_expired_unpaid_are_each_notified_once(notifying: Front, sink: MailSink) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from test_invoices import create_invoice, pay
+
+    front = notifying
+    ann = await user(front, "ann@shop.test")
+    await want(front, ann, invoice_paid="email", invoice_expired="email")
+    paid = await create_invoice(front, reference_id="inv-paid")
+    assert (await pay(front, paid)).status == 303
+    (mail,) = await wait_for(lambda: mail_to(sink, "ann@shop.test"), what="the paid invoice's e-mail")
+    assert mail["Subject"] == f"Invoice {paid['id']} paid"
+    unpaid = await create_invoice(front, reference_id="inv-unpaid")
+    worker = front.runtime.notify.worker
+    assert worker is not None
+    # The worker's clock past the unpaid invoice's expiry (a day ahead), as a day later.
+    worker.clock = lambda: datetime.now(UTC) + timedelta(days=1, hours=1)
+    for _ in range(2):  # swept twice: still one notice
+        await front.runtime.notify.store.sweep_expired(worker.clock())
+    worker.kick()
+    got = await wait_for(lambda: _events(front, ann, 2), what="the expired invoice's notice")
+    assert sorted(got) == ["invoice_expired", "invoice_paid"]
+    (expired,) = [n for n in await centre(front, ann) if n["event"] == "invoice_expired"]
+    assert expired["title"] == f"Invoice {unpaid['id']} expired" and "inv-unpaid" in expired["body"]
+    await wait_for(lambda: len(mail_to(sink, "ann@shop.test")) == 2, what="the expired invoice's e-mail")
+
+
+async def test_two_workers_on_one_database_notify_each_event_exactly_once(
+    notifying: Front, sink: MailSink, bot: FakeBot
+) -> None:
+    from switch.notify import NotifyWorker
+
+    front = notifying
+    n = front.runtime.notify
+    mailer = sending(front, sink.port)
+    cfg = config(bot)
+    second = NotifyWorker(
+        n.store, cfg, mailer, events=n.events, load_order=n.load_order, telegram=TelegramHttpSender(cfg)
+    )
+    second.start()
+    try:
+        ann = await user(front, "ann@shop.test")
+        await want(front, ann, chat="4242", payment_approved="email,telegram", payment_declined="telegram")
+        for _ in range(4):
+            await front.order()
+            await front.call("POST", "/orders/authorize", {**_required(), "pan": DECLINED_PAN})
+        await wait_for(lambda: len(bot.messages) >= 8, what="eight Telegram messages")
+        await wait_for(lambda: len(mail_to(sink, "ann@shop.test")) >= 4, what="four e-mails")
+        await wait_for(lambda: _settled(front, 12))
+    finally:
+        await second.close()
+        await mailer.close()
+    assert len(bot.messages) == 8 and len(mail_to(sink, "ann@shop.test")) == 4
+    assert len(await centre(front, ann)) == 8

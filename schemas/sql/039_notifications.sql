@@ -42,6 +42,11 @@ CREATE TABLE notify_events (
     dispatched boolean     NOT NULL DEFAULT false
 );
 CREATE INDEX notify_events_due ON notify_events (created) WHERE NOT dispatched;
+-- Dispatched events are kept 3 days (an expired invoice is looked for 2 days: its event id must stay to stop a
+-- second notice), then purged by the worker's sweep.
+CREATE INDEX notify_events_done ON notify_events (created) WHERE dispatched;
+-- The sweep for invoices that expired unpaid looks at a window of expiry times.
+CREATE INDEX payment_invoices_expires ON payment_invoices (expires);
 
 -- The notification centre: one row per user and event (read_at NULL: unread).
 CREATE TABLE notifications (

@@ -88,7 +88,7 @@ SELECT 'invexp_' || i.id, i.project_id, 'invoice.expired',
        jsonb_build_object('invoice_id', i.id, 'reference_id', i.reference_id, 'amount', i.amount,
                           'currency', i.currency)
 FROM payment_invoices i
-WHERE i.expires <= $1 AND i.expires > $1 - interval '2 days'
+WHERE i.expires <= $1::timestamptz AND i.expires > $1::timestamptz - interval '2 days'
   AND EXISTS (SELECT 1 FROM notify_prefs p WHERE p.project_id = i.project_id AND p.event = 'invoice_expired')
   AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.order_id
                   AND o.status IN ('authorized', 'charged', 'refunded', 'chargedback'))
@@ -226,7 +226,11 @@ class NotifyStore:
         await conn.execute("UPDATE notify_events SET dispatched = true WHERE event_id = ANY($1::text[])", event_ids)
 
     async def sweep_expired(self, now: datetime) -> None:
+        """Events of invoices that expired unpaid; and dispatched events older than 3 days go."""
         await self.pool.execute(_SWEEP_EXPIRED, now)
+        await self.pool.execute(
+            "DELETE FROM notify_events WHERE dispatched AND created < $1::timestamptz - interval '3 days'", now
+        )
 
     # -- deliveries ----------------------------------------------------------------------------
 
