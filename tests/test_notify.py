@@ -399,3 +399,20 @@ async def test_two_workers_on_one_database_notify_each_event_exactly_once(
         await mailer.close()
     assert len(bot.messages) == 8 and len(mail_to(sink, "ann@shop.test")) == 4
     assert len(await centre(front, ann)) == 8
+
+
+async def test_the_bot_api_client_never_puts_the_token_in_an_error(bot: FakeBot) -> None:
+    from test_mail import free_port
+
+    from http_front.outbound.telegram import TelegramApiError
+
+    closed = TelegramHttpSender(TelegramConfig(api_base=f"http://127.0.0.1:{free_port()}", token=TOKEN))
+    wrong = TelegramHttpSender(TelegramConfig(api_base=bot.url, token=TOKEN.replace("TEST", "XXXX")))
+    try:
+        for sender, what in ((closed, "ClientConnectorError"), (wrong, "401 Unauthorized")):
+            with pytest.raises(TelegramApiError) as e:
+                await sender.send_message("4242", "hello", 5.0)
+            assert what in str(e.value) and "TEST-token" not in str(e.value) and "XXXX" not in str(e.value)
+    finally:
+        await closed.close()
+        await wrong.close()
