@@ -156,6 +156,7 @@ def _ensure_free(ports: list[tuple[str, int, str]]) -> None:
 async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
     from http_front.orders.views import FULL_EXPAND, order_view
     from http_front.outbound.smtp import SmtpSender
+    from http_front.outbound.telegram import TelegramHttpSender
     from http_front.outbound.webhooks import AiohttpSender
     from switch.runtime import open_runtime
 
@@ -171,6 +172,8 @@ async def _open(settings: Settings, target: tuple[str, int] | None) -> Runtime:
         webhook_sender=sender,
         webhook_render=lambda order: order_view(order, FULL_EXPAND),
         mail_sender=SmtpSender(cfg.mail),  # used when [mail] enabled
+        notify=True,
+        telegram_sender=TelegramHttpSender(cfg.telegram) if cfg.telegram.token is not None else None,
     )
     try:
         attach_secure3d(runtime, settings)

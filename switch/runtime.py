@@ -36,6 +36,7 @@ from switch.links.service import PaymentLinks
 from switch.links.store import LinkStore
 from switch.listener import IsoListener, ListenerConfig
 from switch.mail import MailConfig, Mailer, MailSender, MailStore
+from switch.notify import Notifier, NotifyStore, TelegramConfig, TelegramSender
 from switch.orders import OrdersService
 from switch.orders.engine import Engine
 from switch.orders.page_store import PageStore
@@ -102,6 +103,9 @@ class RuntimeConfig:
     # The merchant portal's account protection (lockout after 5 failures for 15 minutes, login rate per address,
     # the 5-minute window for the second factor: see switch.portal.PortalConfig).
     portal: PortalConfig = field(default_factory=PortalConfig)
+    # Notifications' Telegram bot API (api.telegram.org; the token from ISOSWITCH_TELEGRAM__TOKEN) and the notify
+    # worker's retries (see switch.notify.TelegramConfig).
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
 
     def wallet_keys(self) -> tuple[Path, Path] | None:
         """The wallet key files to use (see the fields), or None. Configured files must exist (else the start fails)."""
@@ -173,6 +177,14 @@ class Runtime:
         assert self._portal is not None
         return self._portal
 
+    _notify: Notifier | None = None
+
+    @property
+    def notify(self) -> Notifier:
+        """Portal users' notifications (switch.notify): preferences, the centre, the delivery worker."""
+        assert self._notify is not None
+        return self._notify
+
     @property
     def invoices(self) -> Invoices:
         """Invoices and their payment services (``/api/payment-invoices``, ``/api/payment-services``)."""
@@ -240,6 +252,8 @@ async def open_runtime(
     webhook_sender: Sender | None = None,
     webhook_render: Render | None = None,
     mail_sender: MailSender | None = None,
+    notify: bool = False,
+    telegram_sender: TelegramSender | None = None,
 ) -> Runtime:
     """Open everything; on a failure part-way, what was opened is closed again (last first).
 
@@ -248,6 +262,8 @@ async def open_runtime(
     ``webhook_render`` is how an event shows its order (the front's view); None: a short core view.
     ``mail_sender`` (the front's SMTP client) sends the mail outbox from this process when ``[mail] enabled``;
     without one, mails are still written for a serving process to send.
+    ``notify``: run the notify worker here (a serving process), with ``telegram_sender`` (the front's bot API
+    client; None: Telegram deliveries wait for a process that has one).
     """
     switch_cfg = cfg.switch_config()
     async with contextlib.AsyncExitStack() as stack:
@@ -328,6 +344,11 @@ async def open_runtime(
         expiry = InvoiceExpiry(engine.repo, lambda: engine.clock(), cfg.invoice_expiry)
         expiry.start()
         stack.push_async_callback(_close, expiry, step)
+        notifier = Notifier(NotifyStore(db.pool), cfg.telegram, events=events, load_order=engine.repo.get)
+        if notify:
+            notifier.start(mailer, telegram_sender)
+        # Closed before the mailer's pool: an e-mail delivery in flight still writes its mail.
+        stack.push_async_callback(_close, notifier, step)
         runtime = Runtime(
             cfg,
             db,
@@ -350,6 +371,7 @@ async def open_runtime(
             _mail=mailer,
             _portal=Portal(db.pool, projects, vault, cfg.portal),
             invoice_expiry=expiry,
+            _notify=notifier,
         )
         runtime._links = PaymentLinks(runtime.invoices, LinkStore(db.pool), projects)
         if cfg.listener is not None:

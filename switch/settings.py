@@ -41,6 +41,7 @@ from switch.config import ConfigError, SwitchConfig, TlsFileError
 from switch.invoices.expiry import ExpiryConfig
 from switch.listener import ListenerConfig
 from switch.mail.config import MailConfig
+from switch.notify.config import TelegramConfig
 from switch.orders.pages import PagesConfig
 from switch.portal.service import PortalConfig
 from switch.runtime import RuntimeConfig
@@ -143,6 +144,7 @@ SECTIONS: dict[str, Section] = {
                 "mail",
                 "portal",
                 "invoice_expiry",
+                "telegram",
             }
         ),
     ),
@@ -152,6 +154,7 @@ SECTIONS: dict[str, Section] = {
     "mail": Section(MailConfig, secret=frozenset({"password"})),
     "portal": Section(PortalConfig),
     "invoice_expiry": Section(ExpiryConfig),
+    "telegram": Section(TelegramConfig, secret=frozenset({"token"})),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -272,6 +275,7 @@ def load_settings(
         pages=built["pages"],
         portal=built["portal"],
         invoice_expiry=built["invoice_expiry"],
+        telegram=built["telegram"],
     )
     return Settings(
         source=str(src),

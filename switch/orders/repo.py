@@ -191,6 +191,19 @@ WHERE {v}invoice IS NOT NULL
 ON CONFLICT DO NOTHING
 """
 
+# The notification of an event (switch.notify, schemas/sql/039_notifications.sql): a row of notify_events when
+# a user of the project wants notifications (Events.wanted knows the projects; the EXISTS makes sure), fanned out
+# to users and channels later by the notify worker; with the amount refunded by then (what the change was).
+# A CTE of the statement that writes the webhook rows.
+_NOTIFY_CTE = """, notify AS (
+    INSERT INTO notify_events (event_id, project_id, order_id, event_type, detail)
+    SELECT {v}event_id, {v}project_id, {v}order_id, {v}event_type,
+           jsonb_build_object('amount_refunded', {v}payload #> '{{data,orders,0,amount_refunded}}') FROM {src}
+    WHERE EXISTS (SELECT 1 FROM notify_prefs AS np WHERE np.project_id = {v}project_id)
+    ON CONFLICT DO NOTHING
+)
+"""
+
 # _FINISH with the event of each order it changes, in the same statement (so the same commit): used
 # only for orders that make one (Events.wanted), so the others pay nothing for webhooks.
 _FINISH_NOTIFY = Columns(
@@ -200,7 +213,8 @@ _FINISH_NOTIFY = Columns(
     )
     + ", o AS ("
     + _FINISH_ORDER
-    + " RETURNING o.id)\n"
+    + " RETURNING o.id)"
+    + _NOTIFY_CTE.format(v="v.", src="v JOIN o ON o.id = v.order_id")
     + f"INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})"
     + _OUTBOX_ROWS.format(v="v.", src="v JOIN o ON o.id = v.order_id")
 )
@@ -209,7 +223,7 @@ _FINISH_NOTIFY = Columns(
 _INSERT_EVENT = f"""
 WITH v AS (SELECT $1::text AS event_id, $2::bigint AS project_id, $3::text AS order_id, $4::text AS event_type,
                   $5::jsonb AS payload, $6::text AS notify_url, $7::jsonb AS invoice)
-INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})
+{_NOTIFY_CTE.format(v="v.", src="v")}INSERT INTO webhook_outbox ({_OUTBOX_COLUMNS})
 {_OUTBOX_ROWS.format(v="v.", src="v")}
 """
 

@@ -65,15 +65,22 @@ class Event:
 class Events:
     """Whether an order's change makes an event, and the event."""
 
-    __slots__ = ("projects", "render")
+    __slots__ = ("notified", "projects", "render")
 
     def __init__(self, render: Render | None = None) -> None:
         self.projects: frozenset[int] = frozenset()  # projects with live endpoints (refreshed by the worker)
+        # Projects where a portal user wants notifications (switch.notify: refreshed by its worker).
+        self.notified: frozenset[int] = frozenset()
         self.render: Render = render or core_view
 
     def wanted(self, order: Order) -> bool:
         # An invoice's order: its invoice may have a callback_url (the SQL looks; invoices are off the hot path).
-        return order.notification_url is not None or order.project_id in self.projects or order.invoice_id is not None
+        return (
+            order.notification_url is not None
+            or order.project_id in self.projects
+            or order.invoice_id is not None
+            or order.project_id in self.notified
+        )
 
     @staticmethod
     def invoice_state(order: Order, stamp: str) -> dict[str, Any] | None:
