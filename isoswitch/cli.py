@@ -10,6 +10,7 @@ status 1 (2 for a wrong configuration or flag), never a traceback (:mod:`isoswit
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -211,10 +212,19 @@ def _book_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _runs(cfg, "isoswitch.admin", "cmd_config")
 
 
+def _report_day(raw: str) -> datetime.date:
+    """``--date``: an ISO date in 1900..2999 (the day's bounds must stay inside what dates can count)."""
+    day = datetime.date.fromisoformat(raw)
+    if not 1900 <= day.year <= 2999:
+        raise ValueError(raw)
+    return day
+
+
+_report_day.__name__ = "date"  # argparse's message: "invalid date value"
+
+
 def _report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``isoswitch report daily --project NAME --date D [--tz ZONE] [--out FILE]``."""
-    from datetime import date
-
     report = sub.add_parser("report", help="reports over a project's books: `isoswitch report daily`")
     actions = report.add_subparsers(dest="_action", required=True, metavar="{daily}")
     daily = actions.add_parser(
@@ -225,7 +235,7 @@ def _report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "on stdout), or to stdout.",
     )
     daily.add_argument("--project", required=True, metavar="NAME", help="the project's name (its login)")
-    daily.add_argument("--date", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD", help="the day")
+    daily.add_argument("--date", required=True, type=_report_day, metavar="YYYY-MM-DD", help="the day")
     daily.add_argument("--tz", default="UTC", metavar="ZONE", help="the day's time zone, IANA name (default UTC)")
     daily.add_argument("--out", type=Path, metavar="FILE", help="write the CSV here (default: stdout)")
     options.add_database(daily)

@@ -64,13 +64,14 @@ class SwitchConfig:
     routes: tuple[Route, ...] = ()
     default_route: str | None = None
     # [routing] test: where test-mode orders go (seeds/002 test_mode invoices, the pk_test_ public API).
-    # None: the default destination (and with no default either, the BIN table, as live orders).
+    # None: nowhere (refused as unroutable): falling back to the default could send a test payment, made with
+    # a key published in web pages, to a live acquirer.
     test_route: str | None = None
 
     @property
     def test_destination(self) -> str | None:
-        """Where test-mode orders go: ``test_route``, else ``default_route``."""
-        return self.test_route or self.default_route
+        """Where test-mode orders go: ``test_route`` (None: they are refused)."""
+        return self.test_route
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = "config") -> SwitchConfig:

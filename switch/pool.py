@@ -141,7 +141,8 @@ class Route:
 class RoutingTable:
     """BIN ranges to destination names; the most specific range wins, else the default.
 
-    ``test``: where test-mode requests go (None: by the ranges, like live ones).
+    ``test``: where test-mode requests go. None: nowhere (:class:`NoRoute`): a test payment must never reach a
+    live issuer because no test destination was named.
     """
 
     _CACHE_MAX = 65_536
@@ -154,7 +155,9 @@ class RoutingTable:
         self._key_len = max((len(r.low) for r in self.routes), default=0)
 
     def destination(self, pan: str, *, test_mode: bool = False) -> str:
-        if test_mode and self.test is not None:
+        if test_mode:
+            if self.test is None:
+                raise NoRoute("no [routing] test destination: test-mode payments are not sent")
             return self.test
         # Routes only look at the first _key_len digits: cache on those.
         key = pan[: self._key_len]

@@ -156,7 +156,7 @@ async def open_rig(
         switch = SwitchConfig.from_dict(
             {
                 "destinations": [{"name": "sim", "host": host, "port": port, "links": 1, "echo_interval": 0.0}],
-                "routing": {"default": "sim"},
+                "routing": {"default": "sim", "test": "sim"},
             }
         )
         runtime = await open_runtime(

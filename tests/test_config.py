@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from switch.config import ConfigError, DestinationConfig, SwitchConfig
+from switch.errors import NoRoute
 from switch.link import LinkConfig
 from switch.pool import Route
 from switch.settings import DEFAULT_CONFIG, load_settings
@@ -142,12 +143,13 @@ def test_default_route_to_an_unknown_destination_is_an_error() -> None:
     assert "routing.default" in msg and "sim" in msg
 
 
-def test_test_route_defaults_to_the_default_destination_and_may_name_another() -> None:
+def test_without_a_test_route_test_mode_is_refused_never_sent_to_the_default_and_a_route_may_name_one() -> None:
     document = doc()
     document["destinations"].append({"name": "amex", "host": "10.0.0.2", "port": 9001})
     cfg = SwitchConfig.from_dict(document)
-    assert (cfg.test_route, cfg.test_destination) == (None, "visa")
-    assert cfg.build_router().table.test == "visa"
+    assert (cfg.test_route, cfg.test_destination) == (None, None)
+    with pytest.raises(NoRoute):
+        cfg.build_router().pool_for("4111111111111111", test_mode=True)
     document["routing"]["test"] = "amex"
     cfg = SwitchConfig.from_dict(document)
     assert (cfg.test_route, cfg.test_destination) == ("amex", "amex")

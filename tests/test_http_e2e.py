@@ -159,7 +159,7 @@ async def front(sim: SimServer, fresh_dsn: str, scratch_dir: Path) -> AsyncItera
     switch = SwitchConfig.from_dict(
         {
             "destinations": [{"name": "sim", "host": host, "port": port, "links": 2, "echo_interval": 0.0}],
-            "routing": {"default": "sim"},
+            "routing": {"default": "sim", "test": "sim"},
         }
     )
     runtime = await open_runtime(

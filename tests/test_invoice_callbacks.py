@@ -78,7 +78,7 @@ async def rig(sim: SimServer, fresh_dsn: str, scratch_dir: Path) -> AsyncIterato
     switch = SwitchConfig.from_dict(
         {
             "destinations": [{"name": "sim", "host": host, "port": port, "links": 2, "echo_interval": 0.0}],
-            "routing": {"default": "sim"},
+            "routing": {"default": "sim", "test": "sim"},
         }
     )
     runtime = await open_runtime(

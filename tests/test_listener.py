@@ -47,7 +47,7 @@ def runtime_config(dsn: str, data_dir: Path, host: str, port: int, **kw: Any) ->
             "destinations": [
                 {"name": "sim", "host": host, "port": port, "links": 1, "echo_interval": 0.0, "timeout": 0.5}
             ],
-            "routing": {"default": "sim"},
+            "routing": {"default": "sim", "test": "sim"},
         }
     )
     kw.setdefault("listener", ListenerConfig(port=0, peers={"TERM0009": MAC_KEY}, idle_timeout=5.0))

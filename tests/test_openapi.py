@@ -570,7 +570,7 @@ class _Rig:
         switch = SwitchConfig.from_dict(
             {
                 "destinations": [{"name": "sim", "host": host, "port": port, "links": 2, "echo_interval": 0.0}],
-                "routing": {"default": "sim"},
+                "routing": {"default": "sim", "test": "sim"},
             }
         )
         self.runtime = runtime = await open_runtime(

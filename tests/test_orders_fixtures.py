@@ -115,7 +115,7 @@ async def rig(sim: SimServer, database: Database) -> AsyncIterator[Rig]:
             "destinations": [
                 {"name": "sim", "host": host, "port": port, "links": 2, "echo_interval": 0.0, "timeout": 2.0}
             ],
-            "routing": {"default": "sim"},
+            "routing": {"default": "sim", "test": "sim"},
         }
     )
     router = cfg.build_router()

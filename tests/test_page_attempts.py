@@ -51,7 +51,7 @@ async def two(sim: SimServer, fresh_dsn: str, scratch_dir: Path) -> AsyncIterato
                 {
                     "switch": {"node_id": node},
                     "destinations": [{"name": "sim", "host": host, "port": port, "links": 1, "echo_interval": 0.0}],
-                    "routing": {"default": "sim"},
+                    "routing": {"default": "sim", "test": "sim"},
                 }
             )
             data_dir = scratch_dir / f"node{node}"

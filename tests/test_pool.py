@@ -233,8 +233,9 @@ def test_test_mode_goes_to_the_test_destination_whatever_the_card_and_live_by_th
     assert table.destination("4111111111111111", test_mode=True) == "sim"
     assert table.destination("6011000990139424", test_mode=True) == "sim"
     assert table.destination("4111111111111111") == "visa"  # the cache holds live answers only
-    # Without a test destination, test mode routes as live does.
-    assert RoutingTable([Route("visa", "4", "4")], default="live").destination("4111", test_mode=True) == "visa"
+    # Without a test destination a test payment is sent nowhere, never to the live default or ranges.
+    with pytest.raises(NoRoute):
+        RoutingTable([Route("visa", "4", "4")], default="live").destination("4111", test_mode=True)
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def runtime_config(dsn: str, data_dir: Path, sim: SimServer, saf: SafConfig = FA
             "destinations": [
                 {"name": "sim", "host": host, "port": port, "links": 2, "echo_interval": 0.0, "timeout": 0.5}
             ],
-            "routing": {"default": "sim"},
+            "routing": {"default": "sim", "test": "sim"},
         }
     )
     return RuntimeConfig(

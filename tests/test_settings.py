@@ -193,7 +193,7 @@ def test_shown_hides_secrets_and_leaves_out_unset_options() -> None:
     assert doc["iso_listener"]["peers"] == {"T1": "<hidden>"}
     assert "request_timeout" not in doc["runtime"]
     assert doc["destinations"][0]["name"] == "sim"
-    assert doc["routing"] == {"default": "sim"}  # no test route set: test mode goes to the default
+    assert doc["routing"] == {"default": "sim", "test": "sim"}  # the default file names the simulator for test mode
     assert shown(load_settings(env={"ISOSWITCH_ROUTING__TEST": "sim"}))["routing"] == {"default": "sim", "test": "sim"}
 
 

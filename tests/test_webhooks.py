@@ -148,7 +148,7 @@ async def hooks(sim: SimServer, fresh_dsn: str, scratch_dir: Path) -> AsyncItera
     switch = SwitchConfig.from_dict(
         {
             "destinations": [{"name": "sim", "host": host, "port": port, "links": 2, "echo_interval": 0.0}],
-            "routing": {"default": "sim"},
+            "routing": {"default": "sim", "test": "sim"},
         }
     )
     pan_key = base64.b64encode(secrets.token_bytes(32)).decode()

@@ -96,7 +96,7 @@ async def open_front(
     switch = SwitchConfig.from_dict(
         {
             "destinations": [{"name": "sim", "host": host, "port": port, "links": 2, "echo_interval": 0.0}],
-            "routing": {"default": "sim"},
+            "routing": {"default": "sim", "test": "sim"},
         }
     )
     runtime = await open_runtime(

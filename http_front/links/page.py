@@ -31,8 +31,10 @@ from http_front.pages.component import Outcome, secure
 from http_front.pages.i18n import text
 from http_front.pages.order_page import page_path
 from http_front.urls import public_url
+from switch.invoices.service import GatewayFailure
 from switch.links.service import LinkClosed, LinkPage
 from switch.money import from_minor
+from switch.store.db import DATABASE_DOWN
 
 __all__ = ["link_nonce", "link_nonce_ok", "show_link", "submit_link"]
 
@@ -140,6 +142,10 @@ async def show_link(request: web.Request) -> web.StreamResponse:
     return page if isinstance(page, web.Response) else _form(request, page)
 
 
+# What makes a submission's invoice impossible now (the database down): the page's 503, never a 500.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (GatewayFailure, *DATABASE_DOWN)
+
+
 async def submit_link(request: web.Request) -> web.StreamResponse:
     page = await _open(request)
     if isinstance(page, web.Response):
@@ -154,6 +160,8 @@ async def submit_link(request: web.Request) -> web.StreamResponse:
         paid = await request.app[RUNTIME].links.pay(page, posted, nonce)
     except LinkClosed as e:
         return _closed(request, f"link_{e.page.state}", page.link.language)
+    except _UNAVAILABLE:  # the database is down: the invoice API's 503, as a page
+        return _render(request, "result.html", page.link.language, 503, outcome=Outcome("unavailable"))
     if paid.errors:
         return _form(request, page, status=422, errors=paid.errors, values=kept, general=words["fix_errors"])
     view = paid.invoice

@@ -57,7 +57,10 @@ def _day(raw: str, name: str) -> date:
     try:
         if len(raw) != 10:
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
+        if not 1900 <= day.year <= 2999:  # a range around it must stay inside what dates can count (year 1..9999)
+            raise ValueError
+        return day
     except ValueError:
         raise _Bad(f"{name} must be a date, YYYY-MM-DD") from None
 

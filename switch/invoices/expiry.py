@@ -93,6 +93,7 @@ class InvoiceExpiry:
 
     async def run(self) -> None:
         while not self._stopping:
+            self._kick.clear()  # before the round: a kick that comes during it is not lost
             try:
                 closed = await self.work_once()
             except Exception:
@@ -103,7 +104,6 @@ class InvoiceExpiry:
                 break
             if closed >= self.config.batch:
                 continue  # more may be due
-            self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.config.interval)
 

@@ -136,6 +136,9 @@ class PaymentLinks:
         if errors:
             return LinkPayment(errors)
         assert amount is not None
+        service = self.invoices.services.get(link.service)
+        if service is None or service.flow != "hpp":  # the services' data changed since the link was made
+            return LinkPayment({}, None)
         metadata: dict[str, Any] = {"payment_link": {"id": link.id, "name": link.name}, "parameters": values}
         if customer:
             metadata["customer"] = customer

@@ -135,17 +135,26 @@ class MailStore:
     async def claim(self, limit: int, lease: float) -> list[Claimed]:
         """Due rows, leased for ``lease`` seconds (another process takes them again after that)."""
         rows = await self._pool.fetch(_CLAIM, limit, lease)
-        return [
-            Claimed(
-                id=r["id"],
-                message_id=r["message_id"],
-                recipient=r["recipient"],
-                message=self._vault.open(r["key_id"], bytes(r["message"]), _aad(r["message_id"])),
-                attempt=r["attempts"],
-                max_attempts=r["max_attempts"],
+        claimed = []
+        for r in rows:
+            try:
+                message = self._vault.open(r["key_id"], bytes(r["message"]), _aad(r["message_id"]))
+            except Exception as e:
+                # One mail the vault cannot open (its key gone from the keyring) fails alone, visibly, and the
+                # others claimed with it are still sent.
+                await self.attempt_failed(r["id"], r["attempts"], 0, f"cannot open: {type(e).__name__}", final=True)
+                continue
+            claimed.append(
+                Claimed(
+                    id=r["id"],
+                    message_id=r["message_id"],
+                    recipient=r["recipient"],
+                    message=message,
+                    attempt=r["attempts"],
+                    max_attempts=r["max_attempts"],
+                )
             )
-            for r in rows
-        ]
+        return claimed
 
     async def sent(self, mail_id: int, attempt: int, reply: str) -> None:
         await self._pool.execute(_SENT, mail_id, attempt, reply[:500])
@@ -174,7 +183,9 @@ class MailStore:
     async def resend(self, mail_id: int, attempts: int) -> bool:
         """Send a mail again (sent or failed, or sooner when pending), with ``attempts`` more attempts."""
         status = await self._pool.execute(
-            "UPDATE mail_outbox SET state = 'pending', next_attempt_at = now(), max_attempts = attempts + $2"
+            # A pending mail in flight keeps its lease (greatest): a resend never makes a second concurrent send.
+            "UPDATE mail_outbox SET state = 'pending', max_attempts = attempts + $2,"
+            " next_attempt_at = CASE WHEN state = 'pending' THEN greatest(now(), next_attempt_at) ELSE now() END"
             " WHERE id = $1",
             mail_id,
             attempts,

@@ -92,6 +92,7 @@ class MailWorker:
 
     async def run(self) -> None:
         while not self._stopping:
+            self._kick.clear()  # before the round: a kick that comes during it is not lost
             try:
                 claimed = await self.work_once()
             except Exception:
@@ -101,7 +102,6 @@ class MailWorker:
                 break
             if claimed and len(self._inflight) < self.config.batch:
                 continue  # more may be due
-            self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.config.poll_interval)
 

@@ -200,12 +200,13 @@ class Balance:
     has_next: bool
 
 
+# Test-mode orders (routed to [routing] test, never the merchant's money) are left out of every figure.
 _BUCKETS = """
 WITH o AS (
     SELECT date_trunc($4, created AT TIME ZONE $5)::date AS period, currency, status, amount, amount_charged,
            amount_refunded, coalesce('i:' || invoice_id, 'o:' || id) AS intent
     FROM orders
-    WHERE project_id = $1 AND created >= $2 AND created < $3 AND status <> 'credited'
+    WHERE project_id = $1 AND created >= $2 AND created < $3 AND status <> 'credited' AND NOT test_mode
 )
 SELECT period, currency, grouping(period) = 1 AS whole,
        count(*) AS payments,
@@ -231,7 +232,7 @@ LEFT JOIN LATERAL (
     SELECT p.iso_response_code AS code, p.iso_message AS message FROM operations AS p
     WHERE p.order_id = o.id AND p.status IN ('failure', 'error') ORDER BY p.id DESC LIMIT 1
 ) AS f ON true
-WHERE o.project_id = $1 AND o.created >= $2 AND o.created < $3 AND o.status = ANY($4::text[])
+WHERE o.project_id = $1 AND o.created >= $2 AND o.created < $3 AND o.status = ANY($4::text[]) AND NOT o.test_mode
 GROUP BY 1 ORDER BY n DESC, code LIMIT $5
 """
 
@@ -250,6 +251,7 @@ SELECT currency,
        coalesce(sum((cashflow ->> 'receivable')::bigint), 0) AS receivable
 FROM operations
 WHERE project_id = $1 AND created >= $2 AND created < $3 AND status = 'success' AND cashflow IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM orders AS t WHERE t.id = order_id AND t.test_mode)
 GROUP BY currency ORDER BY currency LIMIT 1000
 """
 
@@ -259,6 +261,7 @@ SELECT created, order_id, id, type, currency, {_CASH} AS amount, (cashflow ->> '
        (cashflow ->> 'receivable')::bigint AS receivable
 FROM operations
 WHERE project_id = $1 AND created >= $2 AND created < $3 AND status = 'success' AND cashflow IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM orders AS t WHERE t.id = order_id AND t.test_mode)
       AND {_CASH} <> 0
 ORDER BY created DESC, order_id DESC, id DESC OFFSET $4 LIMIT $5
 """

@@ -9,8 +9,11 @@ of row, told apart by the first column, ``record``:
   sale is in today's books), with the cash flow it booked (``cash_amount``, ``fee``, ``incoming``,
   ``reserve``, ``receivable``: :mod:`switch.orders.cashflow`). Operations still pending (their outcome not
   known yet: the API never shows them either) are left out;
-- ``total``: per currency, one ``orders`` row (count, amounts asked, charged, refunded) and one
+- ``total``: per currency and mode, one ``orders`` row (count, amounts asked, charged, refunded) and one
   ``operations`` row (count, the sums of the cash flow columns).
+
+The last column, ``mode``, is ``live`` or ``test`` (an order of a ``pk_test_`` key or a test-mode invoice, routed
+to ``[routing] test``): test money never adds to live totals.
 
 Card data: the stored mask (``first6****last4``) only; the sealed card is never read. Amounts are decimal
 strings in the currency's exponent (``9.99``, ``-9.99``). Texts the merchant wrote (description, order id)
@@ -45,7 +48,7 @@ __all__ = ["COLUMNS", "DailyReport", "csv_text", "daily_report", "day_bounds", "
 COLUMNS = (
     "record", "created", "order_id", "operation_id", "type", "status", "currency",
     "amount", "charged", "refunded", "cash_amount", "fee", "incoming", "reserve", "receivable", "count",
-    "pan_mask", "card_type", "rrn", "auth_code", "merchant_order_id", "invoice_id", "description",
+    "pan_mask", "card_type", "rrn", "auth_code", "merchant_order_id", "invoice_id", "description", "mode",
 )  # fmt: skip
 
 _CASH = ("amount", "fee", "incoming", "reserve", "receivable")
@@ -54,14 +57,14 @@ _BATCH = 500  # rows per round trip of the cursor
 
 _ORDERS = """
 SELECT id, status, amount, amount_charged, amount_refunded, currency, auth_code, rrn, pan_mask, card_type,
-       merchant_order_id, invoice_id, description, created
+       merchant_order_id, invoice_id, description, created, test_mode
 FROM orders WHERE project_id = $1 AND created >= $2 AND created < $3
 ORDER BY created, id
 """
 
 _OPERATIONS = """
 SELECT p.order_id, p.id, p.type, p.status, p.amount, p.currency, p.rrn, p.auth_code, p.cashflow, p.created,
-       o.pan_mask, o.card_type, o.merchant_order_id, o.invoice_id, o.description
+       o.pan_mask, o.card_type, o.merchant_order_id, o.invoice_id, o.description, o.test_mode
 FROM operations AS p JOIN orders AS o ON o.id = p.order_id
 WHERE p.project_id = $1 AND p.created >= $2 AND p.created < $3 AND p.status <> 'pending'
 ORDER BY p.created, p.order_id, p.id
@@ -80,6 +83,12 @@ def _text(value: str | None) -> str:
     if value is None:
         return ""
     return "'" + value if value.startswith(_FORMULA) else value
+
+
+def _mode(r: asyncpg.Record) -> str:
+    """``test`` for a test-mode order's rows (routed to ``[routing] test``: not the merchant's money), else ``live``;
+    totals are kept apart by it."""
+    return "test" if r["test_mode"] else "live"
 
 
 def _money(units: int | None, cur: str) -> str:
@@ -103,7 +112,7 @@ class DailyReport:
     project_id: int
     day: date
     tz: tzinfo = UTC
-    totals: dict[str, _Totals] = field(default_factory=dict)
+    totals: dict[tuple[str, str], _Totals] = field(default_factory=dict)  # by (currency, mode)
 
     @property
     def bounds(self) -> tuple[datetime, datetime]:
@@ -114,7 +123,7 @@ class DailyReport:
 
     def _order(self, r: asyncpg.Record) -> list[str]:
         cur = r["currency"]
-        t = self.totals.setdefault(cur, _Totals())
+        t = self.totals.setdefault((cur, _mode(r)), _Totals())
         t.orders += 1
         t.asked += r["amount"]
         t.charged += r["amount_charged"] or 0
@@ -136,7 +145,7 @@ class DailyReport:
     def _operation(self, r: asyncpg.Record) -> list[str]:
         cur = r["currency"]
         cf: dict[str, Any] = r["cashflow"] or {}
-        t = self.totals.setdefault(cur, _Totals())
+        t = self.totals.setdefault((cur, _mode(r)), _Totals())
         t.operations += 1
         for k in _CASH:
             t.cash[k] += int(cf.get(k, 0))
@@ -163,13 +172,14 @@ class DailyReport:
             "merchant_order_id": _text(r["merchant_order_id"]),
             "invoice_id": r["invoice_id"],
             "description": _text(r["description"]),
+            "mode": _mode(r),
         }
         return [row.get(c) or "" for c in COLUMNS]
 
     def total_rows(self) -> list[list[str]]:
-        """Per currency (alphabetical): the ``orders`` row, then the ``operations`` row."""
+        """Per currency (alphabetical) and mode (live first): the ``orders`` row, then the ``operations`` row."""
         out = []
-        for cur, t in sorted(self.totals.items()):
+        for (cur, mode), t in sorted(self.totals.items()):
             orders = {
                 "record": "total",
                 "type": "orders",
@@ -178,6 +188,7 @@ class DailyReport:
                 "amount": _money(t.asked, cur),
                 "charged": _money(t.charged, cur),
                 "refunded": _money(t.refunded, cur),
+                "mode": mode,
             }
             ops = {
                 "record": "total",
@@ -185,6 +196,7 @@ class DailyReport:
                 "currency": cur,
                 "count": str(t.operations),
                 **{("cash_amount" if k == "amount" else k): _money(v, cur) for k, v in t.cash.items()},
+                "mode": mode,
             }
             out += [[row.get(c, "") for c in COLUMNS] for row in (orders, ops)]
         return out
@@ -236,5 +248,5 @@ def zone(name: str) -> tzinfo:
         return UTC  # needs no time zone database (a slim container may have none)
     try:
         return ZoneInfo(name)
-    except (ValueError, KeyError) as e:  # ZoneInfoNotFoundError is a KeyError
+    except (ValueError, KeyError, OSError) as e:  # ZoneInfoNotFoundError is a KeyError; "America" a directory
         raise ValueError(f"unknown time zone {name!r}") from e
