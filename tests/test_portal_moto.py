@@ -15,6 +15,7 @@ from aiohttp import FormData
 from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
 from test_http_e2e import Front
 from test_http_e2e import front as front  # fixture
+from test_invoices import body
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -80,6 +81,12 @@ async def test_the_virtual_terminal_sends_a_keyed_card_as_a_telephone_order_and_
     page = await (await front.http.get(location)).text()
     assert 'id="moto-word">Approved' in page and "charged" in page and PAN not in page
     assert PAN not in caplog.text  # neither the front's logs nor the core's name the card
+    keyed_by = [r for r in caplog.records if r.name == "isoswitch.portal" and getattr(r, "order_id", None) == order_id]
+    assert len(keyed_by) == 1 and keyed_by[0].portal_user is not None  # who keyed it, for the merchant's records
+    # The API's own authorize is e-commerce as before (DE 25 59) with the source "rest".
+    api = await front.order()
+    assert [m["25"] for m in front.iso("0100")] == ["08", "59"]
+    assert await front.runtime.db.pool.fetchval("SELECT source FROM orders WHERE id = $1", api["id"]) == "rest"
 
 
 async def test_a_pre_authorization_without_a_security_code_only_holds_the_amount(front: Front) -> None:
@@ -106,6 +113,8 @@ async def test_a_declined_card_shows_the_issuers_answer_and_the_form_comes_back_
 
 async def test_a_wrong_card_is_named_on_the_form_and_nothing_is_sent(front: Front) -> None:
     csrf = await signed_in(front, "operator")
+    for forged in ("", "forged"):  # no token, or a wrong one: refused before anything is read
+        assert (await post(front, "/portal/terminal", keyed(csrf) | {"csrf": forged}))[0] == 403
     bad = keyed(csrf, "4111111111111112", exp_month="13", amount="-1", cvc="12")
     status, _, page = await post(front, "/portal/terminal", bad)
     assert status == 422
@@ -209,3 +218,26 @@ async def test_an_admin_makes_a_payment_link_and_disables_it_and_an_operator_may
     assert (await post(front, f"/portal/links/{link_id}/enable", {"csrf": csrf}))[0] == 403
     _, doc = await front.call("GET", f"/api/payment-links/{link_id}")
     assert doc["data"]["attributes"]["status"] == "disabled"
+
+
+async def test_another_projects_invoice_and_link_are_not_found_by_a_forged_id(front: Front) -> None:
+    status, doc = await front.call("POST", "/api/payment-invoices", body(reference_id="theirs"), headers=front.other)
+    assert status == 201, doc
+    theirs = doc["data"]["id"]
+    link = {
+        "data": {
+            "type": "payment-links",
+            "attributes": {"name": "Theirs", "title": "Theirs", "service": "payment_card_usd_hpp"},
+        }
+    }
+    status, doc = await front.call("POST", "/api/payment-links", link, headers=front.other)
+    assert status == 201, doc
+    their_link = doc["data"]["id"]
+    csrf = await signed_in(front, "owner")
+    assert (await front.http.get(f"/portal/invoices/{theirs}")).status == 404
+    assert (await post(front, f"/portal/invoices/{theirs}/send", {"csrf": csrf}))[0] == 404
+    assert theirs not in await (await front.http.get("/portal/invoices?reference_id=theirs")).text()
+    assert (await post(front, f"/portal/links/{their_link}/disable", {"csrf": csrf}))[0] == 404
+    _, doc = await front.call("GET", f"/api/payment-links/{their_link}", headers=front.other)
+    assert doc["data"]["attributes"]["status"] == "active"
+    assert await front.runtime.db.pool.fetchval("SELECT count(*) FROM mail_outbox") == 0

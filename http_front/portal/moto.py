@@ -13,6 +13,7 @@ number is never logged, never in a URL, and the form comes back after an answer 
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,6 +31,8 @@ from switch.orders.requests import AuthorizeRequest, Details
 from switch.translate import Card, Channel
 
 __all__ = ["NAV", "ROUTES", "form_text"]
+
+log = logging.getLogger("isoswitch.portal")
 
 _MESSAGES = text("en")
 _FIELD_OF_DE = {"2": "number", "14": "exp", "120": "cvc"}
@@ -150,14 +153,22 @@ async def terminal_submit(request: web.Request) -> web.StreamResponse:
     req = _request(values, errors)
     if req is None:
         return _terminal(request, 422, values=kept, errors=errors)
-    project = request[SESSION].project
+    session = request[SESSION]
     try:
-        order = await runtime_of(request).orders.authorize(project, req)
+        order = await runtime_of(request).orders.authorize(session.project, req)
     except InvalidInput as e:
         return _terminal(request, 422, values=kept, errors=_problems(e))
     except (Declined, Fraud, IssuerError, Rejected) as e:
+        _keyed(session, e.order_id, e.failure_type)
         return _terminal(request, 200 if e.order_id else 422, values=kept, outcome=_outcome(e))
+    _keyed(session, order.id, order.status.value)
     return see_other(f"/portal/terminal?done={order.id}")
+
+
+def _keyed(session: Any, order_id: str | None, outcome: str) -> None:
+    # Who keyed a card for whom: the order's id and the portal user, never anything of the card.
+    extra = {"order_id": order_id, "project_id": session.project.id, "portal_user": session.user.id}
+    log.info("moto payment keyed on the virtual terminal: %s", outcome, extra=extra)
 
 
 def _outcome(e: OrderError) -> dict[str, Any]:
