@@ -89,9 +89,14 @@ async def test_the_virtual_terminal_sends_a_keyed_card_as_a_telephone_order_and_
     assert await front.runtime.db.pool.fetchval("SELECT source FROM orders WHERE id = $1", api["id"]) == "rest"
 
 
-async def test_a_pre_authorization_without_a_security_code_only_holds_the_amount(front: Front) -> None:
+async def test_a_pre_authorization_without_a_security_code_or_holder_only_holds_the_amount(front: Front) -> None:
     csrf = await signed_in(front, "operator")
-    status, location, _ = await post(front, "/portal/terminal", keyed(csrf, stage="two", cvc=""))
+    status, _, page = await post(front, "/portal/terminal", keyed(csrf, stage="two", cvc="", holder=""))
+    assert status == 422 and 'id="holder-error"' in page  # the project's holder_required (on by default)
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    await front.runtime.projects.update_settings(project.id, holder_required=False)
+    status, location, _ = await post(front, "/portal/terminal", keyed(csrf, stage="two", cvc="", holder=""))
     assert status == 303, location
     (auth,) = front.iso("0100")
     assert (auth["22"], auth["25"]) == ("010", "08") and "120" not in auth

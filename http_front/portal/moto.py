@@ -90,25 +90,27 @@ def _amount(raw: str, errors: dict[str, str]) -> Decimal | None:
     return amount
 
 
-def _card(values: dict[str, str], errors: dict[str, str]) -> Card | None:
-    """The keyed card, checked as the payment page checks it; the security code may be left empty."""
-    cvc = values.get("cvc", "").strip()
-    checked, problems = read_card({**values, "cvc": cvc or "000"})
+def _card(values: dict[str, str], errors: dict[str, str], holder_required: bool) -> Card | None:
+    """The keyed card, checked as the payment page checks it. The security code may be left empty (a mail order
+    has none; the seed's form asks for none), the holder too when the project's ``holder_required`` is off."""
+    cvc, holder = values.get("cvc", "").strip(), values.get("holder", "").strip()
+    blank_holder = not holder and not holder_required
+    checked, problems = read_card({**values, "cvc": cvc or "000", "holder": "NOT GIVEN" if blank_holder else holder})
     errors.update({field: _MESSAGES[key] for field, key in problems.items()})
     if checked is None:
         return None
     card = checked.card
-    return Card(card.pan, card.expiry_month, card.expiry_year, cvc or None, card.holder)
+    return Card(card.pan, card.expiry_month, card.expiry_year, cvc or None, None if blank_holder else card.holder)
 
 
-def _request(values: dict[str, str], errors: dict[str, str]) -> AuthorizeRequest | None:
+def _request(values: dict[str, str], errors: dict[str, str], holder_required: bool) -> AuthorizeRequest | None:
     cur = None
     try:
         cur = currency(values.get("currency", ""))
     except TranslationError:
         errors["currency"] = "Choose a currency."
     amount = _amount(values.get("amount", ""), errors)
-    card = _card(values, errors)
+    card = _card(values, errors, holder_required)
     ref = values.get("merchant_order_id", "").strip()
     description = values.get("description", "").strip()
     customer = values.get("customer_id", "").strip()
@@ -150,7 +152,7 @@ async def terminal_submit(request: web.Request) -> web.StreamResponse:
     values = await form_text(request)
     kept = {k: values.get(k, "") for k in _KEPT}  # never the card number or its code
     errors: dict[str, str] = {}
-    req = _request(values, errors)
+    req = _request(values, errors, request[SESSION].project.settings.holder_required)
     if req is None:
         return _terminal(request, 422, values=kept, errors=errors)
     session = request[SESSION]
