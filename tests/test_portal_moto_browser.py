@@ -129,6 +129,9 @@ async def test_an_operator_issues_an_invoice_with_a_csv_cart_and_the_customer_ge
     await page.click("#search-button")
     await expect(page.locator("#invoices tbody tr")).to_have_count(1)
     await screenshot(page, screenshot_dir(tmp_path), "portal-moto-invoices.png")
+    await page.set_viewport_size({"width": 360, "height": 740})
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scrolling at 360 px
+    await screenshot(page, screenshot_dir(tmp_path), "portal-moto-invoices-360.png")
     # Send again from the list: a second mail to the customer.
     await page.click(f"button[aria-label='Send {invoice_id} by e-mail']")
     await expect(page.locator("#invoice-notice")).to_contain_text("queued for sending")
@@ -155,6 +158,8 @@ async def test_an_admin_makes_a_payment_link_template_and_disables_it_from_the_l
     await screenshot(page, screenshot_dir(tmp_path), "portal-moto-links-360.png")
     await page.click("button[aria-label='Disable Tea box']")
     await expect(page.locator("#links tbody tr").first).to_contain_text("disabled")
+    await page.set_viewport_size({"width": 1280, "height": 860})
+    await screenshot(page, screenshot_dir(tmp_path), "portal-moto-links.png")
     payer = await new_page(browser)
     await payer.goto(url)
     await expect(payer.locator("main")).not_to_contain_text("Green tea, a box")
