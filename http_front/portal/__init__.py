@@ -30,6 +30,7 @@ AREAS = (
     "http_front.portal.views",
     "http_front.portal.dashboard",
     "http_front.portal.notify",
+    "http_front.portal.moto",
 )
 
 

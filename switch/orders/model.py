@@ -81,10 +81,12 @@ class OperationStatus(StrEnum):
 
 
 class Source(StrEnum):
-    """Where the order came from: the REST API or an acquirer host over ISO 8583."""
+    """Where the order came from: the REST API, an acquirer host over ISO 8583, or the portal's virtual terminal
+    (a card keyed for a mail or telephone order: DE 25 ``08``)."""
 
     REST = "rest"
     ISO = "iso"
+    MOTO = "moto"
 
 
 @dataclass(frozen=True, slots=True)

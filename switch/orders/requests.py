@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from switch.money import Currency
-from switch.translate import Card, CredentialReason, Descriptor, Initiator, ThreeDSecure
+from switch.translate import Card, Channel, CredentialReason, Descriptor, Initiator, ThreeDSecure
 
 __all__ = [
     "AmountRequest",
@@ -115,6 +115,9 @@ class AuthorizeRequest:
     oneclick: Oneclick | None = None
     cvv: str | None = None  # with a kept card (oneclick): the CVV the customer typed now
     test_mode: bool = False  # a test-mode invoice's order: to the test destination ([routing] test)
+    # How the card came: e-commerce (DE 25 59), or MOTO (DE 25 08: the portal's virtual terminal, a card keyed for
+    # a phone or mail order; DE 22 stays 010, manual key entry). A MOTO order's source is "moto".
+    channel: Channel = Channel.ECOMMERCE
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from switch.orders.credentials import kept_card, merchant_for, sent_to_issuer, s
 from switch.orders.engine import Engine, Step
 from switch.orders.errors import InvalidInput, OrderNotFound, Rejected
 from switch.orders.iso import IsoResult, IsoTransactions
-from switch.orders.model import Operation, OperationType, Order, OrderStatus
+from switch.orders.model import Operation, OperationType, Order, OrderStatus, Source
 from switch.orders.oneclick import KeptCard, OneclickCards
 from switch.orders.repo import operations_filter, orders_filter
 from switch.orders.requests import (
@@ -50,7 +50,7 @@ from switch.orders.stats import OrderStats
 from switch.orders.status import cancel_action
 from switch.orders.wallet import open_token
 from switch.store.projects import Project, ProjectSettings
-from switch.translate import Authorize, Capture, CredentialReason, Credit, Rebill, Refund, Reversal
+from switch.translate import Authorize, Capture, Channel, CredentialReason, Credit, Rebill, Refund, Reversal
 from switch.wire.codec import Message
 from switch.wire.wallet import Gateway
 
@@ -210,10 +210,14 @@ class OrdersService:
                 stored_credential=series.stored,
                 descriptor=req.descriptor.descriptor if req.descriptor else None,
                 tokenized=secure is not None and secure.tokenized,
+                channel=req.channel,
             ),
             now,
         )
-        order = engine.cards.new_order(project, order_id, card, amount, cur, now, rrn=rrn, recurring=recurring)
+        source = Source.MOTO if req.channel is Channel.MOTO else Source.REST
+        order = engine.cards.new_order(
+            project, order_id, card, amount, cur, now, rrn=rrn, recurring=recurring, source=source
+        )
         order.initial_rrn = series.first_rrn or rrn
         order.parent_order_id = series.parent_id
         order.test_mode = req.test_mode
