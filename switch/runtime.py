@@ -339,7 +339,7 @@ async def open_runtime(
             _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault, mailer),
             webhooks=hooks,
             _mail=mailer,
-            _portal=Portal(db.pool, projects, vault, cfg.portal),
+            _portal=Portal(db.pool, projects, vault, cfg.portal, mailer=mailer),
         )
         runtime._links = PaymentLinks(runtime.invoices, LinkStore(db.pool), projects)
         if cfg.listener is not None:
