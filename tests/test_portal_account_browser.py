@@ -166,6 +166,11 @@ async def test_a_user_of_two_projects_switches_to_the_other_and_gets_its_role(
 ) -> None:
     page = await signed_in(browser, front, "ann@shop.test")
     await front.runtime.portal.add_user("ann@shop.test", "other", "viewer")
+    await page.click("a[href='/portal/api-keys']")
+    await page.fill("#key_name", "Reporting")
+    await page.click("#key-generate")
+    await expect(page.locator("#new-key")).to_be_visible()
+    await screenshot(page, screenshot_dir(tmp_path), "portal-account-keys.png")
     await page.click("a[href='/portal/projects']")
     await expect(page.locator("#projects")).to_contain_text("other")
     await screenshot(page, screenshot_dir(tmp_path), "portal-account-projects.png")
