@@ -10,7 +10,9 @@ refuses a lower role with 403 whatever the form says, and the navigation does no
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 
 from aiohttp import hdrs, web
 
@@ -33,6 +35,7 @@ from switch.portal.account import RecoveryRefused
 __all__ = ["NAV", "ROUTES"]
 
 _SENT = "If this address has an account, a link to choose a new password is on its way. It works once."
+_ANSWER_FLOOR = 0.25  # seconds: the least time a recovery request is answered in
 _BAD_LINK = "This link is unknown, used or expired. Ask for a new one."
 
 
@@ -81,8 +84,12 @@ async def recover_submit(request: web.Request) -> web.StreamResponse:
     refused = _too_many(request)
     if refused is not None:
         return refused
+    started = time.monotonic()
     email = await _text(request, "email", 254)
     await _runtime(request).portal.account.request_recovery(email, public_base(request))
+    # A known address costs a mail's writing, an unknown one a single read: the answer waits out a floor so that
+    # its time does not tell them apart either.
+    await asyncio.sleep(max(0.0, _ANSWER_FLOOR - (time.monotonic() - started)))
     return _anonymous_page(request, "account_recover.html", sent=True, message=_SENT)
 
 
