@@ -29,6 +29,8 @@ from http_front.logs import _PAGE_TOKEN
 from http_front.outbound.smtp import SmtpSender
 from isoswitch.mailsink import MailSink, read_mails
 from switch.mail import MailConfig
+from switch.store.api_keys import ApiKeys
+from switch.store.projects import Projects
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -117,6 +119,21 @@ async def test_a_recovery_request_answers_alike_for_known_and_unknown_addresses_
     again = await post(front.http, "/portal/recover", {"email": "owner@shop.test"})
     assert again.status == 200 and _CSRF.sub("", await again.text()) == pages[0]
     assert await front.runtime.db.pool.fetchval("SELECT count(*) FROM mail_outbox") == 1
+
+
+async def test_a_forged_host_header_does_not_choose_where_the_recovery_link_points(
+    front: Front, sink: MailSink
+) -> None:
+    await user(front, "owner@shop.test")
+    csrf = await csrf_of(front.http, "/portal/recover")
+    answer = await front.http.post(
+        "/portal/recover", data={"csrf": csrf, "email": "owner@shop.test"}, headers={"Host": "evil.example"}
+    )
+    assert answer.status == 200
+    (mail,) = await wait_for(lambda: mails_to(sink, "owner@shop.test"), what="the recovery mail")
+    link = _LINK.search(text_of(mail))
+    assert link is not None and "evil.example" not in text_of(mail)
+    assert link[0].startswith(str(front.http.make_url("/portal/recover/")))  # the address the request came in on
 
 
 async def test_a_recovery_link_works_once_and_not_after_it_expires(front: Front, sink: MailSink) -> None:
@@ -318,3 +335,25 @@ async def test_a_user_of_two_projects_switches_between_them_with_each_ones_role(
     assert (await front.http.get("/portal/api-keys")).status == 403  # a viewer there
     nowhere = await post(front.http, "/portal/projects", {"project_id": "999999"})
     assert nowhere.status == 403
+
+
+async def test_a_deleted_api_key_is_refused_by_another_processs_cache_within_its_refresh(front: Front) -> None:
+    pool = front.runtime.db.pool
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    here = front.runtime.projects
+    there = Projects(pool, refresh=0.2)  # another process's cache of verified credentials
+    made = await ApiKeys(pool, here).generate(project.id, "CI", "owner@shop.test")
+    login, password = made.key.login, made.password
+    for projects in (here, there):
+        found = await projects.authenticate(login, password)
+        assert found is not None and found.id == project.id
+        assert await projects.authenticate(login, password + "x") is None
+    assert await ApiKeys(pool, here).delete(project.id, made.key.id)
+    assert await here.authenticate(login, password) is None  # this process: at once
+    assert await wait_for(lambda: _refused(there, login, password), what="the other cache refusing the key")
+    assert not await ApiKeys(pool, here).delete(project.id, made.key.id)  # gone already
+
+
+async def _refused(projects: Projects, login: str, password: str) -> bool:
+    return await projects.authenticate(login, password) is None

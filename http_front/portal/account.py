@@ -16,6 +16,7 @@ import time
 
 from aiohttp import hdrs, web
 
+from http_front.keys import CONFIG
 from http_front.portal.guard import (
     COOKIE,
     SESSION,
@@ -64,6 +65,19 @@ def _anonymous_page(request: web.Request, template: str, status: int = 200, **co
     return response
 
 
+def _link_base(request: web.Request) -> str:
+    """Where the recovery link points: ``[http] public_url``, else the address the request came in on -- never its
+    ``Host`` header, which the requester writes (a forged one would mail the victim a link to the forger's host)."""
+    configured = request.app[CONFIG].public_url
+    if configured:
+        return configured.rstrip("/")
+    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    if not isinstance(sockname, tuple):  # a Unix socket: a proxy in front, whose public_url should be set
+        return public_base(request)
+    host, port = sockname[0], sockname[1]
+    return f"{request.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def _too_many(request: web.Request) -> web.Response | None:
     wait = login_buckets(request).take(request.remote or "?")
     if wait <= 0:
@@ -86,7 +100,7 @@ async def recover_submit(request: web.Request) -> web.StreamResponse:
         return refused
     started = time.monotonic()
     email = await _text(request, "email", 254)
-    await _runtime(request).portal.account.request_recovery(email, public_base(request))
+    await _runtime(request).portal.account.request_recovery(email, _link_base(request))
     # A known address costs a mail's writing, an unknown one a single read: the answer waits out a floor so that
     # its time does not tell them apart either.
     await asyncio.sleep(max(0.0, _ANSWER_FLOOR - (time.monotonic() - started)))
