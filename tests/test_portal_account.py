@@ -234,6 +234,14 @@ async def test_the_email_code_is_a_second_factor_each_code_works_once_and_it_rep
     assert (row["totp_enabled"], row["email_code_enabled"]) == (True, False)
 
 
+async def test_a_login_the_outbox_cannot_mail_is_refused_the_email_code_with_a_reason(front: Front) -> None:
+    await user(front, "ann@localhost")
+    assert await log_in(front.http, "ann@localhost") == 303
+    answer = await post(front.http, "/portal/security/email", {"password": PASSWORD}, page="/portal/security")
+    assert answer.status == 422 and "not an e-mail address we can send codes to" in await answer.text()
+    assert await front.runtime.db.pool.fetchval("SELECT count(*) FROM mail_outbox") == 0
+
+
 async def test_the_login_history_keeps_its_bound_per_user_and_in_time(front: Front) -> None:
     await user(front, "owner@shop.test")
     portal = front.runtime.portal

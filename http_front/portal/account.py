@@ -30,7 +30,7 @@ from http_front.portal.guard import (
 )
 from http_front.portal.views import security
 from http_front.urls import public_base
-from switch.portal import PasswordRejected
+from switch.portal import PasswordRejected, PortalError
 from switch.portal.account import RecoveryRefused
 
 __all__ = ["NAV", "ROUTES"]
@@ -151,7 +151,10 @@ async def email_start(request: web.Request) -> web.StreamResponse:
     session = request[SESSION]
     if not await portal.confirm_password(session, await _text(request, "password")):
         return await _security_error(request, "The password is wrong.")
-    await portal.account.email_code_begin(session)
+    try:
+        await portal.account.email_code_begin(session)
+    except PortalError as e:
+        return await _security_error(request, str(e).capitalize() + ".")
     return render(request, "account_email_code.html", error=None)
 
 

@@ -243,7 +243,12 @@ class Account:
         await self._pool.execute("UPDATE portal_email_codes SET tries = tries + 1 WHERE user_id = $1", user_id)
 
     async def email_code_begin(self, session: Session) -> None:
-        """Mail the code that confirms the e-mail factor (the caller checked the password)."""
+        """Mail the code that confirms the e-mail factor (the caller checked the password); PortalError when the
+        login is not an address the outbox sends to."""
+        if not check_address(session.user.email):
+            from switch.portal.service import PortalError  # here: that module imports this one
+
+            raise PortalError("your login is not an e-mail address we can send codes to")
         await self.send_code(session.user.id, session.user.email, "enrol")
 
     async def email_code_confirm(self, session: Session, code: str) -> bool:
