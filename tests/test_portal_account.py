@@ -29,6 +29,7 @@ from http_front.logs import _PAGE_TOKEN
 from http_front.outbound.smtp import SmtpSender
 from isoswitch.mailsink import MailSink, read_mails
 from switch.mail import MailConfig
+from switch.portal import PortalConfig
 from switch.store.api_keys import ApiKeys
 from switch.store.projects import Projects
 
@@ -365,3 +366,11 @@ async def test_a_deleted_api_key_is_refused_by_another_processs_cache_within_its
 
 async def _refused(projects: Projects, login: str, password: str) -> bool:
     return await projects.authenticate(login, password) is None
+
+
+@pytest.mark.parametrize(
+    "bad", [{"recovery_ttl": 0}, {"email_code_ttl": -1.0}, {"history_keep": 0}, {"history_days": 0}]
+)
+def test_the_account_options_of_the_portal_section_refuse_what_cannot_work(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        PortalConfig(**bad)  # type: ignore[arg-type]
