@@ -265,7 +265,8 @@ class Portal:
         )
 
     async def login(self, email: str, password: str, ip: str | None, agent: str | None) -> LoginResult:
-        """Check the password; a user with TOTP gets an ``mfa`` session, others a ``full`` one."""
+        """Check the password; a user with TOTP or the e-mail code gets an ``mfa`` session (and the code by mail),
+        others a ``full`` one."""
         email = email.strip()[:254]
         row = await self._pool.fetchrow(
             "SELECT id AS user_id, email, password_hash, must_change, totp_enabled, email_code_enabled, locked_until"
