@@ -64,15 +64,18 @@ def format_exception(exc: BaseException) -> str:
 
 
 # A payment page's token is its only credential: the access log keeps 6 of its 43 characters (and of a payment
-# link's 32-character slug, which makes invoices for whoever holds it).
-_PAGE_TOKEN = re.compile(r"(/pay/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{37}|(/link/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{26}")
+# link's 32-character slug, which makes invoices for whoever holds it, and of a portal recovery link's token).
+_PAGE_TOKEN = re.compile(
+    r"(/pay/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{37}|(/link/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{26}"
+    r"|(/portal/recover/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{37}"
+)
 
 
 class AccessLog(AbstractAccessLogger):
     """``METHOD /path STATUS bytes ms``: never the query (filters carry e-mails, names) nor headers."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = _PAGE_TOKEN.sub(lambda m: f"{m[1] or m[3]}{m[2] or m[4]}...", scrub(request.path))
+        path = _PAGE_TOKEN.sub(lambda m: f"{m[1] or m[3] or m[5]}{m[2] or m[4] or m[6]}...", scrub(request.path))
         ms = round(time * 1000.0, 1)
         extra = {"method": request.method, "path": path, "status": response.status, "ms": ms}
         rid = request.get(_RID)

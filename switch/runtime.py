@@ -369,7 +369,7 @@ async def open_runtime(
             _invoices=Invoices(PaymentServices.load(), InvoiceStore(db.pool), pages, vault, mailer),
             webhooks=hooks,
             _mail=mailer,
-            _portal=Portal(db.pool, projects, vault, cfg.portal),
+            _portal=Portal(db.pool, projects, vault, cfg.portal, mailer=mailer),
             invoice_expiry=expiry,
             _notify=notifier,
         )

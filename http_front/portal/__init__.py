@@ -31,6 +31,7 @@ AREAS = (
     "http_front.portal.dashboard",
     "http_front.portal.notify",
     "http_front.portal.moto",
+    "http_front.portal.account",
 )
 
 

@@ -32,7 +32,7 @@ class Team:
 
     async def members(self, project_id: int) -> list[dict[str, Any]]:
         rows = await self._pool.fetch(
-            "SELECT u.email, m.role, u.totp_enabled, m.created FROM portal_members m"
+            "SELECT u.email, m.role, u.totp_enabled, u.email_code_enabled, m.created FROM portal_members m"
             " JOIN portal_users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY m.created, u.id",
             project_id,
         )

@@ -324,9 +324,7 @@ class Projects:
         return await asyncio.shield(task)
 
     async def _check(self, key: tuple[str, bytes], login: str, password: str) -> Project | None:
-        row = await self._pool.fetchrow(
-            "SELECT id, name, login, settings, password_hash FROM projects WHERE login = $1", login
-        )
+        row = await self._credential(login)
         # An unknown login costs a full scrypt too, so timing does not tell
         # which logins exist.
         stored = row["password_hash"] if row is not None else _DUMMY_HASH
@@ -341,6 +339,20 @@ class Projects:
             self._cache.popitem(last=False)
         return project
 
+    async def _credential(self, login: str) -> asyncpg.Record | None:
+        """The project and password hash of an HTTP Basic login: the project's own, or one of its API keys
+        (``ak_...``, schemas/sql/033_project_api_keys.sql: deleting the key's row ends it)."""
+        row = await self._pool.fetchrow(
+            "SELECT id, name, login, settings, password_hash FROM projects WHERE login = $1", login
+        )
+        if row is None and login.startswith("ak_"):
+            row = await self._pool.fetchrow(
+                "SELECT p.id, p.name, p.login, p.settings, k.password_hash FROM project_api_keys k"
+                " JOIN projects p ON p.id = k.project_id WHERE k.login = $1",
+                login,
+            )
+        return row
+
     async def _reread(self, key: tuple[str, bytes], hit: _Cached) -> Project | None:
         """The cached project with its settings read again (single flight); None when its password changed."""
         task = self._rereading.get(key)
@@ -351,10 +363,8 @@ class Projects:
         return await asyncio.shield(task)
 
     async def _fetch_fresh(self, key: tuple[str, bytes], hit: _Cached) -> Project | None:
-        row = await self._pool.fetchrow(
-            "SELECT id, name, login, settings, password_hash FROM projects WHERE id = $1", hit.project.id
-        )
-        if row is None or row["password_hash"] != hit.password_hash or row["login"] != key[0]:
+        row = await self._credential(key[0])
+        if row is None or row["password_hash"] != hit.password_hash or row["id"] != hit.project.id:
             self._cache.pop(key, None)
             return None
         project = _project(row)
