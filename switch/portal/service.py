@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 import pyotp
 
+from switch.portal.payments import PaymentDesk
 from switch.portal.policy import ROLES, check_password, role_allows
 from switch.portal.team import Team
 from switch.store.projects import Project, Projects, hash_password, verify_password
@@ -146,6 +147,7 @@ class Portal:
         # default executor from everything else.
         self._hashing = asyncio.Semaphore(2)
         self.team = Team(pool, self)
+        self.payments = PaymentDesk(pool)  # the payments area's templates and carts (switch/portal/payments.py)
 
     async def _verify(self, password: str, stored: str) -> bool:
         async with self._hashing:
