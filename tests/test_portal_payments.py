@@ -170,7 +170,7 @@ async def test_a_saved_template_is_the_users_own_and_applies_its_filter_and_colu
     _, applied = await ann.get("/portal/?" + link[1].replace("&amp;", "&"))
     expected = await orders_of(front, {"status": "authorized"})
     assert _ROW_ID.findall(applied) == [o["id"] for o in expected]
-    assert "<th scope=\"col\">Reference</th>" in applied and "<th scope=\"col\">Amount</th>" not in applied
+    assert '<th scope="col">Reference</th>' in applied and '<th scope="col">Amount</th>' not in applied
     _, theirs = await bob.get("/portal/")
     assert "Waiting" not in theirs and 'id="no-templates"' in theirs
     # Bob cannot delete Ann's template by its id (it is not his).
