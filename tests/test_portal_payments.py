@@ -11,6 +11,7 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -261,3 +262,24 @@ async def test_a_refund_by_cart_items_refunds_their_sum_and_never_more_units_tha
     assert re.search(r'id="refunded-1">2<', html)
     _, doc = await front.call("GET", f"/orders/{oid}")
     assert doc["orders"][0]["amount_refunded"] == "62.50"
+
+
+async def test_an_over_capture_up_to_the_projects_percentage_reaches_the_issuer_and_more_is_refused(
+    front: Front, sign_in: SignIn
+) -> None:
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    await front.runtime.projects.update_settings(project.id, overcapture_percent=20)
+    issuer = front.sim.issuer._issuer  # type: ignore[attr-defined]  # behind the rig's recorder
+    issuer.rules = replace(issuer.rules, issuer=replace(issuer.rules.issuer, overcapture_percent=20))  # 20 % too
+    oid = (await front.order({**REQUIRED, "amount": Decimal("10.00")}))["id"]
+    clerk = await sign_in("clerk@shop.test", "operator")
+    _, html = await clerk.get(f"/portal/payments/{oid}")
+    assert "up to 12.00" in html
+    status, _, html = await clerk.post(f"/portal/payments/{oid}/capture", {"amount": "12.01"})
+    assert status == 422 and "Amount exceeds the authorized amount plus 20 %" in html
+    status, _, _ = await clerk.post(f"/portal/payments/{oid}/capture", {"amount": "11.50"})
+    assert status == 303
+    _, doc = await front.call("GET", f"/orders/{oid}")
+    assert (doc["orders"][0]["status"], doc["orders"][0]["amount_charged"]) == ("charged", "11.50")
+    assert front.iso("0220")[-1]["4"] == "000000001150"

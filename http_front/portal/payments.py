@@ -203,6 +203,7 @@ async def _payment_page(
         if order.status is OrderStatus.AUTHORIZED
         else from_minor(0, cur),
         left_to_refund=from_minor(max(left_to_refund, 0), cur),
+        capture_max=from_minor(session.project.settings.capture_limit(order.amount) - order.amount_charged, cur),
         cart=[(row, from_minor(row.item.price, cur), from_minor(row.item.amount, cur)) for row in cart],
         actions=actions,
         error=error,
