@@ -283,3 +283,27 @@ async def test_an_over_capture_up_to_the_projects_percentage_reaches_the_issuer_
     _, doc = await front.call("GET", f"/orders/{oid}")
     assert (doc["orders"][0]["status"], doc["orders"][0]["amount_charged"]) == ("charged", "11.50")
     assert front.iso("0220")[-1]["4"] == "000000001150"
+
+
+async def test_get_orders_filters_by_currency_and_amount_range_and_names_a_bad_bound(front: Front) -> None:
+    await some_orders(front)
+    eur = await orders_of(front, {"currency": "eur"})
+    assert [(o["amount"], o["currency"]) for o in eur] == [("6.00", "EUR")]
+    middle = await orders_of(front, {"amount_from": "200", "amount_to": "300"})
+    assert [o["merchant_order_id"] for o in middle] == ["r3", "r2"]
+    status, doc = await front.call("GET", "/orders/?amount_from=1.50&amount_to=-1")
+    assert status == 422 and {e["uri"] for e in doc["errors"]} == {"#/amount_from", "#/amount_to"}, doc
+
+
+async def test_an_export_larger_than_its_bound_is_refused_whole_not_cut_short(
+    front: Front, sign_in: SignIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from http_front.portal import payments
+
+    await some_orders(front)
+    monkeypatch.setattr(payments, "MAX_EXPORT", 5)
+    user = await sign_in("viewer@shop.test", "viewer")
+    status, body, _ = await user.raw("/portal/payments/export?format=csv")
+    assert status == 422 and b"selects 6 payments" in body and b"at most 5" in body
+    status, body, _ = await user.raw("/portal/payments/export?format=csv&currency=USD")
+    assert status == 200 and len(body.decode("utf-8-sig").splitlines()) == 1 + 5
