@@ -68,7 +68,7 @@ async def test_the_filter_applied_in_chromium_and_its_csv_export_equal_get_order
     small = await new_page(browser, width=360, height=740, mobile=True)
     await first_login(small, front, "clerk@shop.test", await add_user(front, "clerk@shop.test", role="operator"))
     assert await small.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scrolling
-    await screenshot(small, screenshot_dir(tmp_path), "portal-payments-360.png")
+    await screenshot(small, screenshot_dir(tmp_path), "portal-payments-list-360.png")
     assert all(u.startswith(base_url(front)) for u in requests), requests
 
 
