@@ -314,7 +314,7 @@ class Issuer:
             return self._remember(msg, key, "00")
         if hold.status != "held":
             return self._remember(msg, key, "12")  # released or expired
-        if amount > hold.amount:
+        if amount > hold.amount + hold.amount * self.rules.issuer.overcapture_percent // 100:
             return self._remember(msg, key, "13")
         cap = Record("capture", key, hold.account, amount, msg.get("49"), hold.rrn, hold.auth_code, "00", msg["t"])
         self.ledger.capture(hold, cap)

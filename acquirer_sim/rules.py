@@ -88,11 +88,14 @@ class IssuerSettings:
     #: When true, a request missing any field MESSAGES.md lists as required
     #: answers 30; when false only the fields the simulator needs are required.
     strict: bool = False
+    #: A completion (0220) may exceed its authorization by this percentage (an issuer's over-capture
+    #: tolerance); beyond it, or with 0, it answers 13.
+    overcapture_percent: int = 0
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any]) -> IssuerSettings:
         where = "[issuer]"
-        _check_keys(where, doc, ("bin_prefixes", "default_balance", "auth_code", "strict"))
+        _check_keys(where, doc, ("bin_prefixes", "default_balance", "auth_code", "strict", "overcapture_percent"))
         d = cls()
         prefixes = doc.get("bin_prefixes", list(d.bin_prefixes))
         if not isinstance(prefixes, list | tuple) or not prefixes:
@@ -109,6 +112,7 @@ class IssuerSettings:
             default_balance=_int(where, "default_balance", doc.get("default_balance", d.default_balance)),
             auth_code=style,
             strict=strict,
+            overcapture_percent=_int(where, "overcapture_percent", doc.get("overcapture_percent", 0)),
         )
 
 

@@ -436,8 +436,9 @@ async def test_the_database_check_refuses_an_over_refund(rig: Rig) -> None:
     order = await rig.orders.authorize(rig.project, body(options={"auto_charge": 1}))
     with pytest.raises(asyncpg.CheckViolationError):
         await rig.db.pool.execute("UPDATE orders SET amount_refunded = 1000 WHERE id = $1", order.id)
+    # A capture may exceed the authorization (over-capture, at most 100 %: 036_portal_payments.sql), never twice it.
     with pytest.raises(asyncpg.CheckViolationError):
-        await rig.db.pool.execute("UPDATE orders SET amount_charged = 1000 WHERE id = $1", order.id)
+        await rig.db.pool.execute("UPDATE orders SET amount_charged = 2 * amount + 1 WHERE id = $1", order.id)
 
 
 async def test_money_is_exact_for_three_decimal_and_zero_decimal_currencies(rig: Rig) -> None:

@@ -5,7 +5,9 @@ Every filter of seeds/003: lists are comma-separated and match exactly
 ``issuer.title`` find a part, case-insensitively; ``created_from`` and
 ``created_to`` take ``YYYY-MM-DD HH:MM:SS`` (UTC) or ``YYYY-MM-DD``, both
 bounds inclusive (a date alone as ``created_to`` means the whole day).
-``invoice_id`` (``extra_fields.attributes.invoice_id``) filters too.
+``invoice_id`` (``extra_fields.attributes.invoice_id``) filters too, and beyond the seed (the merchant
+portal's filters, issue 13): ``currency`` (ISO 4217 alpha codes) and ``amount_from`` / ``amount_to`` (the
+order's amount in minor units, both bounds inclusive).
 ``page`` counts from 1 (default 1); ``page_size`` is 1..2000 (default
 100). Names the doc does not list (``expand`` among them) are left to the
 caller.
@@ -112,6 +114,16 @@ class _Builder:
         if raw is not None:
             self.fields[field] = raw.strip()
 
+    def minor(self, name: str, field: str) -> None:
+        raw = self._raw(name)
+        if raw is None:
+            return
+        raw = raw.strip()
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
+            self.problems.append(Problem("Invalid amount, expected minor units (digits)", name))
+            return
+        self.fields[field] = int(raw)
+
     def created(self) -> None:
         for name, field, upper in (("created_from", "created_from", False), ("created_to", "created_before", True)):
             raw = self._raw(name)
@@ -145,6 +157,9 @@ def orders_query(query: Mapping[str, str], paging: tuple[int, int] | None = None
     b.one_of("issuer.bin", "issuer_bin")
     b.part("issuer.title", "issuer_title")
     b.one_of("invoice_id", "invoice_id")
+    b.one_of("currency", "currency", None, str.upper)
+    b.minor("amount_from", "amount_min")
+    b.minor("amount_to", "amount_max")
     return OrdersQuery(page=page, page_size=size, **b.done())
 
 

@@ -27,6 +27,7 @@ __all__ = ["AREAS", "add_portal_routes"]
 #: :func:`guarded` enforces) and ``NAV`` ((label, href, least role): its entries in the top navigation, shown
 #: to the roles that may open them). An area is added here, in one line, and nowhere else.
 AREAS = (
+    "http_front.portal.payments",
     "http_front.portal.views",
     "http_front.portal.dashboard",
     "http_front.portal.notify",

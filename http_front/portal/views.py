@@ -1,10 +1,9 @@
 """The portal's pages: login (password, then the TOTP code when enrolled), logout, change of password, security
-(TOTP enrolment with a QR code drawn here as SVG, recovery codes, login history), the team, and the payments.
+(TOTP enrolment with a QR code drawn here as SVG, recovery codes, login history) and the team. The payments are
+:mod:`http_front.portal.payments`'s.
 
 :data:`ROUTES` is the role table: ``(method, path, handler, least role)``; :mod:`http_front.portal.guard` enforces
-it before any handler runs. Payments are read through the orders service with the session's project, exactly as
-``GET /orders/`` and ``GET /orders/:id`` read them for the project's HTTP Basic login: an order of another project
-is "not found", whatever id a forged URL names.
+it before any handler runs.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import segno
 from aiohttp import hdrs, web
 from markupsafe import Markup
 
-from http_front.orders.views import FULL_EXPAND, order_view
 from http_front.portal.guard import (
     COOKIE,
     PRE_COOKIE,
@@ -30,8 +28,6 @@ from http_front.portal.guard import (
     see_other,
     set_cookie,
 )
-from switch.orders.errors import OrderNotFound
-from switch.orders.requests import OrdersQuery
 from switch.portal import ROLES, PasswordRejected, PortalError, TeamRefused, role_allows
 
 __all__ = ["NAV", "ROUTES"]
@@ -203,7 +199,7 @@ async def security_page(request: web.Request) -> web.StreamResponse:
     return await security(request)
 
 
-# -- team and payments ---------------------------------------------------------------------------
+# -- team -----------------------------------------------------------------------------------------
 
 
 async def team(
@@ -242,26 +238,6 @@ async def team_remove(request: web.Request) -> web.StreamResponse:
     return see_other("/portal/team")
 
 
-async def payments(request: web.Request) -> web.StreamResponse:
-    raw = request.query.get("page", "1")
-    page_no = int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw) > 0 else 1
-    session = request[SESSION]
-    page = await _runtime(request).orders.list_orders(session.project, OrdersQuery(page=page_no, page_size=_PAGE_SIZE))
-    orders = [order_view(o) for o in page.items]
-    return render(request, "payments.html", orders=orders, page=page)
-
-
-async def payment(request: web.Request) -> web.StreamResponse:
-    session = request[SESSION]
-    try:
-        order = await _runtime(request).orders.get_order(session.project, request.match_info["order_id"])
-    except OrderNotFound:
-        return render(request, "error.html", 404, title="Not found", message="No such payment in this project.")
-    return render(request, "payment.html", order=order_view(order, FULL_EXPAND))
-
-
-_ID = "{order_id:[0-9]{1,20}}"
-
 #: (method, path, handler, least role): None anyone, "mfa" between the password and the code.
 ROUTES = (
     ("GET", "/portal/login", login_form, None),
@@ -269,8 +245,6 @@ ROUTES = (
     ("GET", "/portal/login/code", code_form, "mfa"),
     ("POST", "/portal/login/code", code_submit, "mfa"),
     ("POST", "/portal/logout", logout, "viewer"),
-    ("GET", "/portal/", payments, "viewer"),
-    ("GET", f"/portal/payments/{_ID}", payment, "viewer"),
     ("GET", "/portal/password", password_form, "viewer"),
     ("POST", "/portal/password", password_submit, "viewer"),
     ("GET", "/portal/security", security_page, "viewer"),
@@ -284,7 +258,6 @@ ROUTES = (
 
 #: (label, href, least role): this area's entries in the top navigation.
 NAV = (
-    ("Payments", "/portal/", "viewer"),
     ("Security", "/portal/security", "viewer"),
     ("Password", "/portal/password", "viewer"),
     ("Team", "/portal/team", "admin"),

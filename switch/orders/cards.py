@@ -24,7 +24,7 @@ from switch.store.projects import Project
 from switch.translate import Card
 from switch.wire.cards import mask_pan
 
-__all__ = ["CardInfo", "OrderCards", "Vault", "describe"]
+__all__ = ["CardInfo", "OrderCards", "Vault", "card_types", "describe"]
 
 log = logging.getLogger("isoswitch.orders")
 
@@ -56,6 +56,11 @@ def _table() -> tuple[list[_Scheme], dict[str, dict[str, str]]]:
         doc = json.load(f)
     schemes = sorted((_Scheme(s["low"], s["high"], s["type"]) for s in doc["schemes"]), key=lambda s: s.width)
     return schemes, doc["bins"]
+
+
+def card_types() -> tuple[str, ...]:
+    """Every card type an order can have (the schemes of the table, and ``unknown``), sorted: a filter's choices."""
+    return tuple(sorted({s.type for s in _table()[0]} | {UNKNOWN}))
 
 
 def describe(pan: str) -> CardInfo:

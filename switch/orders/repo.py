@@ -451,6 +451,7 @@ _ORDER_FILTERS: tuple[tuple[str, str], ...] = (
     ("issuer_bin", "card_bin"),
     ("issuer_title", "issuer ->> 'title'"),
     ("invoice_id", "invoice_id"),
+    ("currency", "currency"),
 )
 
 
@@ -472,6 +473,11 @@ def _filter(project_id: int, query: OrdersQuery | OperationsQuery, columns: tupl
         flt.add("created >= {}", query.created_from)
     if query.created_before is not None:
         flt.add("created < {}", query.created_before)
+    if isinstance(query, OrdersQuery):
+        if query.amount_min is not None:
+            flt.add("amount >= {}", query.amount_min)
+        if query.amount_max is not None:
+            flt.add("amount <= {}", query.amount_max)
     return flt
 
 

@@ -223,6 +223,11 @@ class OrdersQuery:
     issuer_bin: tuple[str, ...] = ()
     issuer_title: str | None = None
     invoice_id: tuple[str, ...] = ()
+    # Beyond seeds/003 (issue 13's portal filters, accepted by GET /orders/ too): ISO 4217 alpha codes, and the
+    # order's amount in minor units, both bounds inclusive.
+    currency: tuple[str, ...] = ()
+    amount_min: int | None = None
+    amount_max: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

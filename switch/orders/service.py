@@ -408,9 +408,13 @@ class OrdersService:
             self.engine.require(order, "charge")
             remaining = order.amount - order.amount_charged
             amount = remaining if req.amount is None else _minor(req.amount, currency(order.currency))
-            if amount > remaining:
-                raise Rejected("Amount exceeds the authorized amount", order_id=order.id)
-            await self._capture(project, order, amount)
+            # Over-capture (the project's percentage, seeds/000): beyond the authorization, up to its limit.
+            limit = project.settings.capture_limit(order.amount) - order.amount_charged
+            if amount > limit:
+                over = project.settings.overcapture_percent
+                extra = f" plus {over} %" if over else ""
+                raise Rejected(f"Amount exceeds the authorized amount{extra}", order_id=order.id)
+            await self._capture(project, order, amount, limit if amount > remaining else None)
             return order
 
     @audited("reverse")
@@ -475,7 +479,8 @@ class OrdersService:
         step = Step(kind, amount, iso, now, on_success=on_success, arn=arn, released=released)
         engine.approved(order, await engine.perform(project, order, step))
 
-    async def _capture(self, project: Project, order: Order, amount: int) -> None:
+    async def _capture(self, project: Project, order: Order, amount: int, limit: int | None = None) -> None:
+        """A 0220 of ``amount``; ``limit`` (over-capture) lets it exceed the authorization, up to that."""
         auth = order.last(OperationType.AUTHORIZE)
         if auth is None:
             raise Rejected("Order has no authorization to charge", order_id=order.id)
@@ -491,7 +496,7 @@ class OrdersService:
             OperationType.CHARGE,
             amount,
             lambda merchant, card, _: Capture(
-                merchant=merchant, card=card, original=auth.original_ref(), amount=amount
+                merchant=merchant, card=card, original=auth.original_ref(), amount=amount, limit=limit
             ),
             charged,
             arn=True,

@@ -29,6 +29,7 @@ import pyotp
 
 from switch.mail import Mailer
 from switch.portal.account import Account
+from switch.portal.payments import PaymentDesk
 from switch.portal.policy import ROLES, check_password, role_allows
 from switch.portal.team import Team
 from switch.store.api_keys import ApiKeys
@@ -163,6 +164,7 @@ class Portal:
         self.team = Team(pool, self)
         self.account = Account(pool, self, mailer)
         self.api_keys = ApiKeys(pool, projects)
+        self.payments = PaymentDesk(pool)  # the payments area's templates and carts (switch/portal/payments.py)
 
     async def _verify(self, password: str, stored: str) -> bool:
         async with self._hashing:

@@ -47,9 +47,9 @@ ACTIONS = ("charge", "reverse", "refund", "cancel", "credit", "rebill")
 
 _COLUMNS = (
     "at, project_id, actor, action, order_id, new_order_id, operation_id, amount, currency, result, message,"
-    " request_id, idempotency_key, source_ip, channel"
+    " request_id, idempotency_key, source_ip, channel, portal_user"
 )
-_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 16))})"
+_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 17))})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,7 @@ class RequestSource:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     idempotency_key: str | None = None
     channel: str = "rest"
+    user: str | None = None  # the merchant portal's user (e-mail) who pressed the button (channel "portal")
 
 
 #: The current request's source; None outside a request (tests calling the service directly).
@@ -111,6 +112,7 @@ class AuditEntry:
             s.idempotency_key if s else None,
             s.ip if s else None,
             s.channel if s else "rest",
+            s.user if s else None,
         )
 
 

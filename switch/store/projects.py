@@ -86,6 +86,9 @@ class ProjectSettings:
     forbid_public_invoices: bool = False
     # seeds/000 "Session duration": minutes a merchant portal session lasts without a request (issue 13).
     portal_session_minutes: int = 30
+    # seeds/000 "Two-step payment completion": a capture may exceed the authorized amount by this percentage
+    # (0: never more than authorized); the issuer has the last word (it may decline the excess).
+    overcapture_percent: int = 0
 
     def __post_init__(self) -> None:
         _text("terminal_id", self.terminal_id, 1, 8)
@@ -119,6 +122,17 @@ class ProjectSettings:
         minutes = self.portal_session_minutes
         if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 1440:
             raise InvalidSettings("portal_session_minutes must be 1..1440 (minutes)")
+        over = self.overcapture_percent
+        if not isinstance(over, int) or isinstance(over, bool) or not 0 <= over <= 100:
+            raise InvalidSettings("overcapture_percent must be 0..100 (percent)")
+
+    def capture_limit(self, authorized: int) -> int:
+        """The most a capture of ``authorized`` minor units may be: that, plus the over-capture percentage.
+
+        >>> ProjectSettings(terminal_id="T", merchant_id="M", overcapture_percent=20).capture_limit(999)
+        1198
+        """
+        return authorized + authorized * self.overcapture_percent // 100
 
     def terminal(self, chosen: str | None) -> str | None:
         """DE 41 for ``options.terminal``: None when not chosen (or the default), else one of the project's.

@@ -314,6 +314,8 @@ class Capture:
     card: Card
     original: OriginalRef
     amount: int | None = None
+    # The most the capture may be: the authorized amount (None), or more when the project allows over-capture.
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.original.mti != "0100":
@@ -322,7 +324,8 @@ class Capture:
             raise InvalidField("a capture needs the original's auth code", field="38")
         if self.amount is not None:
             _check_amount(self.amount, 1)
-            if self.amount > self.original.amount:
+            limit = self.original.amount if self.limit is None else max(self.limit, self.original.amount)
+            if self.amount > limit:
                 raise InvalidAmount(f"capture {self.amount} exceeds the authorized amount {self.original.amount}")
 
     def _message(self, now: datetime) -> Message:
