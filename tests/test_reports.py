@@ -129,6 +129,24 @@ async def test_a_refund_of_an_older_order_is_in_the_books_of_its_own_day(front: 
     assert rows[1]["count"] == "0" and rows[2]["cash_amount"] == "-9.99"
 
 
+async def test_test_mode_orders_are_marked_test_and_totalled_apart_from_live_money(front: Front) -> None:
+    live = await _charged(front, "5.00")
+    test = await _charged(front, "7.00")
+    # A test-mode order (a pk_test_ key, a test_mode invoice) as the invoice service records it.
+    await front.runtime.db.pool.execute("UPDATE orders SET test_mode = true WHERE id = $1", test)
+    rows = await _rows(front, (await _created(front, live)).date())
+    modes = {r["order_id"]: r["mode"] for r in rows if r["record"] == "order"}
+    assert modes == {live: "live", test: "test"}
+    totals = {(r["mode"], r["type"]): r for r in rows if r["record"] == "total"}
+    assert [k for k in totals] == [
+        ("live", "orders"),
+        ("live", "operations"),
+        ("test", "orders"),
+        ("test", "operations"),
+    ]
+    assert (totals["live", "orders"]["amount"], totals["test", "orders"]["amount"]) == ("5.00", "7.00")
+
+
 async def test_the_day_is_taken_in_the_time_zone_asked(front: Front) -> None:
     late = await front.order()
     day = (await _created(front, late["id"])).date()
