@@ -20,7 +20,7 @@ from test_http_e2e import Front
 from test_http_e2e import front as front  # fixture
 
 from http_front import FrontConfig, create_app
-from switch.portal import PasswordRejected, check_password
+from switch.portal import PasswordRejected, PortalError, check_password
 from switch.store import InvalidSettings
 
 pytestmark = pytest.mark.timeout(90)
@@ -179,3 +179,32 @@ async def test_a_lock_lifts_after_its_time_and_a_password_change_ends_the_other_
     assert await portal.session(there.token) is None  # the other browser is signed out
     fresh = await portal.session(token)
     assert fresh is not None and not fresh.user.must_change
+
+
+async def test_a_locked_account_refuses_the_password_behind_a_session_and_totp_is_not_re_enrolled_while_on(
+    front: Front,
+) -> None:
+    portal = front.runtime.portal
+    _, _, one_time = await portal.add_user("owner@shop.test", "project", "owner")
+    assert one_time is not None
+    signed = await portal.login("owner@shop.test", one_time, None, None)
+    assert signed.session is not None
+    # A stolen session guessing the password through the pages that ask for it: locked like the login.
+    for _ in range(portal.config.max_failures):
+        assert not await portal.confirm_password(signed.session, "Wrong#Guess1")
+    assert await portal.locked(signed.session.user.id)
+    assert not await portal.confirm_password(signed.session, one_time)  # the right one too, while locked
+    with pytest.raises(PortalError):
+        await portal.change_password(signed.session, one_time, "Sunny#Day42x", None, None)
+    start = portal.clock()
+    portal.clock = lambda: start + timedelta(seconds=portal.config.lockout + 1)
+    secret, _ = await portal.totp_begin(signed.session)
+    await portal.totp_confirm(signed.session, pyotp.TOTP(secret).at(portal.clock()))
+    pending = await portal.login("owner@shop.test", one_time, None, None)
+    assert pending.token is not None
+    code = pyotp.TOTP(secret).at(portal.clock() + timedelta(seconds=30))
+    full = await portal.second_factor(pending.token, code, None, None)
+    assert full.session is not None and full.session.user.totp_enabled
+    # Enrolling again would switch the factor off until confirmed: refused while it is on.
+    with pytest.raises(PortalError):
+        await portal.totp_begin(full.session)

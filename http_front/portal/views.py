@@ -170,7 +170,10 @@ async def totp_start(request: web.Request) -> web.StreamResponse:
     session = request[SESSION]
     if not await portal.confirm_password(session, await _text(request, "password")):
         return await security(request, error="The password is wrong.", status=422)
-    secret, uri = await portal.totp_begin(session)
+    try:
+        secret, uri = await portal.totp_begin(session)
+    except PortalError as e:
+        return await security(request, error=str(e).capitalize() + ".", status=422)
     # Drawn here, inline: no image host, no script; segno writes plain SVG paths (no style attribute the CSP
     # would block).
     qr = segno.make(uri, error="m").svg_inline(scale=5, title="QR code of the authenticator key")

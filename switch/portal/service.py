@@ -396,6 +396,8 @@ class Portal:
 
     async def change_password(self, session: Session, current: str, new: str, ip: str | None, agent: str | None) -> str:
         """Change the password; every session of the user ends and a new one is returned (its cookie value)."""
+        if await self.locked(session.user.id):
+            raise PortalError("this account is locked after too many failed attempts; try again later")
         stored = await self._pool.fetchval("SELECT password_hash FROM portal_users WHERE id = $1", session.user.id)
         if not await self._verify(current, stored):
             await self._failed(session.user.id)
@@ -414,7 +416,15 @@ class Portal:
             await conn.execute("DELETE FROM portal_sessions WHERE user_id = $1", session.user.id)
         return await self._open_session(session.user.id, session.project.id, "full", ip, agent)
 
+    async def locked(self, user_id: int) -> bool:
+        """The account is locked (too many failed passwords or codes): a password behind a session is refused too,
+        so a stolen session cannot keep guessing it."""
+        until = await self._pool.fetchval("SELECT locked_until FROM portal_users WHERE id = $1", user_id)
+        return until is not None and until > self.clock()
+
     async def confirm_password(self, session: Session, password: str) -> bool:
+        if await self.locked(session.user.id):
+            return False
         stored = await self._pool.fetchval("SELECT password_hash FROM portal_users WHERE id = $1", session.user.id)
         ok = await self._verify(password, stored)
         if not ok:
@@ -429,6 +439,9 @@ class Portal:
     async def totp_begin(self, session: Session) -> tuple[str, str]:
         """A new secret, kept sealed but not yet enabled: (base32 secret, otpauth:// URI for the QR code)."""
         assert self._vault is not None, "TOTP needs the vault"
+        if session.user.totp_enabled:
+            # Re-enrolling would switch the second factor off until the new code is confirmed: turn it off first.
+            raise PortalError("the authenticator app is on: turn it off first to enrol another")
         secret = pyotp.random_base32()
         key_id, blob = self._vault.seal(secret.encode(), self._aad(session.user.id))
         await self._pool.execute(
