@@ -36,6 +36,7 @@ from switch.links.store import LinkStore
 from switch.listener import IsoListener, ListenerConfig
 from switch.mail import MailConfig, Mailer, MailSender, MailStore
 from switch.orders import OrdersService
+from switch.orders.autocapture import AutoCapture, AutoCaptureConfig
 from switch.orders.engine import Engine
 from switch.orders.page_store import PageStore
 from switch.orders.pages import PagesConfig, PaymentPages
@@ -99,6 +100,9 @@ class RuntimeConfig:
     # The merchant portal's account protection (lockout after 5 failures for 15 minutes, login rate per address,
     # the 5-minute window for the second factor: see switch.portal.PortalConfig).
     portal: PortalConfig = field(default_factory=PortalConfig)
+    # Auto-capture of the projects that ask for it (seeds/000): every 30 s, 50 orders a round, a 120 s lease,
+    # 10 tries from 60 s doubling (see switch.orders.autocapture.AutoCaptureConfig).
+    autocapture: AutoCaptureConfig = field(default_factory=AutoCaptureConfig)
 
     def wallet_keys(self) -> tuple[Path, Path] | None:
         """The wallet key files to use (see the fields), or None. Configured files must exist (else the start fails)."""
@@ -145,6 +149,7 @@ class Runtime:
     _pages: PaymentPages | None = None
     _invoices: Invoices | None = None
     _links: PaymentLinks | None = None
+    autocapture: AutoCapture | None = None  # the auto-capture job (switch.orders.autocapture)
 
     @property
     def links(self) -> PaymentLinks:
@@ -306,6 +311,10 @@ async def open_runtime(
         wallet_keys = cfg.wallet_keys()
         orders = OrdersService(engine, wallet=Gateway.load(*wallet_keys) if wallet_keys is not None else None)
         pages = PaymentPages(orders, PageStore(db.pool, writer), projects.get, cfg.pages)
+        capture = AutoCapture(db.pool, orders.charge, projects.get, engine.clock, cfg.autocapture)
+        capture.start()
+        # Closed before the router and the writer: a charge in flight still gets its answer written.
+        stack.push_async_callback(_close, capture, step)
         hooks = WebhookWorker(WebhookStore(db.pool, vault), events, cfg.webhooks, webhook_sender, engine.repo.get)
         try:
             await hooks.refresh()  # which projects' orders make events, before the first request
@@ -340,6 +349,7 @@ async def open_runtime(
             webhooks=hooks,
             _mail=mailer,
             _portal=Portal(db.pool, projects, vault, cfg.portal),
+            autocapture=capture,
         )
         runtime._links = PaymentLinks(runtime.invoices, LinkStore(db.pool), projects)
         if cfg.listener is not None:

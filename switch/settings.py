@@ -40,6 +40,7 @@ from schemas import SCHEMAS_DIR
 from switch.config import ConfigError, SwitchConfig, TlsFileError
 from switch.listener import ListenerConfig
 from switch.mail.config import MailConfig
+from switch.orders.autocapture import AutoCaptureConfig
 from switch.orders.pages import PagesConfig
 from switch.portal.service import PortalConfig
 from switch.runtime import RuntimeConfig
@@ -129,13 +130,16 @@ SECTIONS: dict[str, Section] = {
     "database": Section(DbConfig, skip=frozenset({"migrations_dir"}), secret=frozenset({"url"})),
     "runtime": Section(
         RuntimeConfig,
-        skip=frozenset({"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks", "mail", "portal"}),
+        skip=frozenset(
+            {"db", "switch", "node_id", "saf", "env", "listener", "pages", "webhooks", "mail", "portal", "autocapture"}
+        ),
     ),
     "saf": Section(SafConfig),
     "pages": Section(PagesConfig),
     "webhooks": Section(WebhookConfig),
     "mail": Section(MailConfig, secret=frozenset({"password"})),
     "portal": Section(PortalConfig),
+    "autocapture": Section(AutoCaptureConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -255,6 +259,7 @@ def load_settings(
         mail=built["mail"],
         pages=built["pages"],
         portal=built["portal"],
+        autocapture=built["autocapture"],
     )
     return Settings(
         source=str(src),
