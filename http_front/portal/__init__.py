@@ -26,7 +26,10 @@ __all__ = ["AREAS", "add_portal_routes"]
 #: The portal's areas: each module has ``ROUTES`` ((method, path, handler, least role), the role table
 #: :func:`guarded` enforces) and ``NAV`` ((label, href, least role): its entries in the top navigation, shown
 #: to the roles that may open them). An area is added here, in one line, and nowhere else.
-AREAS = ("http_front.portal.views",)
+AREAS = (
+    "http_front.portal.views",
+    "http_front.portal.settings",
+)
 
 
 def _areas() -> list[Any]:
