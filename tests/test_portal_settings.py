@@ -8,6 +8,8 @@ front, real PostgreSQL, real simulator (tests/test_http_e2e.py's rig); each user
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +27,20 @@ pytestmark = pytest.mark.timeout(90)
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 NEW_PASSWORD = "Sunny#Day42x"
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a3d2b1d10000000049454e44ae426082"
-)
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A one-colour PNG (what a logo upload needs: real magic bytes and a picture a browser decodes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PNG = png(160, 48, (29, 78, 216))
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 
 
@@ -231,6 +243,18 @@ async def test_settings_take_effect_on_the_api(front: Front) -> None:
     order_id, _ = await create_page(front)
     expires = await front.runtime.db.pool.fetchval("SELECT expires_at FROM payment_pages WHERE order_id = $1", order_id)
     assert 6.9 * 60 < (expires - before).total_seconds() < 7.1 * 60
+    assert await front.runtime.db.pool.fetchval("SELECT count(*) FROM mail_outbox") == 0  # events off: no mail
+    # "Send session creation events": one mail per notification address, naming the order.
+    await front.runtime.projects.update_settings(
+        project.id, session_events=True, notify_emails="ops@shop.test,boss@shop.test"
+    )
+    order_id, _ = await create_page(front)
+    rows = await front.runtime.db.pool.fetch("SELECT recipient, kind, reference, subject FROM mail_outbox ORDER BY id")
+    assert [(r["recipient"], r["kind"], r["reference"]) for r in rows] == [
+        ("ops@shop.test", "notice", order_id),
+        ("boss@shop.test", "notice", order_id),
+    ]
+    assert rows[0]["subject"] == f"Payment session {order_id} created"
 
 
 async def test_webhook_endpoints_secrets_the_delivery_log_and_redeliver(front: Front, browsers: Any) -> None:

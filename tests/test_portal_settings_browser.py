@@ -50,7 +50,7 @@ async def test_an_owner_sets_the_logo_template_and_final_page_and_the_cardholder
     await page.set_input_files("#logo", files=[{"name": "logo.png", "mimeType": "image/png", "buffer": PNG}])
     await page.click("#logo-upload")
     await expect(page.locator("#logo-preview")).to_be_visible()
-    assert await page.locator("#logo-preview").evaluate("img => img.naturalWidth") == 1  # served and decoded
+    assert await page.locator("#logo-preview").evaluate("img => img.naturalWidth") == 160  # served and decoded
     await screenshot(page, shots, "portal-settings.png")
 
     # The cardholder's page: the logo from this origin, the dark template, and after paying the final page.
@@ -59,13 +59,14 @@ async def test_an_owner_sets_the_logo_template_and_final_page_and_the_cardholder
     urls, console = watch(payer, front)
     await payer.goto(url)
     await expect(payer.locator("body")).to_have_class("tpl-dark")
-    assert await payer.locator("#logo").evaluate("img => img.naturalWidth") == 1
+    assert await payer.locator("#logo").evaluate("img => img.naturalWidth") == 160
     await fill_card(payer)
     await payer.click("#pay-button")
     await expect(payer.locator("#final-page")).to_contain_text(order_id)
     await expect(payer.locator("#final-page")).to_contain_text("411111")  # the masked card, never the whole number
     await expect(payer.locator("#back")).to_have_attribute("href", shop.url)
     assert shop.visits == []  # shown the final page, not sent back
+    await screenshot(payer, shots, "portal-settings-final-page.png")
     assert all(u.startswith(base_url(front)) for u in urls), urls
     assert not [m for m in console if "Content Security Policy" in m], console
 

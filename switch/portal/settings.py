@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from switch.mail import Mail, check_address
 from switch.store.projects import PAGE_TEMPLATES, Project, Projects, ProjectSettings
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "logo_path",
     "new_open_id_token",
     "save",
+    "session_event_mails",
     "sniff",
 ]
 
@@ -113,6 +115,30 @@ async def save(projects: Projects, project: Project, form: Mapping[str, str]) ->
 def new_open_id_token() -> str:
     """seeds/000 "You can generate an Open Id token": 256 random bits."""
     return secrets.token_urlsafe(32)
+
+
+def session_event_mails(project: Project, order_id: str, amount: str, currency_code: str) -> list[Mail]:
+    """seeds/000 "Send session creation events": one mail per notification address when a payment page is made
+    (none when the setting is off or there is no address). The mail names the order, never a card."""
+    s = project.settings
+    if not s.session_events:
+        return []
+    text = (
+        f"A payment session was created for {project.name}: order {order_id}, {amount} {currency_code}.\n"
+        'You get this mail because "Send session creation events" is on in the portal\'s settings.\n'
+    )
+    return [
+        Mail(
+            kind="notice",
+            to=address,
+            subject=f"Payment session {order_id} created",
+            text=text,
+            project_id=project.id,
+            reference=order_id,
+        )
+        for address in (a.strip() for a in s.notify_emails.split(","))
+        if address and check_address(address)
+    ]
 
 
 # -- the payment page's logo -------------------------------------------------------------------
