@@ -7,6 +7,7 @@ front, real PostgreSQL, real simulator (tests/test_http_e2e.py's rig); each user
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
 import zlib
@@ -20,8 +21,8 @@ from pg import fresh_dsn, pg_dsn, scratch_dir  # noqa: F401  (fixtures)
 from test_http_e2e import REQUIRED, Front
 from test_http_e2e import front as front  # fixture
 
-from switch.portal.settings import LOGO_MAX_BYTES
-from switch.store import InvalidSettings, ProjectSettings
+from switch.portal.settings import LOGO_MAX_BYTES, session_event_mails, sniff
+from switch.store import InvalidSettings, Project, ProjectSettings
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -69,6 +70,32 @@ class Browser:
             if match:
                 self.csrf = match[1]
             return r.status, text, r.headers.get("Location", "")
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"\xff\xd8\xff\xe0" + bytes(16), "image/jpeg"),
+        (b"GIF87a" + bytes(16), "image/gif"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 " + bytes(16), "image/webp"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(16), "image/png"),
+    ],
+)
+def test_a_logo_is_known_by_its_magic_bytes(data: bytes, kind: str) -> None:
+    assert sniff(data) == kind
+
+
+def test_session_creation_events_mail_each_notification_address_and_nothing_when_off() -> None:
+    settings = ProjectSettings.defaults(3, "shop")
+    project = Project(3, "shop", "shop", settings)
+    assert session_event_mails(project, "1" * 17, "3.00", "USD") == []
+    on = dataclasses.replace(settings, session_events=True, notify_emails="a@shop.test, b@shop.test")
+    mails = session_event_mails(Project(3, "shop", "shop", on), "1" * 17, "3.00", "USD")
+    assert [(m.to, m.kind, m.reference, m.project_id) for m in mails] == [
+        ("a@shop.test", "notice", "1" * 17, 3),
+        ("b@shop.test", "notice", "1" * 17, 3),
+    ]
+    assert "3.00 USD" in mails[0].text
 
 
 @pytest.fixture
