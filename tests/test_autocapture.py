@@ -6,6 +6,7 @@ no job ran is charged by the next one. Real front, real PostgreSQL, real simulat
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -102,3 +103,13 @@ async def test_the_capture_time_is_a_validated_setting(front: Front) -> None:
     for bad in (0, 721, True, "5"):
         with pytest.raises(InvalidSettings, match="capture_hours"):
             await front.runtime.projects.update_settings(project.id, capture_hours=bad)
+
+
+async def test_two_processes_looking_at_once_charge_a_due_order_once(front: Front) -> None:
+    await _enable(front, "project", 1)
+    orders = [await front.order() for _ in range(3)]
+    one, two = _job(front, 2), _job(front, 2)
+    counts = await asyncio.gather(one.work_once(), two.work_once())
+    assert sum(counts) == 3 and one.captured + two.captured == 3
+    assert [await _status(front, o["id"]) for o in orders] == ["charged"] * 3
+    assert len(front.iso("0220")) == 3  # one capture each, never two
