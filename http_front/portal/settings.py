@@ -11,6 +11,7 @@ only (the guard refuses anyone else with 403, whatever a forged form says; the n
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol, cast
 
 from aiohttp import web
@@ -25,6 +26,8 @@ from switch.webhooks import UrlRefused, WebhookWorker, check_url
 __all__ = ["NAV", "ROUTES"]
 
 _LOG_ROWS = 50
+
+log = logging.getLogger("isoswitch.portal")
 
 
 class _Runtime(Protocol):
@@ -89,10 +92,17 @@ async def settings_page(request: web.Request) -> web.StreamResponse:
 
 async def settings_save(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
+    session = request[SESSION]
+    before = session.project.settings
     try:
-        await core.save(_runtime(request).projects, request[SESSION].project, form)
+        after = (await core.save(_runtime(request).projects, session.project, form)).settings
     except InvalidSettings as e:
         return await _general(request, status=422, error=_labelled(str(e)), posted=form)
+    changed = sorted(k for k, v in after.to_json().items() if before.to_json().get(k) != v)
+    # Who changed what (the keys, never the values: notification addresses and tokens stay out of the log).
+    log.info(
+        "project settings changed", extra={"project": session.project.login, "user": session.user.id, "keys": changed}
+    )
     return see_other("/portal/settings?saved=1")
 
 
