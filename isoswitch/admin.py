@@ -131,13 +131,15 @@ def _project_settings(args: argparse.Namespace) -> int:
     from switch.store import InvalidSettings, ProjectSettings
 
     prog = "isoswitch project settings"
-    changes: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     try:
         for pair in args.changes:
             key, eq, text = pair.partition("=")
             if not eq:
                 raise InvalidSettings(f"--set takes KEY=VALUE, not {pair!r}")
-            changes[key.strip()] = ProjectSettings.parse_setting(key.strip(), text)
+            texts[key] = text
+        # The portal's settings page parses its form with the same call (http_front/portal/settings.py).
+        changes: dict[str, Any] = ProjectSettings.parse_settings(texts)
     except InvalidSettings as e:  # before the database is opened: a typo costs nothing
         print(f"{prog}: {e}", file=sys.stderr)
         return 1

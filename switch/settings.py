@@ -42,6 +42,7 @@ from switch.invoices.expiry import ExpiryConfig
 from switch.listener import ListenerConfig
 from switch.mail.config import MailConfig
 from switch.notify.config import TelegramConfig
+from switch.orders.autocapture import AutoCaptureConfig
 from switch.orders.pages import PagesConfig
 from switch.portal.service import PortalConfig
 from switch.runtime import RuntimeConfig
@@ -145,6 +146,7 @@ SECTIONS: dict[str, Section] = {
                 "portal",
                 "invoice_expiry",
                 "telegram",
+                "autocapture",
             }
         ),
     ),
@@ -155,6 +157,7 @@ SECTIONS: dict[str, Section] = {
     "portal": Section(PortalConfig),
     "invoice_expiry": Section(ExpiryConfig),
     "telegram": Section(TelegramConfig, secret=frozenset({"token"})),
+    "autocapture": Section(AutoCaptureConfig),
     "iso_listener": Section(
         ListenerConfig,
         skip=frozenset({"ssl"}),
@@ -276,6 +279,7 @@ def load_settings(
         portal=built["portal"],
         invoice_expiry=built["invoice_expiry"],
         telegram=built["telegram"],
+        autocapture=built["autocapture"],
     )
     return Settings(
         source=str(src),

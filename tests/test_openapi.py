@@ -64,9 +64,10 @@ from switch.wire import threeds, wallet
 
 OPENAPI = SCHEMAS_DIR / "openapi.yaml"
 
-# Files of pages (the docs page's Swagger UI, the payment page's script and style) and the merchant portal's HTML
-# pages (http_front/portal, issue 13: forms for a browser with its session cookie): not API operations.
-STATIC_PREFIX = (DOCS_STATIC, "/pay/static/", "/portal")
+# Files of pages (the docs page's Swagger UI, the payment page's script, style and a project's logo) and the
+# merchant portal's HTML pages (http_front/portal, issue 13: forms for a browser with its session cookie): not
+# API operations.
+STATIC_PREFIX = (DOCS_STATIC, "/pay/static/", "/pay/logo/", "/portal")
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 ROOT = Path(__file__).resolve().parents[1]
 

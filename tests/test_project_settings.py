@@ -61,11 +61,13 @@ async def test_the_command_prints_the_settings_and_changes_them_typed(database: 
         fresh_dsn, "project", "settings", "shop",
         "--set", "require_3ds=true", "--set", "terminals=T1,T2", "--set", "fee_rate=2.5",
         "--set", "fee_fixed=30", "--set", "cvv_required=false", "--set", "descriptor=SHOP*ONE",
+        "--set", "auto_capture=true", "--set", "capture_hours=6", "--set", "page_template=dark",
     )  # fmt: skip
     assert code == 0, err
     shown = orjson.loads(out)
     assert shown["require_3ds"] is True and shown["terminals"] == ["T1", "T2"] and shown["fee_rate"] == "2.5"
     assert shown["fee_fixed"] == 30 and shown["cvv_required"] is False and shown["descriptor"] == "SHOP*ONE"
+    assert (shown["auto_capture"], shown["capture_hours"], shown["page_template"]) == (True, 6, "dark")
     stored = await Projects(database.pool).get(project.id)
     assert stored is not None and stored.settings.to_json() == shown
 
@@ -79,6 +81,9 @@ async def test_the_command_prints_the_settings_and_changes_them_typed(database: 
         ("mcc=59", "mcc must be 4 digits"),
         ("fee_rate=101", "fee_rate must be a percentage"),
         ("require_3ds", "--set takes KEY=VALUE"),
+        ("capture_hours=0", "capture_hours must be 1..720"),
+        ("page_template=neon", "page_template must be one of standard, compact, dark"),
+        ("notify_emails=nobody", "notify_emails must be at most 5 e-mail addresses"),
     ],
 )
 async def test_a_wrong_key_or_value_is_one_line_and_changes_nothing(

@@ -20,7 +20,7 @@ from test_orders_fixtures import NEXT_YEAR, Rig
 from wallet_helpers import Front, Keys, make_keys, mint, open_front
 
 from acquirer_sim import SimServer
-from switch.orders.errors import InvalidInput
+from switch.orders.errors import InvalidInput, Rejected
 from switch.wire.wallet import MAX_LIFETIME, Gateway, PaymentData, TokenError, Wallet
 
 database, fresh_dsn, pg_dsn, scratch_dir = pg.database, pg.fresh_dsn, pg.pg_dsn, pg.scratch_dir
@@ -350,3 +350,20 @@ async def test_post_token_pay_answers_the_seeds_order_and_a_bad_token_the_seeds_
     status, doc = await front.call("POST", "/orders/token_pay", {**_pay(minted["token"], "100"), "pan": PAN})
     assert status == 422 and {"message": "Unknown property", "uri": "#/pan"} in doc["errors"]
     assert [m["t"] for m in front.sent] == ["0100"]
+
+
+async def test_a_wallet_switched_off_in_the_projects_settings_is_refused_before_anything_is_sent(
+    wallet_rig: Rig, sim: SimServer
+) -> None:
+    rig = wallet_rig
+    no_apple = await rig.project_with("noapple", apple_pay=False)
+    no_google = await rig.project_with("nogoogle", google_pay_mobile=False)
+    for project, kind in ((no_apple, "apple_pay"), (no_google, "google_pay")):
+        token = await mint(sim, pan=PAN, amount="9.99", type=kind, expiry=f"{NEXT_YEAR}-07")
+        with pytest.raises(Rejected, match=f"Payments by {kind} are not allowed"):
+            await rig.orders.token_pay(project, _pay(token["token"], kind=kind))
+    assert rig.sent == []
+    # The other wallet of each project still pays.
+    token = await mint(sim, pan=PAN, amount="9.99", type="google_pay", expiry=f"{NEXT_YEAR}-07")
+    order = await rig.orders.token_pay(no_apple, _pay(token["token"], kind="google_pay"))
+    assert order.status.value == "authorized"

@@ -39,9 +39,11 @@ from http_front.pages.order_page import page_url
 from http_front.paging import LINK_HEADERS, links
 from http_front.ports import OrdersPort
 from http_front.rates import parse_rates_query
+from switch.money import from_minor
 from switch.orders.errors import InvalidInput, Problem
 from switch.orders.model import Order
 from switch.orders.service import Page
+from switch.portal.settings import session_event_mails
 from switch.secure3d import Secure3DRequest
 from switch.store.projects import Project, ProjectSettings
 
@@ -197,6 +199,16 @@ def _no_3ds_here(want: Secure3DRequest) -> None:
         raise InvalidInput(problems=problems)
 
 
+async def _session_event(request: web.Request, project: Project, order: Order) -> None:
+    """The portal's "Send session creation events": mails to the project's notification addresses, through the
+    outbox (written here, sent by its worker). A runtime without an outbox (the unit tests' fakes) sends none."""
+    outbox = getattr(request.app[RUNTIME], "mail", None) if project.settings.session_events else None
+    if outbox is None:
+        return
+    for mail in session_event_mails(project, order.id, str(from_minor(order.amount, order.currency)), order.currency):
+        await outbox.enqueue(mail)
+
+
 async def create(request: web.Request) -> web.Response:
     """``POST /orders/create``: 201, ``Location`` the page's URL, the order in status new.
 
@@ -209,6 +221,7 @@ async def create(request: web.Request) -> web.Response:
 
     async def produce() -> Reply:
         order, token = await pages.create(project, parse.create_request(body))
+        await _session_event(request, project, order)
         return json_reply({"orders": [order_view(order, FULL_EXPAND)]}, 201, {"Location": page_url(request, token)})
 
     reply = await idempotent(request, request.app[RUNTIME].idempotency, project.id, body, produce)

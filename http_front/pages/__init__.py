@@ -1,9 +1,9 @@
 """The hosted payment page: templates, its script and style, and its routes.
 
-:func:`add_page_routes` registers ``GET``/``POST /pay/{token}``, ``POST /pay/{token}/resume`` and the page's
-static files (all ``public:``: no HTTP Basic) and the Jinja2 environment
-(autoescaped). The component (:mod:`http_front.pages.component`) is what other
-entry points reuse.
+:func:`add_page_routes` registers ``GET``/``POST /pay/{token}``, ``POST /pay/{token}/resume``, the project's
+logo (``GET /pay/logo/{project}/{sha256}``, :mod:`http_front.pages.look`) and the page's static files (all
+``public:``: no HTTP Basic) and the Jinja2 environment (autoescaped). The component
+(:mod:`http_front.pages.component`) is what other entry points reuse.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def _static_files() -> dict[str, bytes]:
 
 
 def add_page_routes(app: web.Application) -> None:
+    from http_front.pages.look import logo
     from http_front.pages.order_page import pay_page, resume_page, show_page
 
     aiohttp_jinja2.setup(
@@ -49,6 +50,7 @@ def add_page_routes(app: web.Application) -> None:
 
     r = app.router
     r.add_get("/pay/static/{name}", static, name="public:pay-static")
+    r.add_get("/pay/logo/{project:[0-9]{1,18}}/{sha:[0-9a-f]{64}}", logo, name="public:pay-logo")
     r.add_get(f"/pay/{_TOKEN}", show_page, name="public:pay")
     r.add_post(f"/pay/{_TOKEN}", pay_page, name="public:pay-submit")
     r.add_post(f"/pay/{_TOKEN}/resume", resume_page, name="public:pay-resume")

@@ -56,9 +56,16 @@ class Checkout:
     # Where the cardholder goes by the payment's outcome (an invoice's return_urls: "declined" -> fail ...);
     # "paid" defaults to return_url. Other outcomes (or none given): the page itself shows the result.
     return_urls: Mapping[str, str] = field(default_factory=dict)
+    # The project's look (http_front.pages.look): the template's class, the logo's path on this origin, and the
+    # seed's final page (what it shows of a paid payment; None: the cardholder is sent back at once).
+    template: str = "standard"
+    logo: str | None = None
+    final: Mapping[str, str] | None = None
 
     def return_to(self, state: str) -> str | None:
         """Where a payment's outcome sends the browser at once (None: the page shows the result)."""
+        if state == "paid" and self.final is not None:
+            return None  # the page itself shows the final page, with its link back to return_url
         return self.return_urls.get(state) or (self.return_url if state == "paid" else None)
 
     def back_to(self, state: str) -> str | None:

@@ -30,6 +30,7 @@ from http_front.orders.secure3d import callbacks
 from http_front.pages import component
 from http_front.pages.card_form import CardForm
 from http_front.pages.component import Checkout, Outcome
+from http_front.pages.look import PLAIN, Look, look_of
 from http_front.urls import public_url
 from switch.money import from_minor
 from switch.orders.errors import InvalidInput, OrderError
@@ -51,9 +52,12 @@ async def _returns(request: web.Request, view: PageView) -> dict[str, str]:
     return await request.app[RUNTIME].invoices.return_urls(view.order.id)
 
 
-def _checkout(view: PageView, returns: Mapping[str, str] | None = None) -> Checkout:
+def _checkout(view: PageView, returns: Mapping[str, str] | None = None, look: Look = PLAIN) -> Checkout:
     order, row = view.order, view.row
     return Checkout(
+        template=look.template,
+        logo=look.logo,
+        final=look.final(view),
         amount=from_minor(order.amount, order.currency),
         currency=order.currency,
         description=order.description,
@@ -78,7 +82,7 @@ async def show_page(request: web.Request) -> web.StreamResponse:
         view = await request.app[RUNTIME].pages.view(token)
     except PageNotFound:
         return component.not_found(request)
-    checkout = _checkout(view, await _returns(request, view))
+    checkout = _checkout(view, await _returns(request, view), await look_of(request, view))
     return component.show(request, checkout, _outcome(view), page_path(token), view.row.form_key)
 
 
@@ -108,7 +112,7 @@ async def pay_page(request: web.Request) -> web.StreamResponse:
             return Outcome("unavailable", e.message)
         return _outcome(done)
 
-    checkout = _checkout(view, await _returns(request, view))
+    checkout = _checkout(view, await _returns(request, view), await look_of(request, view))
     return await component.submit(request, checkout, _outcome(view), page_path(token), view.row.form_key, pay)
 
 
@@ -132,7 +136,8 @@ async def resume_page(request: web.Request) -> web.StreamResponse:
     except OrderError as e:
         return component.result(request, _checkout(view), Outcome("unavailable", e.message), action, key)
     if done.challenge is None:
-        target = _checkout(done, await _returns(request, done)).return_to(done.closed or "open")
+        look = await look_of(request, done)
+        target = _checkout(done, await _returns(request, done), look).return_to(done.closed or "open")
         return _see_page(target or action)
     return component.result(request, _checkout(done), _outcome(done), action, key)
 
@@ -143,14 +148,16 @@ async def after_secure3d(request: web.Request, order: Order, failure: OrderError
     view = await request.app[RUNTIME].pages.after_secure3d(order)
     if view is None:
         return None
-    target = _checkout(view, await _returns(request, view)).return_to(view.closed or "open")
+    look = await look_of(request, view)
+    checkout = _checkout(view, await _returns(request, view), look)
+    target = checkout.return_to(view.closed or "open")
     if target is not None:
         return _see_page(target)
     outcome = _outcome(view)
     if outcome.reason is None and failure is not None and outcome.state != "paid":
         outcome = Outcome(outcome.state, failure.message)
     # The page's own URL is not known here (only its token's hash is kept): the result is shown at once.
-    return component.result(request, _checkout(view), outcome, "", b"")
+    return component.result(request, checkout, outcome, "", b"")
 
 
 def _see_page(location: str) -> web.StreamResponse:

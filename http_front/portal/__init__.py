@@ -29,6 +29,7 @@ __all__ = ["AREAS", "add_portal_routes"]
 AREAS = (
     "http_front.portal.payments",
     "http_front.portal.views",
+    "http_front.portal.settings",
     "http_front.portal.dashboard",
     "http_front.portal.notify",
     "http_front.portal.moto",

@@ -222,10 +222,12 @@ class PaymentPages:
 
     # -- the merchant's side -------------------------------------------------------
 
-    def _expiry(self, asked: timedelta | None) -> timedelta:
+    def _expiry(self, asked: timedelta | None, minutes: int = 0) -> timedelta:
+        """``asked`` (options.expiration_timeout, checked against the bounds), else the project's session duration
+        (``minutes``, the portal's setting; 0: none), else the configured ``expiration``."""
         cfg = self.config
         if asked is None:
-            return timedelta(seconds=cfg.expiration)
+            return timedelta(minutes=minutes) if minutes else timedelta(seconds=cfg.expiration)
         if not cfg.min_expiration <= asked.total_seconds() <= cfg.max_expiration:
             raise InvalidInput.one(
                 f"Must be between {cfg.min_expiration} and {cfg.max_expiration} seconds", "options/expiration_timeout"
@@ -234,8 +236,8 @@ class PaymentPages:
 
     async def create(self, project: Project, req: CreateRequest) -> tuple[Order, str]:
         """``POST /orders/create``: the order (status new, no card) and its page's token."""
-        expiry = self._expiry(req.page.expiration)
         settings = project.settings
+        expiry = self._expiry(req.page.expiration, settings.payment_session_minutes)
         merchant_for(settings, req.page.terminal)  # an unknown terminal is refused now, as authorize does
         cur = req.currency or currency(settings.currency)
         token = secrets.token_urlsafe(32)  # 256 bits: the URL is the only credential

@@ -101,6 +101,11 @@ def _fill(order: Order, details: Details, settings: ProjectSettings, dynamic: Dy
     order.descriptor = dynamic.shown if dynamic is not None else settings.descriptor
 
 
+def _wallet_allowed(settings: ProjectSettings, kind: str) -> bool:
+    """The project's wallet switches: Apple Pay, and Google Pay's tokens from an app (this API's callers)."""
+    return {"apple_pay": settings.apple_pay, "google_pay": settings.google_pay_mobile}.get(kind, True)
+
+
 # For other entry points that make orders (the hosted payment page: switch.orders.pages).
 minor_of = _minor
 fill_details = _fill
@@ -188,6 +193,9 @@ class OrdersService:
         engine, settings = self.engine, project.settings
         cur = req.currency or currency(settings.currency)
         amount = _minor(req.amount, cur, zero_ok=True)
+        auto_charge = settings.auto_charge if req.auto_charge is None else req.auto_charge
+        if not settings.two_step_allowed and not auto_charge and amount > 0:  # seeds/000 "Two-step payment" off
+            raise Rejected("Two-step payments are not allowed for this project: authorize with options.auto_charge")
         secure, recurring = req.secure3d, req.recurring
         merchant = merchant_for(settings, req.terminal)
         kept_from = None
@@ -234,7 +242,6 @@ class OrdersService:
         )
         if req.oneclick is not None and req.oneclick.bind and req.card is not None:
             await self._keep_quietly(project, order, req.oneclick.customer_id)
-        auto_charge = settings.auto_charge if req.auto_charge is None else req.auto_charge
         if auto_charge and amount > 0:
             await self._capture(project, order, amount)
         return order
@@ -243,6 +250,8 @@ class OrdersService:
         """``POST /orders/token_pay``: the wallet token opened and checked, then authorized as DSRP."""
         cur = req.currency or currency(project.settings.currency)
         amount = _minor(req.amount, cur)
+        if not _wallet_allowed(project.settings, req.wallet_type):  # the portal's switches (seeds/000)
+            raise Rejected(f"Payments by {req.wallet_type} are not allowed for this project")
         card, secure, payment = open_token(self.wallet, req.token, req.wallet_type, amount, cur)
 
         async def claim(order_id: str, now: datetime) -> None:

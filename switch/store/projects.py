@@ -12,6 +12,9 @@ re-reads its project's row (settings and password hash; one indexed read
 per login and process every ``refresh`` seconds, single flight, no scrypt
 unless the hash changed, when the password is verified again).
 
+A little over 500 lines: the settings' one validated type (the CLI and the portal's settings page both go
+through it) stays beside the table that keeps it.
+
 >>> s = ProjectSettings.defaults(7, "shop")
 >>> s.terminal_id, s.merchant_id, s.descriptor
 ('ISW00007', 'ISOSWITCH000007', 'ISOSWITCH*SHOP')
@@ -29,6 +32,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -39,7 +43,7 @@ from switch.store.errors import InvalidSettings, ProjectExists
 from switch.store.public_keys import PublicKeys, insert_keys, mode_of
 from switch.translate import Merchant
 
-__all__ = ["Project", "ProjectSettings", "Projects", "hash_password", "verify_password"]
+__all__ = ["PAGE_TEMPLATES", "Project", "ProjectSettings", "Projects", "hash_password", "verify_password"]
 
 # scrypt cost: N=2**14, r=8 is 16 MiB and ~50 ms per hash (RFC 7914's
 # interactive-login figure); p=1. Raise N for new hashes when CPUs get faster.
@@ -89,6 +93,19 @@ class ProjectSettings:
     # seeds/000 "Two-step payment completion": a capture may exceed the authorized amount by this percentage
     # (0: never more than authorized); the issuer has the last word (it may decline the excess).
     overcapture_percent: int = 0
+    # seeds/000 "General settings" (issue 13 item 4), edited on the portal's settings page or by the CLI:
+    auto_capture: bool = False  # charge authorizations left uncaptured capture_hours after they were made
+    capture_hours: int = 24  # 1..720: a card scheme keeps an authorization about 7-30 days
+    show_final_page: bool = False  # the hosted page shows its final page (with a link back) instead of redirecting
+    notify_emails: str = ""  # the merchant's notification addresses, comma-separated (at most 5)
+    payment_session_minutes: int = 0  # a hosted page's time to pay when the request says none; 0: [pages]
+    open_id_token: str = ""  # seeds/000 "Open Id token": generated on the page or typed in
+    session_events: bool = False  # e-mail notify_emails when a payment session (a hosted page) is made
+    two_step_allowed: bool = True  # 2-stage payments (authorize now, charge later); false: 1-stage only
+    google_pay_browser: bool = True  # Google Pay in the browser (the hosted page)
+    google_pay_mobile: bool = True  # Google Pay tokens from a mobile app (POST /orders/token_pay)
+    apple_pay: bool = True  # Apple Pay tokens (POST /orders/token_pay)
+    page_template: str = "standard"  # the hosted page's look: one of PAGE_TEMPLATES
 
     def __post_init__(self) -> None:
         _text("terminal_id", self.terminal_id, 1, 8)
@@ -122,6 +139,7 @@ class ProjectSettings:
         minutes = self.portal_session_minutes
         if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 1440:
             raise InvalidSettings("portal_session_minutes must be 1..1440 (minutes)")
+        _check_general(self)
         over = self.overcapture_percent
         if not isinstance(over, int) or isinstance(over, bool) or not 0 <= over <= 100:
             raise InvalidSettings("overcapture_percent must be 0..100 (percent)")
@@ -209,6 +227,12 @@ class ProjectSettings:
                 raise InvalidSettings(f"{key} must be an integer") from None
         return text
 
+    @classmethod
+    def parse_settings(cls, texts: Mapping[str, str]) -> dict[str, Any]:
+        """Each ``key: text`` through :meth:`parse_setting`: the changes ``isoswitch project settings --set`` and
+        the portal's settings page hand to :meth:`Projects.update_settings` (which validates the whole)."""
+        return {key.strip(): cls.parse_setting(key.strip(), text) for key, text in texts.items()}
+
     def merchant(self) -> Merchant:
         """The acceptor of :mod:`switch.translate` for these settings."""
         return Merchant(
@@ -220,6 +244,37 @@ class ProjectSettings:
             country=self.country,
             acquirer_id=self.acquirer_id,
         )
+
+
+#: The hosted page's looks (a class on its body: the page's own stylesheet has each; no merchant CSS).
+PAGE_TEMPLATES = ("standard", "compact", "dark")
+_FLAGS = (
+    "auto_capture", "show_final_page", "session_events", "two_step_allowed", "google_pay_browser",
+    "google_pay_mobile", "apple_pay",
+)  # fmt: skip
+_EMAIL = re.compile(r"^[^@\s,;<>\"]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+
+
+def _check_general(s: ProjectSettings) -> None:
+    """The seed's general settings (the wire fields are checked in ``__post_init__``)."""
+    for name in _FLAGS:
+        if not isinstance(getattr(s, name), bool):
+            raise InvalidSettings(f"{name} must be true or false")
+    _int_in("capture_hours", s.capture_hours, 1, 720, "hours")
+    _int_in("payment_session_minutes", s.payment_session_minutes, 0, 10080, "minutes; 0: the [pages] default")
+    if not isinstance(s.notify_emails, str) or len(s.notify_emails) > 600:
+        raise InvalidSettings("notify_emails must be at most 5 e-mail addresses, comma-separated")
+    addresses = [a.strip() for a in s.notify_emails.split(",") if a.strip()]
+    if len(addresses) > 5 or not all(_EMAIL.match(a) for a in addresses):
+        raise InvalidSettings("notify_emails must be at most 5 e-mail addresses, comma-separated")
+    _text("open_id_token", s.open_id_token, 0, 128)
+    if s.page_template not in PAGE_TEMPLATES:
+        raise InvalidSettings(f"page_template must be one of {', '.join(PAGE_TEMPLATES)}")
+
+
+def _int_in(name: str, value: object, lo: int, hi: int, unit: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise InvalidSettings(f"{name} must be {lo}..{hi} ({unit})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,15 @@ ORDER BY w.id
 LIMIT $4
 """
 
+_PROJECT_LOG = """
+SELECT w.id, w.event_id, w.order_id, w.event_type, e.name AS endpoint, coalesce(e.url, w.url) AS url, w.state,
+       w.attempts, w.last_status, w.last_error, w.last_attempt_at, w.delivered_at, w.created
+FROM webhook_outbox w LEFT JOIN webhook_endpoints e ON e.id = w.endpoint_id
+WHERE w.project_id = $1
+ORDER BY w.id DESC
+LIMIT $2
+"""
+
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
@@ -161,6 +170,21 @@ class WebhookStore:
             which,
         )
         return bool(status != "UPDATE 0")
+
+    async def rotate_endpoint_secret(self, project_id: int, endpoint_id: int) -> str | None:
+        """A new signing secret for the project's live endpoint (shown only now; the old one stops signing at
+        once, retries included); None: the project has no such endpoint."""
+        secret = new_secret()
+        key_id, blob = self._vault.seal(secret.encode(), _endpoint_aad(endpoint_id))
+        status = await self._pool.execute(
+            "UPDATE webhook_endpoints SET key_id = $3, secret_blob = $4"
+            " WHERE id = $2 AND project_id = $1 AND removed_at IS NULL",
+            project_id,
+            endpoint_id,
+            key_id,
+            blob,
+        )
+        return secret if status != "UPDATE 0" else None
 
     async def projects_with_endpoints(self) -> frozenset[int]:
         rows = await self._pool.fetch("SELECT DISTINCT project_id FROM webhook_endpoints WHERE removed_at IS NULL")
@@ -253,12 +277,21 @@ class WebhookStore:
         rows = await self._pool.fetch(_LIST, project, endpoint, state, limit)
         return [{k: _iso(v) for k, v in dict(r).items()} for r in rows]
 
-    async def redeliver(self, event_id: str) -> int:
-        """Send the event again to each of its destinations, with a new retry window; how many."""
+    async def project_deliveries(self, project_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The project's delivery log, newest first (the portal's page; ``webhook_outbox_project`` index)."""
+        rows = await self._pool.fetch(_PROJECT_LOG, project_id, limit)
+        return [dict(r) for r in rows]
+
+    async def redeliver(self, event_id: str, *, project_id: int | None = None) -> int:
+        """Send the event again to each of its destinations, with a new retry window; how many.
+
+        ``project_id``: only that project's event (the portal: a forged id of another project's event is 0).
+        """
         status = await self._pool.execute(
             "UPDATE webhook_outbox SET state = 'pending', next_attempt_at = now(), retry_from = now()"
-            " WHERE event_id = $1",
+            " WHERE event_id = $1 AND ($2::bigint IS NULL OR project_id = $2)",
             event_id,
+            project_id,
         )
         return int(status.split()[-1])
 
