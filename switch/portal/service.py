@@ -287,8 +287,11 @@ class Portal:
             await self._failed(row["user_id"])
             await self._record(row["user_id"], email, "bad_password", ip, agent)
             return LoginResult("bad")
+        # The user's first project: one that added them later (another team's admin may add any address) never
+        # takes their login over; the Projects page switches.
         project_id = await self._pool.fetchval(
-            "SELECT project_id FROM portal_members WHERE user_id = $1 ORDER BY project_id LIMIT 1", row["user_id"]
+            "SELECT project_id FROM portal_members WHERE user_id = $1 ORDER BY created, project_id LIMIT 1",
+            row["user_id"],
         )
         if project_id is None:
             await self._record(row["user_id"], email, "no_project", ip, agent)
