@@ -132,6 +132,28 @@ async def test_a_luhn_error_shows_next_to_the_number_as_you_type_and_again_from_
     assert front.iso("0100") == []
 
 
+async def test_a_project_without_cvv_and_holder_required_shows_them_optional_and_its_page_pays_without_them(
+    front: Front, browser: Browser, shop: Shop
+) -> None:
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    await front.runtime.projects.update_settings(project.id, cvv_required=False, holder_required=False)
+    url, order_id = await create(front, return_url=shop.url)
+    page = await new_page(browser)
+    await page.goto(url)
+    for name, label in (("cvc", "Security code (CVC) (optional)"), ("holder", "Name on card (optional)")):
+        await expect(page.locator(f"label[for={name}]")).to_have_text(label)
+        assert not await page.locator(f"#{name}").evaluate("e => e.required")
+    await page.fill("#number", PAN)
+    await page.fill("#exp_month", "12")
+    await page.fill("#exp_year", "30")
+    await page.click("#pay-button")  # the page's script lets the empty code and name through
+    await page.wait_for_url(shop.url)
+    assert await order_status(front, order_id) == "authorized"
+    (msg,) = front.iso("0100")
+    assert "120" not in msg
+
+
 async def test_an_expired_page_says_so(front: Front, browser: Browser) -> None:
     url, order_id = await create(front, expiration_timeout="1m")
     engine: Engine = front.runtime.orders.engine

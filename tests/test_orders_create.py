@@ -452,3 +452,39 @@ async def test_an_unticked_box_keeps_no_card_and_an_unchecked_box_is_offered_whe
     location, _ = await create(front, MINIMAL)
     html, _ = await _pay_page(front.http, location, card())
     assert "save_card" not in html
+
+
+async def test_a_project_without_cvv_and_holder_required_has_its_page_paid_without_them_and_no_de_120_goes_out(
+    front: Front,
+) -> None:
+    lenient = ProjectSettings(terminal_id="TERM0001", merchant_id="MERCHANT0000002", cvv_required=False,
+                              holder_required=False)  # fmt: skip
+    _, password = await front.runtime.projects.create("lenient", lenient)
+    resp = await front.http.post("/orders/create", json={"amount": "9.99"}, headers=basic("lenient", password))
+    assert resp.status == 201, await resp.text()
+    path, order_id = page_path(resp.headers["Location"]), (await resp.json())["orders"][0]["id"]
+    _, html = await form_of(front, path)
+    cvc = re.search(r'<label for="cvc">[^\n]*\n<input id="cvc"[^>]*>', html)
+    holder = re.search(r'<label for="holder">[^\n]*\n<input id="holder"[^\n]*\n[^>]*>', html)
+    assert cvc and holder, html
+    for field in (cvc.group(0), holder.group(0)):
+        assert "(optional)" in field and "required" not in field
+    resp = await post_form(front, path, {**card(cvc="", holder=""), "nonce": nonce_in(html)})
+    assert resp.status == 303 and resp.headers["Location"] == path
+    _, html = await form_of(front, path)
+    assert 'data-state="paid"' in html
+    (msg,) = front.iso("0100")
+    assert "120" not in msg and msg["2"] == PAN
+    _, doc = await front.call("GET", f"/orders/{order_id}?expand=card", headers=basic("lenient", password))
+    assert doc["orders"][0]["status"] == "authorized" and "holder" not in doc["orders"][0]["card"]
+
+    # The defaults (both required): the page asks for them as before and refuses an empty code at its field.
+    location, _ = await create(front, MINIMAL)
+    _, html = await form_of(front, page_path(location))
+    assert "(optional)" not in html and re.search(r'<input id="cvc"[^>]*\brequired\b', html)
+    resp = await post_form(front, page_path(location), {**card(cvc="", holder=""), "nonce": nonce_in(html)})
+    html = await resp.text()
+    assert resp.status == 422
+    assert re.search(r'id="err-cvc" role="alert">[^<]+</p>', html)
+    assert re.search(r'id="err-holder" role="alert">[^<]+</p>', html)
+    assert len(front.iso("0100")) == 1  # the lenient page's only

@@ -12,6 +12,18 @@ echoes the card number or the code.
 >>> read_card({"number": "4111111111111112", "exp_month": "1", "exp_year": "2025", "cvc": "1", "holder": ""},
 ...           today=(2026, 1))[1]
 {'number': 'number_invalid', 'exp': 'exp_past', 'cvc': 'cvc_invalid', 'holder': 'holder_invalid'}
+
+A project that lets the cardholder leave the code or the name out (``cvv_required``, ``holder_required``
+off): an empty one is no error and the card has none (no DE 120 goes out, as for the REST API); one given
+is checked all the same.
+
+>>> form, errors = read_card({"number": "4111111111111111", "exp_month": "12", "exp_year": "30", "cvc": " ",
+...                           "holder": ""}, today=(2026, 1), cvv_required=False, holder_required=False)
+>>> errors, form.card.cvv, form.card.holder if form else None
+({}, None, None)
+>>> read_card({"number": "4111111111111111", "exp_month": "12", "exp_year": "30", "cvc": "12", "holder": "J"},
+...           today=(2026, 1), cvv_required=False, holder_required=False)[1]
+{'cvc': 'cvc_invalid', 'holder': 'holder_invalid'}
 """
 
 from __future__ import annotations
@@ -47,9 +59,14 @@ def _digits(value: str, lo: int, hi: int) -> bool:
 
 
 def read_card(
-    form: Mapping[str, str], *, today: tuple[int, int] | None = None
+    form: Mapping[str, str],
+    *,
+    today: tuple[int, int] | None = None,
+    cvv_required: bool = True,
+    holder_required: bool = True,
 ) -> tuple[CardForm | None, dict[str, str]]:
-    """The card of a submitted form, or the error key of each field that is wrong."""
+    """The card of a submitted form, or the error key of each field that is wrong (``cvv_required``,
+    ``holder_required`` off: that field may be empty)."""
     errors: dict[str, str] = {}
     number = _SEPARATORS.sub("", form.get("number", "").strip())
     if not number:
@@ -68,11 +85,12 @@ def read_card(
         if (year, month) < now:  # a card is good through the last day of its month
             errors["exp"] = "exp_past"
     cvc = form.get("cvc", "").strip()
-    if not _digits(cvc, 3, 4):
+    if (cvc or cvv_required) and not _digits(cvc, 3, 4):
         errors["cvc"] = "cvc_invalid"
     holder = " ".join(form.get("holder", "").split())
-    if not _HOLDER.fullmatch(holder):
+    if (holder or holder_required) and not _HOLDER.fullmatch(holder):
         errors["holder"] = "holder_invalid"
     if errors:
         return None, errors
-    return CardForm(Card(number, expiry_month=month, expiry_year=year, cvv=cvc, holder=holder)), {}
+    card = Card(number, expiry_month=month, expiry_year=year, cvv=cvc or None, holder=holder or None)
+    return CardForm(card), {}

@@ -61,6 +61,9 @@ class Checkout:
     template: str = "standard"
     logo: str | None = None
     final: Mapping[str, str] | None = None
+    # The project's cvv_required / holder_required: off, the form shows that field as optional and takes it empty.
+    cvv_required: bool = True
+    holder_required: bool = True
 
     def return_to(self, state: str) -> str | None:
         """Where a payment's outcome sends the browser at once (None: the page shows the result)."""
@@ -249,7 +252,7 @@ async def submit(
     values = {k: form.get(k, "")[:64] for k in ("exp_month", "exp_year", "holder")}  # never the number or code
     if not nonce_ok(key, form.get("nonce", "")):
         return _form(request, checkout, _Form(action, form_nonce(key), values=values, general=words["form_stale"]), 403)
-    card, errors = read_card(form)
+    card, errors = read_card(form, cvv_required=checkout.cvv_required, holder_required=checkout.holder_required)
     if card is None:
         stale = _Form(action, form_nonce(key), errors=errors, values=values, general=words["fix_errors"])
         return _form(request, checkout, stale, 422)

@@ -67,6 +67,8 @@ def _checkout(view: PageView, returns: Mapping[str, str] | None = None, look: Lo
         mobile=row.mobile,
         save_card=row.oneclick_prechecked if row.oneclick_customer is not None else None,
         return_urls=returns or {},
+        cvv_required=view.cvv_required,
+        holder_required=view.holder_required,
     )
 
 

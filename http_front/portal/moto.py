@@ -93,14 +93,9 @@ def _amount(raw: str, errors: dict[str, str]) -> Decimal | None:
 def _card(values: dict[str, str], errors: dict[str, str], holder_required: bool) -> Card | None:
     """The keyed card, checked as the payment page checks it. The security code may be left empty (a mail order
     has none; the seed's form asks for none), the holder too when the project's ``holder_required`` is off."""
-    cvc, holder = values.get("cvc", "").strip(), values.get("holder", "").strip()
-    blank_holder = not holder and not holder_required
-    checked, problems = read_card({**values, "cvc": cvc or "000", "holder": "NOT GIVEN" if blank_holder else holder})
+    checked, problems = read_card(values, cvv_required=False, holder_required=holder_required)
     errors.update({field: _MESSAGES[key] for field, key in problems.items()})
-    if checked is None:
-        return None
-    card = checked.card
-    return Card(card.pan, card.expiry_month, card.expiry_year, cvc or None, None if blank_holder else card.holder)
+    return None if checked is None else checked.card
 
 
 def _request(values: dict[str, str], errors: dict[str, str], holder_required: bool) -> AuthorizeRequest | None:

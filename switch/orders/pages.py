@@ -166,6 +166,10 @@ class PageView:
     closed: str | None
     reason: str | None = None
     challenge: Challenge | None = None
+    # The project's card rules (cvv_required, holder_required): the page's form asks for these as optional
+    # when off, as the REST API takes a card without them.
+    cvv_required: bool = True
+    holder_required: bool = True
 
 
 class PageClosed(Rejected):
@@ -353,7 +357,7 @@ class PaymentPages:
         if order is None or project is None:
             raise PageNotFound()
         closed, reason = _closed(row, order, self.engine.clock())
-        return PageView(row, order, _merchant_name(project), closed, reason)
+        return _page(row, order, project, closed, reason)
 
     async def pay(
         self,
@@ -446,10 +450,10 @@ class PaymentPages:
                 links=links,
                 terminal=row.terminal,
             )
-            return await self._three_ds(project, row, view.merchant, order, start)
+            return await self._three_ds(project, row, order, start)
         await self._authorize(project, order, card, now, row.terminal)
         closed, why = await self._settle(project, row, order)
-        return PageView(row, order, view.merchant, closed, why)
+        return _page(row, order, project, closed, why)
 
     async def _release(self, attempt: Order) -> None:
         """A payment attempt that failed before anything was sent or prepared (the DS down, a card the
@@ -477,10 +481,10 @@ class PaymentPages:
             project = await self._projects(view.row.project_id)
             assert project is not None
             start = self.secure3d.resume(project, view.order, links)
-            return await self._three_ds(project, view.row, view.merchant, view.order, start)
+            return await self._three_ds(project, view.row, view.order, start)
 
     async def _three_ds(
-        self, project: Project, row: PageRow, merchant: str, order: Order, step: Awaitable[Order | Challenge]
+        self, project: Project, row: PageRow, order: Order, step: Awaitable[Order | Challenge]
     ) -> PageView:
         """A step of 3-D Secure: the challenge to show, or the payment's end (a decline raised is shown)."""
         try:
@@ -493,10 +497,10 @@ class PaymentPages:
             order = after.order
         else:
             if not isinstance(started, Order):
-                return PageView(row, order, merchant, "pending", challenge=started)
+                return _page(row, order, project, "pending", challenge=started)
             order = started
         closed, why = await self._settle(project, row, order)
-        return PageView(row, order, merchant, closed, why)
+        return _page(row, order, project, closed, why)
 
     async def settle(self, project: Project, order: Order) -> None:
         """After a page's order got its authorization elsewhere (3-D Secure's completion): the page's
@@ -517,7 +521,7 @@ class PaymentPages:
             return None
         async with self.engine.lock(order.id):
             closed, why = await self._settle(project, row, order)
-        return PageView(row, order, _merchant_name(project), closed, why)
+        return _page(row, order, project, closed, why)
 
     async def _settle(self, project: Project, row: PageRow, order: Order) -> tuple[str | None, str | None]:
         closed, reason = _closed(row, order, self.engine.clock())
@@ -590,6 +594,17 @@ def _attach(order: Order, sealed: Order) -> None:
     order.expiry_month = sealed.expiry_month
     order.expiry_year = sealed.expiry_year
     order.issuer = sealed.issuer
+
+
+def _page(
+    row: PageRow, order: Order, project: Project, closed: str | None, reason: str | None = None, **more: Any
+) -> PageView:
+    """The page of ``row`` as it is, with the project's name and card rules."""
+    s = project.settings
+    return PageView(
+        row, order, _merchant_name(project), closed, reason, **more,
+        cvv_required=s.cvv_required, holder_required=s.holder_required,
+    )  # fmt: skip
 
 
 def _merchant_name(project: Project) -> str:
