@@ -134,7 +134,7 @@ async def test_the_served_document_is_self_contained_valid_openapi(http: Http) -
     assert served["servers"][0]["url"] == "/"
 
 
-_PAGE_FILES = {"public:docs-static", "public:pay-static"}  # files of pages, not API operations
+_PAGE_FILES = {"public:docs-static", "public:pay-static", "public:pay-logo"}  # files of pages, not API operations
 
 
 async def test_every_route_of_the_app_is_in_the_served_document(http: Http) -> None:
