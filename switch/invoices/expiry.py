@@ -21,21 +21,17 @@ same instant either pays (the sweep finds a card just attached and leaves the or
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from switch.background import CLOSE_TIMEOUT, Periodic
 from switch.orders.repo import OrderRepo
 
 __all__ = ["CLOSE_TIMEOUT", "ExpiryConfig", "InvoiceExpiry"]
 
 log = logging.getLogger("isoswitch.invoices")
-
-# close() lets a running round finish for this long, then cancels it (its transaction rolls back: nothing lost).
-CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,55 +53,25 @@ class ExpiryConfig:
             raise ValueError("invoice expiry: need interval > 0, batch >= 1 and abandoned_after > 0")
 
 
-class InvoiceExpiry:
+class InvoiceExpiry(Periodic):
     """Closes the waiting orders of expired invoices every ``interval`` seconds (or when kicked)."""
 
     def __init__(self, orders: OrderRepo, clock: Callable[[], datetime], config: ExpiryConfig | None = None) -> None:
         """``clock``: the engine's (what ``expires`` is checked against; tests move it)."""
+        # A failed sweep changed nothing (the database may be restarting): the next round finds the same rows.
+        super().__init__(log=log, failed="sweep of expired invoices failed", interval=lambda: self.config.interval)
         self._orders = orders
         self._clock = clock
         self.config = config or ExpiryConfig()
         self.expired = 0  # orders this process closed
-        self._task: asyncio.Task[None] | None = None
-        self._kick = asyncio.Event()
-        self._stopping = False
-
-    def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.ensure_future(self.run())
-
-    def kick(self) -> None:
-        """Sweep now (tests; a process that knows an expiry just passed)."""
-        self._kick.set()
 
     async def close(self, *, timeout: float | None = None) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._kick.set()
-        await asyncio.wait({task}, timeout=CLOSE_TIMEOUT if timeout is None else min(timeout, CLOSE_TIMEOUT))
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        """A running round gets ``timeout`` seconds, never more than ``CLOSE_TIMEOUT`` (its transaction rolls back
+        when cancelled: nothing lost)."""
+        await super().close(timeout=CLOSE_TIMEOUT if timeout is None else min(timeout, CLOSE_TIMEOUT))
 
-    async def run(self) -> None:
-        while not self._stopping:
-            self._kick.clear()  # before the round: a kick that comes during it is not lost
-            try:
-                closed = await self.work_once()
-            except Exception:
-                # The database may be restarting: nothing was changed, the next round finds the same rows.
-                log.warning("sweep of expired invoices failed", exc_info=True)
-                closed = 0
-            if self._stopping:
-                break
-            if closed >= self.config.batch:
-                continue  # more may be due
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.config.interval)
+    def more_due(self, done: int) -> bool:
+        return done >= self.config.batch
 
     async def work_once(self) -> int:
         """One round: the due invoices' orders closed, their callbacks written; how many."""

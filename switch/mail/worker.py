@@ -12,11 +12,11 @@ until ``max_attempts``. Every attempt is recorded with the server's reply or the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
 from switch import metrics
+from switch.background import CLOSE_TIMEOUT, Periodic
 from switch.mail.config import MailConfig
 from switch.mail.message import envelope_sender
 from switch.mail.store import Claimed, MailStore
@@ -27,7 +27,6 @@ log = logging.getLogger("isoswitch.mail")
 
 # A claimed row is someone else's again this long after the attempt's timeout.
 _LEASE_MARGIN = 10.0
-CLOSE_TIMEOUT = 2.0
 
 
 class MailRefused(Exception):
@@ -46,40 +45,23 @@ class MailSender(Protocol):
     async def send(self, sender: str, recipient: str, message: bytes, timeout: float) -> str: ...
 
 
-class MailWorker:
+class MailWorker(Periodic):
     """Sends what is due every ``poll_interval`` (or at once when kicked by a new mail)."""
 
     def __init__(self, store: MailStore, config: MailConfig, sender: MailSender) -> None:
+        super().__init__(log=log, failed="mail round failed", interval=lambda: self.config.poll_interval)
         self.store = store
         self.config = config
         self.sender = sender
         self.sent = 0  # mails this process handed over
         self._outcomes = {o: metrics.counter("isoswitch_mail_attempts", o) for o in ("sent", "retried", "failed")}
-        self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
-        self._kick = asyncio.Event()
-        self._stopping = False
-
-    def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.ensure_future(self.run())
-
-    def kick(self) -> None:
-        self._kick.set()
 
     async def close(self, *, timeout: float | None = None) -> None:
         """Stop claiming; give sends in flight ``timeout`` seconds (their rows' leases cover the rest)."""
-        task, self._task = self._task, None
-        if task is None:
+        if not await self._stop_loop(timeout):
             return
-        self._stopping = True
-        self._kick.set()
         wait = CLOSE_TIMEOUT if timeout is None else timeout
-        await asyncio.wait({task}, timeout=wait)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=wait)
         for t in list(self._inflight):
@@ -90,20 +72,8 @@ class MailWorker:
         if closer is not None:
             await closer()
 
-    async def run(self) -> None:
-        while not self._stopping:
-            self._kick.clear()  # before the round: a kick that comes during it is not lost
-            try:
-                claimed = await self.work_once()
-            except Exception:
-                log.warning("mail round failed", exc_info=True)  # the database may be restarting
-                claimed = 0
-            if self._stopping:
-                break
-            if claimed and len(self._inflight) < self.config.batch:
-                continue  # more may be due
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.config.poll_interval)
+    def more_due(self, done: int) -> bool:
+        return done > 0 and len(self._inflight) < self.config.batch  # a full house waits for a free slot's kick
 
     async def work_once(self) -> int:
         """Claim what is due (as many as free slots) and start sending it; how many were claimed."""

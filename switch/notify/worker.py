@@ -17,12 +17,12 @@ It runs in every serving process, like the mail and webhook workers (their model
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from switch.background import Periodic
 from switch.mail import Mail, Mailer
 from switch.notify.config import TelegramConfig
 from switch.notify.events import Notice, event_status, invoice_notice, login_notice, order_notices
@@ -39,7 +39,6 @@ log = logging.getLogger("isoswitch.notify")
 LoadOrder = Callable[[int, str], Awaitable["Order | None"]]
 _LEASE_MARGIN = 10.0
 _SWEEP_EVERY = 30.0
-CLOSE_TIMEOUT = 2.0
 
 
 class TelegramRefused(Exception):
@@ -58,7 +57,7 @@ class TelegramSender(Protocol):
     async def send_message(self, chat_id: str, text: str, timeout: float) -> str: ...
 
 
-class NotifyWorker:
+class NotifyWorker(Periodic):
     def __init__(
         self,
         store: NotifyStore,
@@ -70,6 +69,8 @@ class NotifyWorker:
         telegram: TelegramSender | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        # A failed round: the database may be restarting.
+        super().__init__(log=log, failed="notify round failed", interval=lambda: self.config.poll_interval)
         self.store = store
         self.config = config
         self.mailer = mailer
@@ -77,29 +78,11 @@ class NotifyWorker:
         self.load_order = load_order
         self.telegram = telegram
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
-        self._task: asyncio.Task[None] | None = None
-        self._kick = asyncio.Event()
-        self._stopping = False
         self._next_sweep = 0.0
 
-    def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.ensure_future(self.run())
-
-    def kick(self) -> None:
-        self._kick.set()
-
     async def close(self, *, timeout: float | None = None) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            self._stopping = True
-            self._kick.set()
-            await asyncio.wait({task}, timeout=CLOSE_TIMEOUT if timeout is None else timeout)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        closer = getattr(self.telegram, "close", None)
+        await self._stop_loop(timeout)
+        closer = getattr(self.telegram, "close", None)  # even when never started: the runtime made it
         if closer is not None:
             await closer()
 
@@ -107,26 +90,15 @@ class NotifyWorker:
         if self.events is not None:
             self.events.notified = await self.store.notified_projects()
 
-    async def run(self) -> None:
+    async def work_once(self) -> int:
+        """One round: who wants order events re-read, expired invoices swept (twice a minute), events fanned out
+        and deliveries made; how many events and deliveries were claimed (any: look again at once)."""
         loop = asyncio.get_running_loop()
-        while not self._stopping:
-            busy = False
-            try:
-                await self.refresh()
-                if loop.time() >= self._next_sweep:
-                    self._next_sweep = loop.time() + _SWEEP_EVERY
-                    await self.store.sweep_expired(self.clock())
-                busy = await self.dispatch_once() > 0
-                busy = await self.deliver_once() > 0 or busy
-            except Exception:
-                log.warning("notify round failed", exc_info=True)  # the database may be restarting
-            if self._stopping:
-                break
-            if busy:
-                continue
-            self._kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.config.poll_interval)
+        await self.refresh()
+        if loop.time() >= self._next_sweep:
+            self._next_sweep = loop.time() + _SWEEP_EVERY
+            await self.store.sweep_expired(self.clock())
+        return await self.dispatch_once() + await self.deliver_once()
 
     # -- fan-out -------------------------------------------------------------------------------
 

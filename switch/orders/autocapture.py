@@ -18,8 +18,6 @@ decides, the portal shows why); the issuer unreachable (retried with backoff, ``
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from switch.background import Periodic
 from switch.orders.errors import Declined, Fraud, InvalidInput, Rejected
 from switch.orders.model import Order
 from switch.orders.requests import AmountRequest
@@ -36,9 +35,6 @@ from switch.store.projects import Project
 __all__ = ["AutoCapture", "AutoCaptureConfig"]
 
 log = logging.getLogger("isoswitch.autocapture")
-
-# close() lets a running round finish for this long, then cancels it (its charge is the engine's: recovery ends it).
-CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +88,7 @@ Charge = Callable[[Project, str, AmountRequest], Awaitable[Order]]
 ProjectOf = Callable[[int], Awaitable[Project | None]]
 
 
-class AutoCapture:
+class AutoCapture(Periodic):
     """Charges due authorizations every ``config.interval`` seconds (or when kicked)."""
 
     def __init__(
@@ -104,50 +100,17 @@ class AutoCapture:
         config: AutoCaptureConfig | None = None,
     ) -> None:
         """``charge``: the orders service's (``OrdersService.charge``); ``project_of``: a project by id."""
+        # close() cancels a round still running after CLOSE_TIMEOUT: its charge is the engine's, recovery ends it.
+        super().__init__(log=log, failed="auto-capture round failed; retried", interval=lambda: self.config.interval)
         self._pool = pool
         self._charge = charge
         self._project_of = project_of
         self.clock = clock
         self.config = config or AutoCaptureConfig()
         self.captured = 0  # orders this process charged
-        self._task: asyncio.Task[None] | None = None
-        self._kick = asyncio.Event()
-        self._stopping = False
 
-    def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.ensure_future(self.run())
-
-    def kick(self) -> None:
-        self._kick.set()
-
-    async def close(self, *, timeout: float | None = None) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._kick.set()
-        await asyncio.wait({task}, timeout=CLOSE_TIMEOUT if timeout is None else timeout)
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def run(self) -> None:
-        while not self._stopping:
-            try:
-                claimed = await self.work_once()
-            except Exception:
-                log.warning("auto-capture round failed; retried", exc_info=True)
-                claimed = 0
-            if self._stopping:
-                break
-            if claimed >= self.config.batch:
-                continue  # more may be due
-            self._kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.config.interval)
+    def more_due(self, done: int) -> bool:
+        return done >= self.config.batch
 
     async def work_once(self) -> int:
         """One round: the due orders claimed and charged (one at a time: hours late, a second more is nothing)."""
