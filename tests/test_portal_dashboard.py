@@ -199,6 +199,23 @@ async def test_one_projects_dashboard_and_balance_never_count_anothers_payments(
     assert theirs not in balance and theirs not in page
 
 
+async def test_test_mode_payments_count_in_neither_the_dashboard_nor_the_balance(front: Front) -> None:
+    project = await front.runtime.projects.by_login("project")
+    assert project is not None
+    live = await _authorize(front, amount=Decimal("9.00"))
+    await _call(front, "PUT", f"/orders/{live}/charge")
+    test = await _authorize(front, amount=Decimal("4.00"))
+    await _call(front, "PUT", f"/orders/{test}/charge")
+    # A test-mode order (a pk_test_ key, a test_mode invoice: routed to [routing] test) is not the merchant's money.
+    await front.runtime.db.pool.execute("UPDATE orders SET test_mode = true WHERE id = $1", test)
+    stats = front.runtime.orders.stats
+    board = await stats.dashboard(project.id, today_range(front))
+    assert (board.totals["USD"].payments, board.totals["USD"].charged) == (1, 900)
+    balance = await stats.balance(project.id, today_range(front))
+    assert [(r.currency, r.receipts_count, r.receipts) for r in balance.rows] == [("USD", 1, 900)]
+    assert {m.order_id for m in balance.movements} == {live}
+
+
 async def test_the_dashboard_balance_and_report_send_a_browser_without_a_session_to_the_login(front: Front) -> None:
     for path in ("/portal/dashboard", "/portal/balance", "/portal/reports/daily?day=2026-01-01"):
         answer = await front.http.get(path, allow_redirects=False)
