@@ -580,3 +580,21 @@ async def test_the_html_form_of_a_payment_link_makes_the_invoice_and_sends_the_b
     }
     _, none = await front.call("GET", "/api/payment-invoices?filter[reference_id]=link-2")
     assert none["data"] == []
+
+
+async def test_gateway_options_take_the_seeds_tokenize_false_and_refuse_what_they_cannot_honour(front: Front) -> None:
+    def request(options: object, reference: str) -> dict[str, Any]:
+        attrs = {"reference_id": reference, "service": "payment_card_usd_hpp", "currency": "USD", "amount": 10}
+        return {"data": {"type": "payment-invoices", "attributes": {**attrs, "gateway_options": options}}}
+
+    status, doc = await front.call("POST", "/api/payment-invoices", request({"cardgate": {"tokenize": False}}, "g1"))
+    assert status == 201, doc
+    for options, field in (
+        ({"cardgate": {"tokenize": True}}, "gateway_options.cardgate.tokenize"),
+        ({"checkout": {"theme": "dark"}}, "gateway_options.checkout"),
+        ({"cardgate": {"tokenize": False, "skin": 1}}, "gateway_options.cardgate.skin"),
+    ):
+        status, doc = await front.call("POST", "/api/payment-invoices", request(options, "g2"))
+        assert status == 422 and set(doc["errors"]) == {field}, doc
+    _, listed = await front.call("GET", "/api/payment-invoices?filter[reference_id]=g2")
+    assert listed["data"] == []

@@ -66,6 +66,37 @@ def _object(attrs: Mapping[str, Any], key: str, errors: dict[str, str]) -> dict[
     return value
 
 
+def _gateway_options(attrs: Mapping[str, Any], errors: dict[str, str]) -> dict[str, Any] | None:
+    """seeds/002's ``gateway_options`` ("the set and possible values for each account"): ours is the seed's
+    ``{"cardgate": {"tokenize": false}}`` only. An invoice page never keeps the card, so ``tokenize: true`` and
+    any other option are refused rather than accepted and ignored.
+
+    >>> errors: dict[str, str] = {}
+    >>> _gateway_options({"gateway_options": {"cardgate": {"tokenize": False}}}, errors), errors
+    ({'cardgate': {'tokenize': False}}, {})
+    >>> _ = _gateway_options({"gateway_options": {"cardgate": {"tokenize": True}, "x": 1}}, errors)
+    >>> sorted(errors)
+    ['gateway_options.cardgate.tokenize', 'gateway_options.x']
+    """
+    options = _object(attrs, "gateway_options", errors)
+    if options is None:
+        return None
+    for key in options.keys() - {"cardgate"}:
+        errors[f"gateway_options.{key}"] = "This option is not supported."
+    cardgate = options.get("cardgate", {})
+    if not isinstance(cardgate, dict):
+        errors["gateway_options.cardgate"] = "This value should be an object."
+        return options
+    for key in cardgate.keys() - {"tokenize"}:
+        errors[f"gateway_options.cardgate.{key}"] = "This option is not supported."
+    tokenize = cardgate.get("tokenize", False)
+    if not isinstance(tokenize, bool):
+        errors["gateway_options.cardgate.tokenize"] = "This value should be true or false."
+    elif tokenize:
+        errors["gateway_options.cardgate.tokenize"] = "Saving the card is not offered on invoice pages."
+    return options
+
+
 def _url(value: object, key: str, errors: dict[str, str]) -> str | None:
     if value is None:
         return None
@@ -259,7 +290,7 @@ def attributes_request(
         "return_url": _url(attrs.get("return_url"), "return_url", errors),
         "return_urls": _return_urls(attrs, errors),
         "callback_url": _url(attrs.get("callback_url"), "callback_url", errors),
-        "gateway_options": _object(attrs, "gateway_options", errors),
+        "gateway_options": _gateway_options(attrs, errors),
         "expires": _expires(attrs.get("expires"), now, errors),
     }
     if errors:
