@@ -135,6 +135,7 @@ async def test_the_seeds_two_examples_answer_201_with_the_pages_location_and_the
         ({"amount": 1, "options": {"expiration_timeout": "8d"}}, "#/options/expiration_timeout"),
         ({"amount": 1, "options": {"expiration_timeout": 5}}, "#/options/expiration_timeout"),
         ({"amount": 1, "options": {"apple_pay_enabled": 1}}, "#/options/apple_pay_enabled"),
+        ({"amount": 1, "options": {"template": "fancy"}}, "#/options/template"),
         ({"amount": 1, "pan": PAN}, "#/pan"),
         (
             {"amount": 1, "extra_fields": {"dynamic_descriptor": {"merchant": "A", "city": "B", "country": "US"}}},
@@ -157,6 +158,15 @@ async def test_the_expiration_timeout_takes_seconds_minutes_and_hours(front: Fro
 
 
 # -- tokens and projects ------------------------------------------------------------------------
+
+
+async def test_options_template_chooses_the_pages_layout_over_the_projects(front: Front) -> None:
+    location, _ = await create(front, {"amount": 1, "options": {"template": "dark"}})
+    status, html = await form_of(front, page_path(location))
+    assert status == 200 and 'class="tpl-dark' in html
+    location, _ = await create(front, {"amount": 1})
+    status, html = await form_of(front, page_path(location))
+    assert status == 200 and 'class="tpl-standard' in html  # the project's (default) template
 
 
 async def test_page_tokens_are_random_and_only_their_hash_is_stored(front: Front) -> None:

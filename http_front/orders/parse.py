@@ -44,7 +44,7 @@ from switch.orders.requests import (
     TokenPayRequest,
 )
 from switch.orders.wallet import dsrp_data
-from switch.store.projects import ProjectSettings
+from switch.store.projects import PAGE_TEMPLATES, ProjectSettings
 from switch.translate import Card, CredentialReason, Descriptor, Initiator, InvalidField, ThreeDSecure
 from switch.webhooks.policy import UrlRefused, check_form
 
@@ -325,6 +325,9 @@ def page_options(options: Mapping[str, Any]) -> PageOptions:
         if timeout is None:
             raise validation("Must be seconds, or a number with s, m, h or d (30m)", "options/expiration_timeout")
     template = options.get("template")
+    if template not in (None, "") and template not in PAGE_TEMPLATES:
+        # seeds/003's options.template names the page's layout: ours are the project's templates, none other.
+        raise validation(f"Must be one of {', '.join(PAGE_TEMPLATES)}", "options/template")
     return PageOptions(
         expiration=timeout,
         language=str(options.get("language") or "en"),

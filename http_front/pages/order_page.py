@@ -55,7 +55,7 @@ async def _returns(request: web.Request, view: PageView) -> dict[str, str]:
 def _checkout(view: PageView, returns: Mapping[str, str] | None = None, look: Look = PLAIN) -> Checkout:
     order, row = view.order, view.row
     return Checkout(
-        template=look.template,
+        template=row.template or look.template,  # the order's options.template, else the project's
         logo=look.logo,
         final=look.final(view),
         amount=from_minor(order.amount, order.currency),
